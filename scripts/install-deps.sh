@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lpmnet needs, only those that are missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config zlib1g-dev libnifti2-dev libpng-dev libomp-dev time
+      python3 python3-torch python3-numpy python3-nibabel python3-scipy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "lpmnet: installing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,51 @@
+/* File formats: safetensors (weights and test fixtures), atomic output files, PNG. */
+#ifndef LPM_IO_H
+#define LPM_IO_H
+
+#include "../core/core.h"
+#include <stdio.h>
+
+/* ---- atomic output: write to "<path>.tmp.XXXXXX" in the same folder, then rename.
+ * lpm_atomic_open fails with a message naming path when the folder is not writable. */
+typedef struct {
+    FILE *fp;
+    char path[4096];
+    char tmp[4096];
+} lpm_atomic_file;
+lpm_status lpm_atomic_open(lpm_atomic_file *f, const char *path);
+/* Flush, fsync, close and rename; on any failure the temporary file is removed. */
+lpm_status lpm_atomic_commit(lpm_atomic_file *f);
+/* Close and remove the temporary file (after a failed write). */
+void lpm_atomic_abort(lpm_atomic_file *f);
+/* A temporary file name next to path (for libraries that open files themselves, such
+ * as nifti_clib): writes "<dir>/.<base>.tmp.<pid>.<counter><ext>" into tmp. */
+lpm_status lpm_temp_name_like(char *tmp, size_t n, const char *path, const char *ext);
+
+/* ---- safetensors: any tensors, stored F32/F16/BF16, converted to float32 on read. */
+#define LPM_ST_MAXDIM 8
+typedef struct lpm_st_file lpm_st_file;
+/* Parses the whole file (header checked: JSON syntax, dtypes, offsets inside the file). */
+lpm_status lpm_st_read(const char *path, lpm_st_file **out);
+void lpm_st_close(lpm_st_file *f);
+int lpm_st_count(const lpm_st_file *f);
+const char *lpm_st_name(const lpm_st_file *f, int i);
+/* The stored dtype ("F32", "F16", "BF16") of tensor i. */
+const char *lpm_st_dtype(const lpm_st_file *f, int i);
+/* Tensor by name: float32 data (owned by f), its ndim and shape; NULL when absent. */
+const float *lpm_st_find(const lpm_st_file *f, const char *name, int *ndim,
+                         int64_t shape[LPM_ST_MAXDIM]);
+/* Write n F32 tensors atomically; metadata (string key/value pairs, may be NULL/0)
+ * goes into "__metadata__". */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[LPM_ST_MAXDIM];
+    const float *data;
+} lpm_st_tensor;
+lpm_status lpm_st_write(const char *path, const lpm_st_tensor *tensors, int n,
+                        const char *const *meta_kv, int n_meta);
+
+/* ---- PNG (libpng): 8-bit RGB image, rows top to bottom, written atomically. */
+lpm_status lpm_png_write_rgb(const char *path, const uint8_t *rgb, int width, int height);
+
+#endif
