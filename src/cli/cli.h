@@ -1,0 +1,44 @@
+/* The lpmnet command-line tool: one function per subcommand (cmd_<name>.c), each taking
+ * the arguments after its name and returning the exit code (an lpm_status:
+ * 0 ok, 1 usage, 2 input/data error, 3 internal). */
+#ifndef LPM_CLI_H
+#define LPM_CLI_H
+
+#include "lpmnet.h"
+#include <stdint.h>
+
+int cmd_fuse(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_phantom(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+
+/* Print "lpmnet CMD: message" to stderr and return code. */
+int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Report a failed library call: prints lpm_last_error() and returns its status. */
+int cli_fail(const char *cmd, lpm_status st);
+/* True when arg is "-h" or "--help". */
+int cli_is_help(const char *arg);
+/* Parse helpers: return 0 on success, print a usage error and return 1 otherwise. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+/* "D,H,W" -> three positive integers. */
+int cli_parse_shape(const char *cmd, const char *opt, const char *s, int64_t shape[3]);
+/* Value of an option that needs one: argv[*i + 1]; advances *i. NULL + message if missing. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* Progress line on stderr when it is a terminal and the work is longer than a second:
+ * pass &state as the lpm_progress_fn context. */
+typedef struct {
+    const char *label;
+    double start;
+    int shown;
+} cli_progress_state;
+void cli_progress(void *ctx, int64_t done, int64_t total);
+void cli_progress_end(cli_progress_state *s);
+
+/* The bundled default model: $LPM_MODEL, else <bindir>/../share/lpmnet/lpmnet-mri.safetensors,
+ * else <source tree>/models/lpmnet-mri.safetensors. NULL when none exists. */
+const char *cli_default_model(void);
+
+#endif

@@ -1,0 +1,117 @@
+#include "cli.h"
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_error(const char *cmd, int code, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "lpmnet %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+int cli_fail(const char *cmd, lpm_status st) {
+    return cli_error(cmd, st, "%s", lpm_last_error()[0] ? lpm_last_error() : "failed");
+}
+
+int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return cli_error(cmd, LPM_ERR_USAGE, "%s expects an integer in [%ld, %ld], got '%s'", opt,
+                         min, max, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v != v)
+        return cli_error(cmd, LPM_ERR_USAGE, "%s expects a number, got '%s'", opt, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return cli_error(cmd, LPM_ERR_USAGE, "%s expects a non-negative integer, got '%s'", opt, s);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int cli_parse_shape(const char *cmd, const char *opt, const char *s, int64_t shape[3]) {
+    long long d, h, w;
+    char extra;
+    if (sscanf(s, "%lld,%lld,%lld%c", &d, &h, &w, &extra) != 3 || d < 1 || h < 1 || w < 1 ||
+        d > 100000 || h > 100000 || w > 100000)
+        return cli_error(cmd, LPM_ERR_USAGE, "%s expects D,H,W (three positive integers), got '%s'",
+                         opt, s);
+    shape[0] = d, shape[1] = h, shape[2] = w;
+    return 0;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_error(cmd, LPM_ERR_USAGE, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+void cli_progress(void *ctx, int64_t done, int64_t total) {
+    cli_progress_state *s = ctx;
+    if (!isatty(STDERR_FILENO)) return;
+    double now = lpm_seconds();
+    if (s->start == 0) s->start = now;
+    double elapsed = now - s->start;
+    if (elapsed < 1.0 && done < total) return;
+    double eta = done > 0 ? elapsed * (double)(total - done) / (double)done : 0;
+    fprintf(stderr, "\r%s %3d%% (%lld/%lld) %.1fs elapsed, ETA %.1fs   ", s->label,
+            total ? (int)(100 * done / total) : 100, (long long)done, (long long)total, elapsed, eta);
+    s->shown = 1;
+}
+
+void cli_progress_end(cli_progress_state *s) {
+    if (s->shown) fputc('\n', stderr);
+    s->shown = 0;
+}
+
+static int file_exists(const char *path) { return access(path, R_OK) == 0; }
+
+const char *cli_default_model(void) {
+    static char path[4096];
+    const char *env = getenv("LPM_MODEL");
+    if (env && *env) return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%s/../share/lpmnet/lpmnet-mri.safetensors", exe);
+            if (file_exists(path)) return path;
+        }
+    }
+#ifdef LPM_SOURCE_DIR
+    snprintf(path, sizeof path, "%s/models/lpmnet-mri.safetensors", LPM_SOURCE_DIR);
+    if (file_exists(path)) return path;
+#endif
+    return NULL;
+}

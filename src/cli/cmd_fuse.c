@@ -1,0 +1,202 @@
+/* lpmnet fuse A B -o OUT: LPM-Net (default) or a classical method. */
+#include "classical/classical.h"
+#include "cli.h"
+#include "io/io.h"
+#include "io/montage.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *CMD = "fuse";
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: lpmnet fuse A B -o OUT [options]\n\n"
+            "Fuse two co-registered 3-D volumes. Each input is min-max normalised to [0,1];\n"
+            "the output is float32 in [0,1] on A's grid with A's geometry (qform/sform, pixdim).\n\n"
+            "  -o, --out FILE        fused volume (.nii or .nii.gz)\n"
+            "  -m, --model FILE      LPM-Net weights (.safetensors; authors' tensor names)\n"
+            "                        [default: the bundled model, see 'lpmnet info --model']\n"
+            "  --method NAME         lpmnet (default), average, max, pca, dwt, laplacian, guided\n"
+            "  --components DIR      also write DIR/base.nii.gz and DIR/detail.nii.gz (lpmnet)\n"
+            "  --resample            resample B onto A's grid through the headers' world\n"
+            "                        coordinates (trilinear) instead of requiring one grid\n"
+            "  --preview FILE.png    picture of the orthogonal mid-slices of A, B and the result\n"
+            "  --threads N           threads (default: all cores)\n"
+            "  -h, --help            this help\n");
+}
+
+typedef struct {
+    const char *a, *b, *out, *model, *method, *components, *preview;
+    int resample;
+    long threads;
+} fuse_args;
+
+static int parse(int argc, char **argv, fuse_args *o) {
+    const char *pos[2];
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (cli_is_help(s)) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
+            if (!(o->out = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "-m") || !strcmp(s, "--model")) {
+            if (!(o->model = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "--method")) {
+            if (!(o->method = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "--components")) {
+            if (!(o->components = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "--preview")) {
+            if (!(o->preview = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "--resample")) {
+            o->resample = 1;
+        } else if (!strcmp(s, "--threads")) {
+            const char *v = cli_value(CMD, argc, argv, &i);
+            if (!v || cli_parse_int(CMD, "--threads", v, 1, 4096, &o->threads)) return LPM_ERR_USAGE;
+        } else if (s[0] == '-' && s[1]) {
+            return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s' (see lpmnet fuse --help)", s);
+        } else if (npos < 2) {
+            pos[npos++] = s;
+        } else {
+            return cli_error(CMD, LPM_ERR_USAGE, "unexpected argument '%s'", s);
+        }
+    }
+    if (npos != 2 || !o->out) {
+        usage(stderr);
+        return LPM_ERR_USAGE;
+    }
+    o->a = pos[0], o->b = pos[1];
+    if (!o->method) o->method = "lpmnet";
+    if (strcmp(o->method, "lpmnet") != 0 && !lpm_classical_known(o->method))
+        return cli_error(CMD, LPM_ERR_USAGE, "unknown method '%s' (valid: lpmnet, %s)", o->method,
+                         lpm_classical_names());
+    if (o->components && strcmp(o->method, "lpmnet") != 0)
+        return cli_error(CMD, LPM_ERR_USAGE, "--components needs --method lpmnet");
+    return 0;
+}
+
+/* Fail early (before minutes of work) when an output cannot be created. */
+static lpm_status check_writable(const char *path) {
+    lpm_atomic_file f;
+    lpm_status st = lpm_atomic_open(&f, path);
+    if (st == LPM_OK) lpm_atomic_abort(&f);
+    return st;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
+                                const lpm_volume *f) {
+    lpm_volume na = {0}, nb = {0};
+    lpm_status st = lpm_volume_alloc_like(&na, a);
+    if (!st) st = lpm_volume_alloc_like(&nb, a);
+    if (!st) {
+        memcpy(na.data, a->data, sizeof(float) * (size_t)lpm_volume_numel(a));
+        memcpy(nb.data, b->data, sizeof(float) * (size_t)lpm_volume_numel(a));
+        st = lpm_normalize_minmax(&na, o->a);
+    }
+    if (!st) st = lpm_normalize_minmax(&nb, o->b);
+    if (!st) {
+        const char *labels[3] = {base_name(o->a), base_name(o->b), o->method};
+        const float *vols[3] = {na.data, nb.data, f->data};
+        st = lpm_montage_write(o->preview, labels, vols, 3, a->nz, a->ny, a->nx);
+    }
+    lpm_volume_free(&na);
+    lpm_volume_free(&nb);
+    return st;
+}
+
+static lpm_status fuse_classical(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
+                                 lpm_volume *out) {
+    lpm_volume na = {0}, nb = {0};
+    lpm_status st = lpm_volume_alloc_like(&na, a);
+    if (!st) st = lpm_volume_alloc_like(&nb, a);
+    if (!st) st = lpm_volume_alloc_like(out, a);
+    if (!st) {
+        memcpy(na.data, a->data, sizeof(float) * (size_t)lpm_volume_numel(a));
+        memcpy(nb.data, b->data, sizeof(float) * (size_t)lpm_volume_numel(a));
+        st = lpm_normalize_minmax(&na, o->a);
+    }
+    if (!st) st = lpm_normalize_minmax(&nb, o->b);
+    if (!st) st = lpm_classical_fuse(o->method, na.data, nb.data, out->data, a->nz, a->ny, a->nx);
+    lpm_volume_free(&na);
+    lpm_volume_free(&nb);
+    return st;
+}
+
+static int run(const fuse_args *o) {
+    lpm_volume a = {0}, b = {0}, b_on_a = {0}, fused = {0}, base = {0}, detail = {0};
+    lpm_weights w = {0};
+    char base_path[4096], detail_path[4096];
+    cli_progress_state progress = {.label = "lpmnet fuse"};
+    double t0 = lpm_seconds();
+    lpm_status st = LPM_OK;
+    const char *model = NULL;
+
+    lpm_set_threads((int)o->threads);
+    if (!strcmp(o->method, "lpmnet")) {
+        model = o->model ? o->model : cli_default_model();
+        if (!model) {
+            st = lpm_fail(LPM_ERR_USAGE, "no weights given and no bundled model found: pass -m FILE");
+            goto done;
+        }
+        if ((st = lpm_weights_alloc(&w)) || (st = lpm_weights_load(&w, model))) goto done;
+    }
+    if (o->components) {
+        snprintf(base_path, sizeof base_path, "%s/base.nii.gz", o->components);
+        snprintf(detail_path, sizeof detail_path, "%s/detail.nii.gz", o->components);
+    }
+    if ((st = check_writable(o->out))) goto done;
+    if (o->components && ((st = check_writable(base_path)) || (st = check_writable(detail_path))))
+        goto done;
+    if (o->preview && (st = check_writable(o->preview))) goto done;
+
+    if ((st = lpm_volume_read(o->a, &a)) || (st = lpm_volume_read(o->b, &b))) goto done;
+    if (o->resample) {
+        if ((st = lpm_resample_to(&b, &a, &b_on_a))) goto done;
+        lpm_volume_free(&b);
+        b = b_on_a;
+        b_on_a = (lpm_volume){0};
+    } else if ((st = lpm_check_same_grid(&a, &b, o->a, o->b))) {
+        goto done;
+    }
+
+    if (model) {
+        st = lpm_fuse(&w, &a, &b, &fused, o->components ? &base : NULL,
+                      o->components ? &detail : NULL, (int)o->threads, cli_progress, &progress);
+        cli_progress_end(&progress);
+    } else {
+        st = fuse_classical(o, &a, &b, &fused);
+    }
+    if (st) goto done;
+
+    if ((st = lpm_volume_write(o->out, &fused, &a))) goto done;
+    if (o->components &&
+        ((st = lpm_volume_write(base_path, &base, &a)) || (st = lpm_volume_write(detail_path, &detail, &a))))
+        goto done;
+    if (o->preview && (st = write_preview(o, &a, &b, &fused))) goto done;
+    fprintf(stderr, "lpmnet fuse: %s (%lldx%lldx%lld, %s) -> %s in %.2f s\n", o->method,
+            (long long)a.nx, (long long)a.ny, (long long)a.nz, model ? model : "classical", o->out,
+            lpm_seconds() - t0);
+
+done:
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
+    lpm_volume_free(&fused);
+    lpm_volume_free(&base);
+    lpm_volume_free(&detail);
+    lpm_weights_free(&w);
+    return st ? cli_fail(CMD, st) : 0;
+}
+
+int cmd_fuse(int argc, char **argv) {
+    fuse_args o = {0};
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    return run(&o);
+}

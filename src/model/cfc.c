@@ -1,0 +1,127 @@
+/* CfC head, per voxel (all 1x1x1 convolutions):
+ *   a1 = W_ff1 f, a2 = W_ff2 f, t = sigmoid(W_time_a f + W_time_b f), m = a1 (1 - t) + t a2,
+ *   out = tanh(W_fc m + b)/2 + 0.5, base = tanh(W_fc a1 + b)/2 + 0.5, detail likewise with a2. */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { C = LPM_C, NOUT_MAX = 2 };
+
+typedef struct {
+    float a1[C], a2[C], t[C], m[C];
+} cfc_state;
+
+static void matvec(float *y, const float *w, const float *x) {
+    for (int o = 0; o < C; o++) {
+        float s = 0;
+        for (int i = 0; i < C; i++) s += w[o * C + i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void cfc_voxel(cfc_state *s, const float *f, const lpm_cfc_params *p) {
+    float ta[C], tb[C];
+    matvec(s->a1, p->ff1, f);
+    matvec(s->a2, p->ff2, f);
+    matvec(ta, p->time_a, f);
+    matvec(tb, p->time_b, f);
+    for (int c = 0; c < C; c++) {
+        /* t_interp = torch.sigmoid(time_a(x) + time_b(x)) */
+        float t = 1.0f / (1.0f + expf(-(ta[c] + tb[c])));
+        s->t[c] = t;
+        /* ff1 * (1.0 - t_interp) + t_interp * ff2 */
+        s->m[c] = s->a1[c] * (1.0f - t) + t * s->a2[c];
+    }
+}
+
+static float fc_row(const float *w, float b, const float *x) {
+    float s = 0;
+    for (int i = 0; i < C; i++) s += w[i] * x[i];
+    return s + b;
+}
+
+void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
+                     const lpm_cfc_params *p, int64_t n) {
+    for (int64_t v = 0; v < n; v++) {
+        cfc_state s;
+        cfc_voxel(&s, f + v * C, p);
+        for (int k = 0; k < p->nout; k++) {
+            const float *w = p->fc_w + k * C;
+            /* torch.tanh(fc(x)) / 2 + 0.5 */
+            out[k * n + v] = tanhf(fc_row(w, p->fc_b[k], s.m)) / 2 + 0.5f;
+            if (base) base[k * n + v] = tanhf(fc_row(w, p->fc_b[k], s.a1)) / 2 + 0.5f;
+            if (detail) detail[k * n + v] = tanhf(fc_row(w, p->fc_b[k], s.a2)) / 2 + 0.5f;
+        }
+    }
+}
+
+/* d(tanh(x)/2 + 0.5)/dx times g */
+static float dmap(float g, float x) {
+    float th = tanhf(x);
+    return g * (1 - th * th) / 2;
+}
+
+void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const float *dbase,
+                      const float *ddetail, const float *f, const lpm_cfc_params *p,
+                      int64_t n) {
+    int nout = p->nout;
+    double g_ff1[C * C], g_ff2[C * C], g_time[C * C], g_fcw[NOUT_MAX * C], g_fcb[NOUT_MAX];
+    memset(g_ff1, 0, sizeof g_ff1);
+    memset(g_ff2, 0, sizeof g_ff2);
+    memset(g_time, 0, sizeof g_time);
+    memset(g_fcw, 0, sizeof g_fcw);
+    memset(g_fcb, 0, sizeof g_fcb);
+
+    for (int64_t v = 0; v < n; v++) {
+        const float *fv = f + v * C;
+        cfc_state s;
+        cfc_voxel(&s, fv, p);
+        float dm[C] = {0}, da1[C] = {0}, da2[C] = {0};
+        for (int k = 0; k < nout; k++) {
+            const float *w = p->fc_w + k * C;
+            float b = p->fc_b[k];
+            float go = dmap(dout[k * n + v], fc_row(w, b, s.m));
+            float gb = dbase ? dmap(dbase[k * n + v], fc_row(w, b, s.a1)) : 0;
+            float gd = ddetail ? dmap(ddetail[k * n + v], fc_row(w, b, s.a2)) : 0;
+            g_fcb[k] += (double)go + gb + gd;
+            for (int c = 0; c < C; c++) {
+                g_fcw[k * C + c] += (double)go * s.m[c] + (double)gb * s.a1[c] +
+                                    (double)gd * s.a2[c];
+                dm[c] += w[c] * go;
+                da1[c] += w[c] * gb;
+                da2[c] += w[c] * gd;
+            }
+        }
+        float dp[C];
+        for (int c = 0; c < C; c++) {
+            float t = s.t[c];
+            da1[c] += dm[c] * (1 - t);
+            da2[c] += dm[c] * t;
+            dp[c] = dm[c] * (s.a2[c] - s.a1[c]) * t * (1 - t);
+        }
+        float *dfv = df + v * C;
+        for (int o = 0; o < C; o++) {
+            const float *w1 = p->ff1 + o * C, *w2 = p->ff2 + o * C;
+            const float *wa = p->time_a + o * C, *wb = p->time_b + o * C;
+            for (int i = 0; i < C; i++) {
+                dfv[i] += w1[i] * da1[o] + w2[i] * da2[o] + (wa[i] + wb[i]) * dp[o];
+                double fi = fv[i];
+                g_ff1[o * C + i] += da1[o] * fi;
+                g_ff2[o * C + i] += da2[o] * fi;
+                g_time[o * C + i] += dp[o] * fi;
+            }
+        }
+    }
+
+    for (int i = 0; i < C * C; i++) {
+        grad->ff1[i] += (float)g_ff1[i];
+        grad->ff2[i] += (float)g_ff2[i];
+        grad->time_a[i] += (float)g_time[i];
+        grad->time_b[i] += (float)g_time[i];
+    }
+    for (int k = 0; k < nout; k++) {
+        grad->fc_b[k] += (float)g_fcb[k];
+        for (int c = 0; c < C; c++) grad->fc_w[k * C + c] += (float)g_fcw[k * C + c];
+    }
+}

@@ -1,0 +1,67 @@
+/* The LPM-Net training objective (LPMNET.md section 2) with its gradients.
+ *
+ * Volumes are (D,H,W) in C order. Every gradient argument may be NULL (value only).
+ * The building blocks (SSIM, SF, MSE) ACCUMULATE: d += scale * d(value)/d(input), so
+ * one buffer can collect several terms. The loss functions below OVERWRITE their
+ * gradient outputs: they are the seeds of a backward pass.
+ */
+#ifndef LPM_LOSS_H
+#define LPM_LOSS_H
+
+#include "../core/core.h"
+
+/* Mean 3D SSIM: 11^3 Gaussian window (sigma 1.5, sum 1), zero padding 5, C1 = 0.01^2,
+ * C2 = 0.03^2. Symmetric in x and y; the gradient is taken w.r.t. y:
+ * dy += scale * d(mean SSIM)/dy. Allocates about 6 volumes of float scratch. */
+lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, int64_t H,
+                      int64_t W, float *dy, double scale);
+
+/* SF = sqrt(mean(dD^2) + mean(dH^2) + mean(dW^2)), forward differences, each mean over
+ * its own count (an axis of size 1 has no differences and contributes 0).
+ * df += scale * dSF/df; at SF == 0 (constant f) the gradient is taken as 0. */
+lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, float *df,
+                  double scale);
+
+/* MSE = mean((x - y)^2) over n values; dy += scale * dMSE/dy. */
+lpm_status lpm_mse(double *mse, const float *x, const float *y, int64_t n, float *dy,
+                   double scale);
+
+/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5; lambda_s from lpm_lambda_s. */
+typedef struct {
+    double alpha, beta, gamma, lambda_s;
+} lpm_loss_weights;
+
+/* Every term of the objective, and the total (lpm_loss_total). */
+typedef struct {
+    double mse_af, mse_bf;        /* MSE(A,F), MSE(B,F) */
+    double ssim_af, ssim_bf;      /* SSIM(A,F), SSIM(B,F) */
+    double ssim_adet, ssim_bdet;  /* SSIM(A,Det), SSIM(B,Det) */
+    double sf_f;                  /* SF(F) */
+    double mse_rec;               /* MSE(R, [A,B]), mean over both channels */
+    double total;
+} lpm_loss_terms;
+
+/* lambda_s = exp(0.002 (s - E)): s = step index within the current epoch, E = epochs. */
+double lpm_lambda_s(int64_t step_in_epoch, int64_t n_epochs);
+
+/* The fusion pass: fills every term of t except mse_rec and total, and writes
+ * dF = dL/dF and dDet = dL/dDet (either may be NULL). A, B, F, Det are (D,H,W). */
+lpm_status lpm_loss_fusion(lpm_loss_terms *t, const lpm_loss_weights *w, const float *A,
+                           const float *B, const float *F, const float *Det, int64_t D,
+                           int64_t H, int64_t W, float *dF, float *dDet);
+
+/* The reconstruction pass: fills t->mse_rec and writes dR = dL/dR (may be NULL).
+ * R and dR are (2,D,H,W), channel 0 against A, channel 1 against B. */
+lpm_status lpm_loss_recon(lpm_loss_terms *t, const float *A, const float *B, const float *R,
+                          int64_t D, int64_t H, int64_t W, float *dR);
+
+/* L = alpha (MSE(A,F) + MSE(B,F))/2 + beta (1 - (SSIM(A,F) + SSIM(B,F))/2)
+ *     + (1 - (SSIM(A,Det) + SSIM(B,Det))/2) - gamma lambda_s SF(F) + MSE(R, [A,B]) */
+double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w);
+
+/* Both passes' terms on given outputs, t->total set, dF, dDet, dR written (may be NULL). */
+lpm_status lpm_loss(lpm_loss_terms *t, const lpm_loss_weights *w, const float *A, const float *B,
+                    const float *F, const float *Det, const float *R, int64_t D, int64_t H,
+                    int64_t W, float *dF, float *dDet, float *dR);
+
+#endif
