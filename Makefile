@@ -2,6 +2,7 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+OUT ?= demo
 
 .PHONY: all deps build test test-release test-asan demo bench clean
 
@@ -24,6 +25,10 @@ test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLPM_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+
+# The README's main command: build, make a phantom pair, fuse it every way, score it.
+demo: build
+	@./scripts/demo.sh $(OUT)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -2,7 +2,7 @@
 # Installs the Debian packages lpmnet needs, only those that are missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config zlib1g-dev libnifti2-dev libpng-dev libomp-dev time
-      python3 python3-torch python3-numpy python3-nibabel python3-scipy)
+      python3 python3-torch python3-numpy python3-nibabel python3-scipy python3-skimage)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

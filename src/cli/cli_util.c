@@ -95,7 +95,7 @@ void cli_progress_end(cli_progress_state *s) {
 static int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
 const char *cli_default_model(void) {
-    static char path[4096];
+    static char path[4200];
     const char *env = getenv("LPM_MODEL");
     if (env && *env) return env;
     char exe[4096];

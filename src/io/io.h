@@ -34,6 +34,8 @@ const char *lpm_st_dtype(const lpm_st_file *f, int i);
 /* Tensor by name: float32 data (owned by f), its ndim and shape; NULL when absent. */
 const float *lpm_st_find(const lpm_st_file *f, const char *name, int *ndim,
                          int64_t shape[LPM_ST_MAXDIM]);
+/* Value of a "__metadata__" key, or NULL. */
+const char *lpm_st_meta(const lpm_st_file *f, const char *key);
 /* Write n F32 tensors atomically; metadata (string key/value pairs, may be NULL/0)
  * goes into "__metadata__". */
 typedef struct {

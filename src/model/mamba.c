@@ -85,7 +85,8 @@ static void transpose(float *dst, const float *src, int rows, int cols) {
 
 /* out (L, O) = in (L, I) W^T for W (O, I) given transposed (I, O): the inner loop is an
  * axpy over contiguous outputs. */
-static void matmul_forward(float *out, const float *in, const float *wt, int L, int I, int O) {
+static void matmul_forward(float *restrict out, const float *restrict in,
+                           const float *restrict wt, int L, int I, int O) {
     for (int t = 0; t < L; t++) {
         float *o = out + (size_t)t * O;
         const float *x = in + (size_t)t * I;
@@ -99,8 +100,9 @@ static void matmul_forward(float *out, const float *in, const float *wt, int L, 
 }
 
 /* din (L, I) += dout W;  dw (O, I) += dout^T in. */
-static void matmul_backward(float *din, float *dw, const float *dout, const float *in,
-                            const float *w, int L, int I, int O) {
+static void matmul_backward(float *restrict din, float *restrict dw,
+                            const float *restrict dout, const float *restrict in,
+                            const float *restrict w, int L, int I, int O) {
     for (int t = 0; t < L; t++) {
         float *dx = din + (size_t)t * I;
         const float *x = in + (size_t)t * I;
@@ -187,7 +189,7 @@ static void forward_internals(mamba_buf *b, const float *u, const lpm_mamba_para
 
 void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, int L,
                        float *scratch) {
-    mamba_buf b;
+    mamba_buf b = {0};
     carve(&b, scratch, L);
     forward_internals(&b, u, p, L, 0);
     /* y = y * F.silu(z) */
@@ -256,7 +258,7 @@ static void scan_backward(mamba_buf *b, lpm_mamba_params *grad, const lpm_mamba_
 
 void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
                         const float *u, const lpm_mamba_params *p, int L, float *scratch) {
-    mamba_buf b;
+    mamba_buf b = {0};
     carve(&b, scratch, L);
     forward_internals(&b, u, p, L, 1);
     const size_t lc = (size_t)L * C;

@@ -54,7 +54,7 @@ static void gather(float *tok, const float *img, const int64_t *pix) {
 
 void lpm_swin_mamba_forward(float *out, const float *in, const lpm_mamba_params *p, int R,
                             int Q, int shift, float *scratch) {
-    swin_buf b;
+    swin_buf b = {0};
     carve(&b, scratch);
     int64_t pix[T];
     for (int wr = 0; wr < R / W; wr++)
@@ -71,7 +71,7 @@ void lpm_swin_mamba_forward(float *out, const float *in, const lpm_mamba_params 
 void lpm_swin_mamba_backward(float *din, lpm_mamba_params *grad, const float *dout,
                              const float *in, const lpm_mamba_params *p, int R, int Q,
                              int shift, float *scratch) {
-    swin_buf b;
+    swin_buf b = {0};
     carve(&b, scratch);
     int64_t pix[T];
     for (int wr = 0; wr < R / W; wr++)

@@ -1,0 +1,195 @@
+/* Montage of orthogonal mid-slices with labels in a small built-in bitmap font. */
+#include "montage.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { PAD = 4, TEXT_SCALE = 2, ADVANCE = 6 * TEXT_SCALE, TEXT_H = 7 * TEXT_SCALE,
+       TOP = TEXT_H + 2 * PAD, LEFT = 3 * ADVANCE - TEXT_SCALE + 2 * PAD, MAX_LABEL = 40 };
+
+static const uint8_t BACKGROUND[3] = {22, 26, 34}, INK[3] = {255, 214, 110};
+
+/* 5x7 glyphs: seven rows, bit 4 is the leftmost pixel. Lower case is drawn as upper case. */
+static const struct {
+    char c;
+    uint8_t rows[7];
+} FONT[] = {
+    {' ', {0, 0, 0, 0, 0, 0, 0}},
+    {'A', {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}},
+    {'B', {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E}},
+    {'C', {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}},
+    {'D', {0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C}},
+    {'E', {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}},
+    {'F', {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10}},
+    {'G', {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}},
+    {'H', {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}},
+    {'I', {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'J', {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C}},
+    {'K', {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}},
+    {'L', {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F}},
+    {'M', {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}},
+    {'N', {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11}},
+    {'O', {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}},
+    {'P', {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10}},
+    {'Q', {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}},
+    {'R', {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11}},
+    {'S', {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}},
+    {'T', {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04}},
+    {'U', {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}},
+    {'V', {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04}},
+    {'W', {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}},
+    {'X', {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11}},
+    {'Y', {0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04}},
+    {'Z', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F}},
+    {'0', {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}},
+    {'1', {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'2', {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}},
+    {'3', {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E}},
+    {'4', {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}},
+    {'5', {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E}},
+    {'6', {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}},
+    {'7', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}},
+    {'8', {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}},
+    {'9', {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C}},
+    {'-', {0, 0, 0, 0x1F, 0, 0, 0}},
+    {'_', {0, 0, 0, 0, 0, 0, 0x1F}},
+    {'.', {0, 0, 0, 0, 0, 0x0C, 0x0C}},
+    {',', {0, 0, 0, 0, 0x0C, 0x04, 0x08}},
+    {':', {0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0}},
+    {'/', {0, 0x01, 0x02, 0x04, 0x08, 0x10, 0}},
+    {'(', {0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02}},
+    {')', {0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08}},
+    {'[', {0x0E, 0x08, 0x08, 0x08, 0x08, 0x08, 0x0E}},
+    {']', {0x0E, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0E}},
+    {'<', {0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02}},
+    {'>', {0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08}},
+    {'+', {0, 0x04, 0x04, 0x1F, 0x04, 0x04, 0}},
+    {'=', {0, 0, 0x1F, 0, 0x1F, 0, 0}},
+    {'*', {0, 0x04, 0x15, 0x0E, 0x15, 0x04, 0}},
+    {'#', {0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A}},
+    {'%', {0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03}},
+    {'\'', {0x04, 0x04, 0x08, 0, 0, 0, 0}},
+    {'|', {0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04}},
+    {'!', {0x04, 0x04, 0x04, 0x04, 0x04, 0, 0x04}},
+    {'?', {0x0E, 0x11, 0x01, 0x02, 0x04, 0, 0x04}},
+};
+enum { NGLYPHS = sizeof FONT / sizeof FONT[0] };
+
+static const uint8_t *glyph(char c) {
+    if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
+    for (int i = 0; i < NGLYPHS; i++)
+        if (FONT[i].c == c) return FONT[i].rows;
+    return FONT[NGLYPHS - 1].rows; /* '?' */
+}
+
+typedef struct {
+    uint8_t *rgb;
+    int width, height;
+} image;
+
+static void draw_text(image *im, int x0, int y0, const char *s, size_t len) {
+    for (size_t k = 0; k < len; k++) {
+        const uint8_t *g = glyph(s[k]);
+        for (int r = 0; r < 7 * TEXT_SCALE; r++)
+            for (int c = 0; c < 5 * TEXT_SCALE; c++) {
+                if (!(g[r / TEXT_SCALE] >> (4 - c / TEXT_SCALE) & 1)) continue;
+                int x = x0 + (int)k * ADVANCE + c, y = y0 + r;
+                if (x < 0 || y < 0 || x >= im->width || y >= im->height) continue;
+                memcpy(im->rgb + 3 * ((size_t)y * (size_t)im->width + (size_t)x), INK, 3);
+            }
+    }
+}
+
+static int text_width(size_t len) { return len ? (int)len * ADVANCE - TEXT_SCALE : 0; }
+
+/* Displayed size of a source size n: downsampled by f or enlarged by u (one is 1). */
+static int64_t shown(int64_t n, int64_t f, int64_t u) { return f > 1 ? (n + f - 1) / f : n * u; }
+
+enum { AXIAL, CORONAL, SAGITTAL };
+
+/* Sample (r, c) of a view in display orientation. */
+static float view_at(const float *v, int view, int64_t r, int64_t c, int64_t D, int64_t H,
+                     int64_t W) {
+    int64_t d, h, w;
+    if (view == AXIAL) {
+        d = D / 2, h = r, w = c;
+    } else if (view == CORONAL) {
+        d = D - 1 - r, h = H / 2, w = c;
+    } else {
+        d = D - 1 - r, h = c, w = W / 2;
+    }
+    return v[(d * H + h) * W + w];
+}
+
+static uint8_t grey(double v) {
+    if (!(v > 0)) return 0; /* also NaN */
+    return v >= 1 ? 255 : (uint8_t)lround(v * 255);
+}
+
+/* Draw one view with its top-left corner at (x0, y0). */
+static void draw_view(image *im, int x0, int y0, const float *v, int view, int64_t D, int64_t H,
+                      int64_t W, int64_t f, int64_t u) {
+    int64_t rows = view == AXIAL ? H : D, cols = view == SAGITTAL ? H : W;
+    int64_t sr = shown(rows, f, u), sc = shown(cols, f, u);
+    for (int64_t r = 0; r < sr; r++)
+        for (int64_t c = 0; c < sc; c++) {
+            double s = 0;
+            if (f > 1) {
+                int64_t r1 = (r + 1) * f < rows ? (r + 1) * f : rows;
+                int64_t c1 = (c + 1) * f < cols ? (c + 1) * f : cols;
+                int64_t cnt = 0;
+                for (int64_t i = r * f; i < r1; i++)
+                    for (int64_t j = c * f; j < c1; j++, cnt++) s += view_at(v, view, i, j, D, H, W);
+                s /= (double)cnt;
+            } else {
+                s = view_at(v, view, r / u, c / u, D, H, W);
+            }
+            uint8_t g = grey(s);
+            uint8_t *p = im->rgb + 3 * ((size_t)(y0 + r) * (size_t)im->width + (size_t)(x0 + c));
+            p[0] = p[1] = p[2] = g;
+        }
+}
+
+lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
+                             const float *const *vols, int n, int64_t D, int64_t H, int64_t W) {
+    if (n < 1 || n > 64 || D < 1 || H < 1 || W < 1)
+        return lpm_fail(LPM_ERR_INTERNAL, "%s: montage of %d volumes of %lldx%lldx%lld", png_path,
+                        n, (long long)D, (long long)H, (long long)W);
+    int64_t m = D > H ? D : H;
+    m = m > W ? m : W;
+    int64_t f = m > 256 ? (m + 255) / 256 : 1, u = m < 128 ? 128 / m : 1;
+    int64_t sD = shown(D, f, u), sH = shown(H, f, u), sW = shown(W, f, u);
+    int64_t col = sW > sH ? sW : sH;
+    for (int i = 0; i < n; i++) {
+        size_t len = labels && labels[i] ? strlen(labels[i]) : 0;
+        int tw = text_width(len < MAX_LABEL ? len : MAX_LABEL);
+        if (tw > col) col = tw;
+    }
+    int64_t width = LEFT + n * (col + PAD), height = TOP + sH + PAD + 2 * (sD + PAD);
+    image im = {lpm_malloc((size_t)(width * height), 3), (int)width, (int)height};
+    if (!im.rgb) return LPM_ERR_INTERNAL;
+    for (int64_t i = 0; i < width * height; i++) memcpy(im.rgb + 3 * i, BACKGROUND, 3);
+
+    const int views[3] = {AXIAL, CORONAL, SAGITTAL};
+    const char *const names[3] = {"AX", "COR", "SAG"};
+    int64_t row_y[3] = {TOP, TOP + sH + PAD, TOP + sH + PAD + sD + PAD};
+    int64_t row_h[3] = {sH, sD, sD};
+    for (int r = 0; r < 3; r++)
+        draw_text(&im, PAD, (int)(row_y[r] + (row_h[r] - TEXT_H) / 2), names[r], strlen(names[r]));
+    for (int i = 0; i < n; i++) {
+        int64_t x = LEFT + i * (col + PAD);
+        if (labels && labels[i]) {
+            size_t len = strlen(labels[i]);
+            len = len < MAX_LABEL ? len : MAX_LABEL;
+            draw_text(&im, (int)(x + (col - text_width(len)) / 2), PAD, labels[i], len);
+        }
+        for (int r = 0; r < 3; r++) {
+            int64_t vw = shown(views[r] == SAGITTAL ? H : W, f, u);
+            draw_view(&im, (int)(x + (col - vw) / 2), (int)row_y[r], vols[i], views[r], D, H, W, f,
+                      u);
+        }
+    }
+    lpm_status st = lpm_png_write_rgb(png_path, im.rgb, im.width, im.height);
+    free(im.rgb);
+    return st;
+}

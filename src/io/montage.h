@@ -1,0 +1,22 @@
+/* A labelled PNG of the orthogonal mid-slices of several volumes on one grid. */
+#ifndef LPM_MONTAGE_H
+#define LPM_MONTAGE_H
+
+#include "io.h"
+
+/* One column per volume (its label on top, upper-case, in a built-in 5x7 font drawn at
+ * twice its size; labels are cut at 40 characters), one row per view (row names on the left):
+ *   AX   axial    slice d = D/2: rows h (h = 0 at the top), columns w
+ *   COR  coronal  slice h = H/2: rows d (larger d at the top), columns w
+ *   SAG  sagittal slice w = W/2: rows d (larger d at the top), columns h
+ * Values in [0, 1] map to grey 0..255 (clamped; NaN is black). Every view has one scale:
+ * m = max(D,H,W); m > 256: box-average by f = ceil(m/256), a size n becomes ceil(n/f);
+ * m < 128: nearest-neighbour enlargement by u = floor(128/m), n becomes n*u.
+ * Layout in pixels, with P = 4 and s(n) the displayed size of n:
+ *   column width  c = max(s(W), s(H), 12*len(label) - 2)
+ *   width  = 42 + n_vols*(c + P)
+ *   height = 22 + s(H) + P + 2*(s(D) + P) */
+lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
+                             const float *const *vols, int n, int64_t D, int64_t H, int64_t W);
+
+#endif

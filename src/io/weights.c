@@ -1,0 +1,148 @@
+/* LPM-Net weights: one flat float array in the tensor table's order, fresh PyTorch-style
+ * initialisation, and safetensors load/save under the authors' state_dict names. */
+#include "io.h"
+
+#include <math.h>
+#include <string.h>
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+lpm_status lpm_weights_alloc(lpm_weights *w) {
+    const lpm_tensor_info *t = lpm_tensor_table();
+    const lpm_tensor_info *last = &t[LPM_NUM_TENSORS - 1];
+    if (last->offset + last->numel != LPM_NUM_PARAMS)
+        return lpm_fail(LPM_ERR_INTERNAL, "tensor table holds %zu parameters, expected %d",
+                        last->offset + last->numel, LPM_NUM_PARAMS);
+    w->data = lpm_calloc(LPM_NUM_PARAMS, sizeof(float));
+    return w->data ? LPM_OK : LPM_ERR_INTERNAL;
+}
+
+void lpm_weights_free(lpm_weights *w) {
+    free(w->data);
+    w->data = NULL;
+}
+
+float *lpm_weights_tensor(const lpm_weights *w, const char *name) {
+    int i = lpm_tensor_index(name);
+    return i < 0 || !w->data ? NULL : w->data + lpm_tensor_table()[i].offset;
+}
+
+/* PyTorch's fan_in of a Conv/Linear weight: shape[1] * kernel volume. */
+static size_t fan_in(const lpm_tensor_info *t) { return t->numel / (size_t)t->shape[0]; }
+
+static void fill_uniform(float *p, size_t n, double bound, lpm_rng *rng) {
+    for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * lpm_rng_uniform(rng) - 1.0) * bound);
+}
+
+lpm_status lpm_weights_init(lpm_weights *w, uint64_t seed) {
+    if (!w->data) return lpm_fail(LPM_ERR_INTERNAL, "weights are not allocated");
+    const lpm_tensor_info *tab = lpm_tensor_table();
+    lpm_rng rng;
+    lpm_rng_seed(&rng, seed);
+    /* Mamba sizes (LPMNET.md section 1). */
+    const int dt_rank = 2;
+    const double dt_min = 0.001, dt_max = 0.1, dt_floor = 1e-4;
+    for (int i = 0; i < LPM_NUM_TENSORS; i++) {
+        const lpm_tensor_info *t = &tab[i];
+        float *p = w->data + t->offset;
+        if (ends_with(t->name, "mamba.A_log")) {
+            /* A_log = log(repeat(arange(1, N+1), d_inner)) */
+            for (int64_t c = 0; c < t->shape[0]; c++)
+                for (int64_t n = 0; n < t->shape[1]; n++)
+                    p[c * t->shape[1] + n] = (float)log((double)(n + 1));
+        } else if (ends_with(t->name, "mamba.D")) {
+            for (size_t k = 0; k < t->numel; k++) p[k] = 1.0f;
+        } else if (ends_with(t->name, "dt_proj.weight")) {
+            /* nn.init.uniform_(dt_proj.weight, -dt_rank**-0.5, dt_rank**-0.5) */
+            fill_uniform(p, t->numel, pow(dt_rank, -0.5), &rng);
+        } else if (ends_with(t->name, "dt_proj.bias")) {
+            for (size_t k = 0; k < t->numel; k++) {
+                /* dt = exp(rand * (log(dt_max) - log(dt_min)) + log(dt_min)).clamp(min=dt_init_floor) */
+                double dt = exp(lpm_rng_uniform(&rng) * (log(dt_max) - log(dt_min)) + log(dt_min));
+                if (dt < dt_floor) dt = dt_floor;
+                /* inv_dt = dt + log(-expm1(-dt)) */
+                p[k] = (float)(dt + log(-expm1(-dt)));
+            }
+        } else if (ends_with(t->name, "norm.weight")) {
+            for (size_t k = 0; k < t->numel; k++) p[k] = 1.0f;
+        } else if (ends_with(t->name, "norm.bias")) {
+            memset(p, 0, t->numel * sizeof *p);
+        } else if (ends_with(t->name, ".weight") && t->ndim >= 2) {
+            /* kaiming_uniform_(a=sqrt(5)) reduces to uniform(+-1/sqrt(fan_in)) */
+            fill_uniform(p, t->numel, 1.0 / sqrt((double)fan_in(t)), &rng);
+        } else if (ends_with(t->name, ".bias")) {
+            /* the bias bound comes from the fan_in of the weight beside it */
+            char wname[128];
+            size_t stem = strlen(t->name) - strlen("bias");
+            snprintf(wname, sizeof wname, "%.*sweight", (int)stem, t->name);
+            int wi = lpm_tensor_index(wname);
+            if (wi < 0 || tab[wi].ndim < 2)
+                return lpm_fail(LPM_ERR_INTERNAL, "init: no weight for bias '%s'", t->name);
+            fill_uniform(p, t->numel, 1.0 / sqrt((double)fan_in(&tab[wi])), &rng);
+        } else {
+            return lpm_fail(LPM_ERR_INTERNAL, "init: no rule for tensor '%s'", t->name);
+        }
+    }
+    return LPM_OK;
+}
+
+static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int k = 0; k < ndim && len < n; k++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", k ? "," : "", (long long)shape[k]);
+    if (len < n) snprintf(buf + len, n - len, ")");
+}
+
+lpm_status lpm_weights_load(lpm_weights *w, const char *path) {
+    if (!w->data) return lpm_fail(LPM_ERR_INTERNAL, "weights are not allocated");
+    lpm_st_file *f;
+    lpm_status s = lpm_st_read(path, &f);
+    if (s) return s;
+    const lpm_tensor_info *tab = lpm_tensor_table();
+    /* Check everything before copying, so a bad file leaves w untouched. */
+    for (int i = 0; i < LPM_NUM_TENSORS && !s; i++) {
+        int ndim;
+        int64_t shape[LPM_ST_MAXDIM];
+        if (!lpm_st_find(f, tab[i].name, &ndim, shape)) {
+            s = lpm_fail(LPM_ERR_INPUT, "%s: missing tensor '%s'", path, tab[i].name);
+            break;
+        }
+        int same = ndim == tab[i].ndim;
+        for (int k = 0; same && k < ndim; k++) same = shape[k] == tab[i].shape[k];
+        if (!same) {
+            char got[128], want[128];
+            format_shape(got, sizeof got, ndim, shape);
+            format_shape(want, sizeof want, tab[i].ndim, tab[i].shape);
+            s = lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s' has shape %s but LPM-Net needs %s", path,
+                         tab[i].name, got, want);
+        }
+    }
+    for (int i = 0; i < lpm_st_count(f) && !s; i++)
+        if (lpm_tensor_index(lpm_st_name(f, i)) < 0)
+            s = lpm_fail(LPM_ERR_INPUT, "%s: unknown tensor '%s' (not part of LPM-Net)", path,
+                         lpm_st_name(f, i));
+    for (int i = 0; i < LPM_NUM_TENSORS && !s; i++) {
+        const float *src = lpm_st_find(f, tab[i].name, NULL, NULL);
+        memcpy(w->data + tab[i].offset, src, tab[i].numel * sizeof(float));
+    }
+    lpm_st_close(f);
+    return s;
+}
+
+lpm_status lpm_weights_save(const lpm_weights *w, const char *path) {
+    if (!w->data) return lpm_fail(LPM_ERR_INTERNAL, "weights are not allocated");
+    const lpm_tensor_info *tab = lpm_tensor_table();
+    lpm_st_tensor t[LPM_NUM_TENSORS];
+    for (int i = 0; i < LPM_NUM_TENSORS; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].name = tab[i].name;
+        t[i].ndim = tab[i].ndim;
+        for (int k = 0; k < tab[i].ndim; k++) t[i].shape[k] = tab[i].shape[k];
+        t[i].data = w->data + tab[i].offset;
+    }
+    const char *meta[4] = {"format", "lpmnet", "version", LPM_VERSION};
+    return lpm_st_write(path, t, LPM_NUM_TENSORS, meta, 2);
+}

@@ -1,0 +1,65 @@
+/* The twelve fusion metrics of LPMNET.md section 3 (authors' conventions).
+ *
+ * Everything is computed in double from float32 volumes (D, H, W), A and B the sources,
+ * F the fused volume, all expected in [0, 1] (lpm_metrics_compute scores them as given:
+ * `lpmnet metrics` min-max normalises each whole volume first unless --no-normalize).
+ *
+ * Choices where LPMNET.md is silent (reference/metrics_ref.py makes the same ones):
+ *   - mask (nonzero = inside): A, B, F are first cropped to the mask's bounding box.
+ *     SSIM and VIF (windowed) and QABF, NABF, MI (slice-wise) then run on the cropped
+ *     volumes as if they were whole; SCD, PSNR, SD, EN use mask voxels only; norm255 in EN
+ *     and AG takes min/max over mask voxels; a forward difference (SF, rSFe) or corner (AG)
+ *     counts only when every voxel it reads is in the mask. An empty mask is an input error.
+ *   - PSNR with MSE 0 (F equal to A or B) is +inf; `lpmnet metrics --json` writes null.
+ *   - SF/rSFe: an axis of size 1 has no differences and adds 0.
+ *   - VIF: a scale where the volume is smaller than the kernel adds nothing; when no scale
+ *     fits (a side below 17), VIF = (0 + 1e-10)/(0 + 1e-10) = 1.
+ *   - Results do not depend on the number of threads (per-slice partial sums are added in
+ *     slice order).
+ */
+#ifndef LPM_METRICS_H
+#define LPM_METRICS_H
+
+#include "lpmnet.h"
+#include <stdint.h>
+
+/* Field order = the paper's table order, then the rest; lpm_metric_name(i) follows it. */
+typedef struct {
+    double ssim, qabf, mi, scd, vif, ag, psnr, en, sd, sf, nabf, rsfe;
+} lpm_metrics;
+
+#define LPM_NUM_METRICS 12
+enum {
+    LPM_M_SSIM = 1u << 0, LPM_M_QABF = 1u << 1, LPM_M_MI = 1u << 2, LPM_M_SCD = 1u << 3,
+    LPM_M_VIF = 1u << 4, LPM_M_AG = 1u << 5, LPM_M_PSNR = 1u << 6, LPM_M_EN = 1u << 7,
+    LPM_M_SD = 1u << 8, LPM_M_SF = 1u << 9, LPM_M_NABF = 1u << 10, LPM_M_RSFE = 1u << 11,
+    LPM_M_ALL = (1u << LPM_NUM_METRICS) - 1
+};
+
+/* Lower-case name of metric i (bit 1u << i), NULL when out of range. */
+const char *lpm_metric_name(int i);
+/* Value of metric i in m. */
+double lpm_metric_value(const lpm_metrics *m, int i);
+/* "ssim,qabf,..." (case-insensitive, "all" allowed) -> bit mask; LPM_ERR_USAGE names an
+ * unknown entry. */
+lpm_status lpm_metrics_parse(const char *list, unsigned *which);
+
+/* Scores F against A and B. Metrics not in `which` are NAN. mask may be NULL.
+ * Memory: the crop (when masked) plus a few float64 slices per thread and, for VIF, a ring of
+ * 17 filtered float64 slices per product; time: linear in the voxels, OpenMP over slices. */
+lpm_status lpm_metrics_compute(lpm_metrics *out, const float *a, const float *b, const float *f,
+                               int64_t D, int64_t H, int64_t W, const uint8_t *mask,
+                               unsigned which);
+
+/* The families, on (cropped) volumes; m is the mask or NULL (used by the voxel statistics). */
+lpm_status lpm_metric_edges(double *qabf, double *nabf, const float *a, const float *b,
+                            const float *f, int64_t D, int64_t H, int64_t W);
+lpm_status lpm_metric_mi(double *mi, const float *a, const float *b, const float *f, int64_t D,
+                         int64_t H, int64_t W);
+lpm_status lpm_metric_vif(double *vif, const float *a, const float *b, const float *f, int64_t D,
+                          int64_t H, int64_t W);
+/* SCD, AG, PSNR, EN, SD, SF, rSFe into out (only the fields selected by which). */
+lpm_status lpm_metric_stats(lpm_metrics *out, const float *a, const float *b, const float *f,
+                            int64_t D, int64_t H, int64_t W, const uint8_t *m, unsigned which);
+
+#endif

@@ -1,0 +1,592 @@
+#include "data.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* ------------------------------------------------------------------ strings */
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    else lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+    return d;
+}
+
+static char *join_path(const char *dir, const char *name) {
+    if (name[0] == '/') return dup_str(name);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (!p) {
+        lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int ends_with_ci(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+static size_t nifti_stem_len(const char *name) {
+    static const char *exts[] = {".nii.gz", ".nii", ".hdr.gz", ".hdr"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (ends_with_ci(name, exts[i])) return strlen(name) - strlen(exts[i]);
+    return 0;
+}
+
+/* Does the file name carry key as one of its words (split at '_', '-', '.')? */
+static int name_has_key(const char *name, const char *key) {
+    size_t stem = nifti_stem_len(name), k = strlen(key);
+    if (!stem || !k) return 0;
+    for (size_t i = 0; i < stem;) {
+        size_t j = i;
+        while (j < stem && name[j] != '_' && name[j] != '-' && name[j] != '.') j++;
+        if (j - i == k && strncasecmp(name + i, key, k) == 0) return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
+static int cmp_str(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Sorted entries of a folder (without . and ..); *n set; NULL on error (message set). */
+static char **list_dir(const char *dir, int *n) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        lpm_fail(LPM_ERR_INPUT, "%s: cannot open folder (%s)", dir, strerror(errno));
+        return NULL;
+    }
+    int cap = 64, count = 0;
+    char **names = malloc(sizeof(char *) * (size_t)cap);
+    struct dirent *e;
+    while (names && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (count == cap) {
+            char **grown = realloc(names, sizeof(char *) * (size_t)(cap *= 2));
+            if (!grown) break;
+            names = grown;
+        }
+        if (!(names[count] = dup_str(e->d_name))) break;
+        count++;
+    }
+    closedir(d);
+    if (!names) {
+        lpm_fail(LPM_ERR_INTERNAL, "out of memory listing %s", dir);
+        return NULL;
+    }
+    qsort(names, (size_t)count, sizeof(char *), cmp_str);
+    *n = count;
+    return names;
+}
+
+static void free_list(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* ------------------------------------------------------------------ dataset */
+
+static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, char *mask) {
+    int n = ds->n + 1;
+    char **nn = realloc(ds->name, sizeof(char *) * (size_t)n);
+    if (nn) ds->name = nn;
+    char **na = realloc(ds->a, sizeof(char *) * (size_t)n);
+    if (na) ds->a = na;
+    char **nb = realloc(ds->b, sizeof(char *) * (size_t)n);
+    if (nb) ds->b = nb;
+    char **nm = realloc(ds->mask, sizeof(char *) * (size_t)n);
+    if (nm) ds->mask = nm;
+    char *nm_copy = dup_str(name);
+    if (!nn || !na || !nb || !nm || !nm_copy || !a || !b) {
+        free(nm_copy), free(a), free(b), free(mask);
+        return lpm_fail(LPM_ERR_INTERNAL, "out of memory building the dataset");
+    }
+    ds->name[ds->n] = nm_copy;
+    ds->a[ds->n] = a;
+    ds->b[ds->n] = b;
+    ds->mask[ds->n] = mask;
+    ds->n = n;
+    return LPM_OK;
+}
+
+/* Find the one file in dir carrying key; NULL with *status set when none or several. */
+static char *find_modality(const char *dir, char **files, int nfiles, const char *key,
+                           lpm_status *status) {
+    char *found = NULL;
+    for (int i = 0; i < nfiles; i++) {
+        if (!name_has_key(files[i], key)) continue;
+        if (found) {
+            *status = lpm_fail(LPM_ERR_INPUT, "%s: several files match modality '%s' (%s, %s)",
+                               dir, key, strrchr(found, '/') + 1, files[i]);
+            free(found);
+            return NULL;
+        }
+        found = join_path(dir, files[i]);
+    }
+    return found;
+}
+
+/* Scan one subject folder; adds a case when both modalities are there. */
+static lpm_status scan_subject(lpm_dataset *ds, const char *dir, const char *name,
+                               const char *key_a, const char *key_b, const char *mask_key,
+                               int *added) {
+    int nfiles;
+    char **files = list_dir(dir, &nfiles);
+    if (!files) return LPM_ERR_INPUT;
+    lpm_status st = LPM_OK;
+    char *a = find_modality(dir, files, nfiles, key_a, &st);
+    char *b = st ? NULL : find_modality(dir, files, nfiles, key_b, &st);
+    char *m = st || !mask_key ? NULL : find_modality(dir, files, nfiles, mask_key, &st);
+    free_list(files, nfiles);
+    *added = 0;
+    if (st || !a || !b) {
+        free(a), free(b), free(m);
+        return st;
+    }
+    *added = 1;
+    return add_case(ds, name, a, b, m);
+}
+
+static lpm_status open_folder(lpm_dataset *ds, const char *dir, const char *pair,
+                              const char *mask_key) {
+    char key_a[64], key_b[64];
+    const char *comma = pair ? strchr(pair, ',') : NULL;
+    if (!comma || comma == pair || !comma[1] || (size_t)(comma - pair) >= sizeof key_a ||
+        strlen(comma + 1) >= sizeof key_b || strchr(comma + 1, ','))
+        return lpm_fail(LPM_ERR_USAGE, "%s: a dataset folder needs --pair A,B (modality keys, e.g. t1,t2)", dir);
+    memcpy(key_a, pair, (size_t)(comma - pair));
+    key_a[comma - pair] = '\0';
+    strcpy(key_b, comma + 1);
+
+    /* The folder itself may be one subject (e.g. a phantom folder). */
+    int added = 0;
+    lpm_status st = scan_subject(ds, dir, dir, key_a, key_b, mask_key, &added);
+    if (st || added) return st;
+
+    int n;
+    char **subs = list_dir(dir, &n);
+    if (!subs) return LPM_ERR_INPUT;
+    for (int i = 0; i < n && !st; i++) {
+        char *sub = join_path(dir, subs[i]);
+        if (!sub) {
+            st = LPM_ERR_INTERNAL;
+            break;
+        }
+        if (is_dir(sub)) {
+            st = scan_subject(ds, sub, subs[i], key_a, key_b, mask_key, &added);
+            if (!st && !added)
+                fprintf(stderr, "lpmnet: note: %s has no '%s' and '%s' pair; skipped\n", sub, key_a, key_b);
+        }
+        free(sub);
+    }
+    free_list(subs, n);
+    if (!st && ds->n == 0)
+        st = lpm_fail(LPM_ERR_INPUT, "%s: no subject folder holds both a '%s' and a '%s' volume", dir,
+                      key_a, key_b);
+    return st;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+static lpm_status open_csv(lpm_dataset *ds, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open (%s)", path, strerror(errno));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else strcpy(dir, ".");
+
+    char line[8192];
+    int lineno = 0, has_mask = 0;
+    lpm_status st = LPM_OK;
+    while (!st && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#') continue;
+        char *fields[3] = {0};
+        int nf = 0;
+        for (char *tok = s; tok && nf < 3;) {
+            char *c = strchr(tok, ',');
+            if (c) *c = '\0';
+            fields[nf++] = trim(tok);
+            tok = c ? c + 1 : NULL;
+        }
+        if (lineno == 1 && nf >= 2 && !strcmp(fields[0], "a") && !strcmp(fields[1], "b")) {
+            has_mask = nf == 3 && !strcmp(fields[2], "mask");
+            continue;
+        }
+        if (lineno == 1) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s: line 1 must be the header 'a,b' or 'a,b,mask'", path);
+            break;
+        }
+        if (nf < 2 || !*fields[0] || !*fields[1] || (has_mask && nf < 3)) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s:%d: expected %s", path, lineno, has_mask ? "a,b,mask" : "a,b");
+            break;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "row%d", lineno - 1);
+        st = add_case(ds, name, join_path(dir, fields[0]), join_path(dir, fields[1]),
+                      has_mask ? join_path(dir, fields[2]) : NULL);
+    }
+    fclose(f);
+    if (!st && ds->n == 0) st = lpm_fail(LPM_ERR_INPUT, "%s: no rows", path);
+    return st;
+}
+
+/* Keep only the cases listed in the authors' split file, when there is one. */
+static lpm_status apply_split(lpm_dataset *ds, const char *dir, const char *split) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, !strcmp(split, "train") ? "IndicesTrain.txt" : "IndicesTest.txt");
+    FILE *f = fopen(path, "r");
+    if (!f) return LPM_OK;
+    char *keep = calloc((size_t)ds->n + 1, 1);
+    if (!keep) {
+        fclose(f);
+        return lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        char *s = trim(line), *end;
+        if (!*s) continue;
+        long idx = strtol(s, &end, 10);
+        if (!*end && idx >= 0 && idx < ds->n) {
+            keep[idx] = 1;
+            continue;
+        }
+        for (int i = 0; i < ds->n; i++)
+            if (!strcmp(ds->name[i], s)) keep[i] = 1;
+    }
+    fclose(f);
+    int j = 0;
+    for (int i = 0; i < ds->n; i++) {
+        if (keep[i]) {
+            ds->name[j] = ds->name[i], ds->a[j] = ds->a[i], ds->b[j] = ds->b[i], ds->mask[j] = ds->mask[i];
+            j++;
+        } else {
+            free(ds->name[i]), free(ds->a[i]), free(ds->b[i]), free(ds->mask[i]);
+        }
+    }
+    ds->n = j;
+    free(keep);
+    return j ? LPM_OK : lpm_fail(LPM_ERR_INPUT, "%s: selects no case", path);
+}
+
+lpm_status lpm_dataset_open(lpm_dataset *ds, const char *spec, const char *pair,
+                            const char *mask_key, const char *split) {
+    memset(ds, 0, sizeof *ds);
+    lpm_status st;
+    if (is_dir(spec)) {
+        st = open_folder(ds, spec, pair, mask_key);
+        if (!st && split) st = apply_split(ds, spec, split);
+    } else if (ends_with_ci(spec, ".csv")) {
+        st = open_csv(ds, spec);
+    } else {
+        st = lpm_fail(LPM_ERR_INPUT, "%s: not a folder or a .csv file", spec);
+    }
+    if (st) lpm_dataset_free(ds);
+    return st;
+}
+
+void lpm_dataset_free(lpm_dataset *ds) {
+    for (int i = 0; i < ds->n; i++) {
+        free(ds->name[i]), free(ds->a[i]), free(ds->b[i]);
+        if (ds->mask) free(ds->mask[i]);
+    }
+    free(ds->name), free(ds->a), free(ds->b), free(ds->mask);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ------------------------------------------------------------------ samples */
+
+void lpm_sample_free(lpm_sample *s) {
+    free(s->a);
+    free(s->b);
+    memset(s, 0, sizeof *s);
+}
+
+static void flip_axis(float *v, int64_t D, int64_t H, int64_t W, int axis) {
+    int64_t n[3] = {D, H, W};
+    int64_t stride[3] = {H * W, W, 1};
+    int64_t len = n[axis], st = stride[axis];
+    int64_t total = D * H * W;
+    for (int64_t base = 0; base < total; base++) {
+        /* visit each line once: from voxels whose coordinate on the axis is 0 */
+        if ((base / st) % len != 0) continue;
+        for (int64_t i = 0, j = len - 1; i < j; i++, j--) {
+            float t = v[base + i * st];
+            v[base + i * st] = v[base + j * st];
+            v[base + j * st] = t;
+        }
+    }
+}
+
+/* Separable Gaussian along one axis, mirror boundaries (d c b | a b c d | c b a). */
+static lpm_status gauss_axis(float *v, const int64_t n[3], int axis, double sigma) {
+    int radius = (int)(4.0 * sigma + 0.5);
+    if (radius < 1) return LPM_OK;
+    double *k = malloc(sizeof(double) * (size_t)(2 * radius + 1));
+    int64_t len = n[axis];
+    float *line = lpm_malloc((size_t)len, sizeof(float));
+    if (!k || !line) {
+        free(k), free(line);
+        return lpm_fail(LPM_ERR_INTERNAL, "out of memory in resize");
+    }
+    double sum = 0;
+    for (int i = -radius; i <= radius; i++) sum += k[i + radius] = exp(-0.5 * i * i / (sigma * sigma));
+    for (int i = 0; i <= 2 * radius; i++) k[i] /= sum;
+    int64_t stride = axis == 0 ? n[1] * n[2] : axis == 1 ? n[2] : 1;
+    int64_t total = n[0] * n[1] * n[2];
+    for (int64_t base = 0; base < total; base++) {
+        if ((base / stride) % len != 0) continue;
+        for (int64_t i = 0; i < len; i++) line[i] = v[base + i * stride];
+        for (int64_t i = 0; i < len; i++) {
+            double acc = 0;
+            for (int t = -radius; t <= radius; t++) {
+                int64_t j = i + t;
+                if (len == 1) j = 0;
+                while (j < 0 || j >= len) j = j < 0 ? -j : 2 * (len - 1) - j;
+                acc += k[t + radius] * line[j];
+            }
+            v[base + i * stride] = (float)acc;
+        }
+    }
+    free(k);
+    free(line);
+    return LPM_OK;
+}
+
+lpm_status lpm_resize(float *out, int64_t d, int64_t h, int64_t w, const float *in, int64_t D,
+                      int64_t H, int64_t W) {
+    int64_t n[3] = {D, H, W}, m[3] = {d, h, w};
+    size_t total = (size_t)(D * H * W);
+    float *tmp = lpm_malloc(total, sizeof(float));
+    if (!tmp) return LPM_ERR_INTERNAL;
+    memcpy(tmp, in, total * sizeof(float));
+    double scale[3];
+    for (int ax = 0; ax < 3; ax++) {
+        scale[ax] = (double)n[ax] / (double)m[ax];
+        if (scale[ax] > 1) {
+            lpm_status st = gauss_axis(tmp, n, ax, (scale[ax] - 1) / 2);
+            if (st) {
+                free(tmp);
+                return st;
+            }
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t z = 0; z < d; z++) {
+        double pz = fmin(fmax((z + 0.5) * scale[0] - 0.5, 0), (double)(D - 1));
+        int64_t z0 = (int64_t)pz, z1 = z0 + 1 < D ? z0 + 1 : z0;
+        double fz = pz - (double)z0;
+        for (int64_t y = 0; y < h; y++) {
+            double py = fmin(fmax((y + 0.5) * scale[1] - 0.5, 0), (double)(H - 1));
+            int64_t y0 = (int64_t)py, y1 = y0 + 1 < H ? y0 + 1 : y0;
+            double fy = py - (double)y0;
+            for (int64_t x = 0; x < w; x++) {
+                double px = fmin(fmax((x + 0.5) * scale[2] - 0.5, 0), (double)(W - 1));
+                int64_t x0 = (int64_t)px, x1 = x0 + 1 < W ? x0 + 1 : x0;
+                double fx = px - (double)x0;
+#define V(a, b, c) (double)tmp[((a) * H + (b)) * W + (c)]
+                double c00 = V(z0, y0, x0) * (1 - fx) + V(z0, y0, x1) * fx;
+                double c01 = V(z0, y1, x0) * (1 - fx) + V(z0, y1, x1) * fx;
+                double c10 = V(z1, y0, x0) * (1 - fx) + V(z1, y0, x1) * fx;
+                double c11 = V(z1, y1, x0) * (1 - fx) + V(z1, y1, x1) * fx;
+#undef V
+                double c0 = c00 * (1 - fy) + c01 * fy, c1 = c10 * (1 - fy) + c11 * fy;
+                out[(z * h + y) * w + x] = (float)(c0 * (1 - fz) + c1 * fz);
+            }
+        }
+    }
+    free(tmp);
+    return LPM_OK;
+}
+
+/* Fraction of voxels of a crop where A or B shows tissue. */
+static double foreground(const float *a, const float *b, int64_t H, int64_t W, const int64_t off[3],
+                         const int64_t c[3]) {
+    int64_t fg = 0;
+    for (int64_t z = 0; z < c[0]; z += 2)
+        for (int64_t y = 0; y < c[1]; y += 2)
+            for (int64_t x = 0; x < c[2]; x += 2) {
+                size_t i = (size_t)(((off[0] + z) * H + off[1] + y) * W + off[2] + x);
+                fg += a[i] > 0.05f || b[i] > 0.05f;
+            }
+    int64_t total = ((c[0] + 1) / 2) * ((c[1] + 1) / 2) * ((c[2] + 1) / 2);
+    return (double)fg / (double)total;
+}
+
+static lpm_status crop_pair(lpm_sample *s, const lpm_volume *a, const lpm_volume *b,
+                            const int64_t c[3], lpm_rng *rng) {
+    int64_t n[3] = {a->nz, a->ny, a->nx};
+    size_t total = (size_t)(c[0] * c[1] * c[2]);
+    s->a = lpm_calloc(total, sizeof(float));
+    s->b = lpm_calloc(total, sizeof(float));
+    if (!s->a || !s->b) return LPM_ERR_INTERNAL;
+    /* Crops with almost no tissue teach nothing: redraw up to 20 times, keep the best. */
+    int64_t best[3] = {0, 0, 0}, off[3], fit[3];
+    for (int ax = 0; ax < 3; ax++) fit[ax] = c[ax] < n[ax] ? c[ax] : n[ax];
+    double best_fg = -1;
+    for (int attempt = 0; attempt < 20 && best_fg < 0.25; attempt++) {
+        for (int ax = 0; ax < 3; ax++)
+            off[ax] = (int64_t)(lpm_rng_uniform(rng) * (double)(n[ax] - fit[ax] + 1));
+        double fg = foreground(a->data, b->data, n[1], n[2], off, fit);
+        if (fg > best_fg) best_fg = fg, memcpy(best, off, sizeof best);
+    }
+    for (int64_t z = 0; z < fit[0]; z++)
+        for (int64_t y = 0; y < fit[1]; y++) {
+            size_t src = (size_t)(((best[0] + z) * n[1] + best[1] + y) * n[2] + best[2]);
+            size_t dst = (size_t)((z * c[1] + y) * c[2]);
+            memcpy(s->a + dst, a->data + src, sizeof(float) * (size_t)fit[2]);
+            memcpy(s->b + dst, b->data + src, sizeof(float) * (size_t)fit[2]);
+        }
+    s->D = c[0], s->H = c[1], s->W = c[2];
+    return LPM_OK;
+}
+
+lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
+                           const lpm_sample_spec *spec, lpm_rng *rng) {
+    lpm_volume a = {0}, b = {0};
+    memset(out, 0, sizeof *out);
+    out->case_index = i;
+    lpm_status st = lpm_volume_read(ds->a[i], &a);
+    if (!st) st = lpm_volume_read(ds->b[i], &b);
+    if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
+    if (!st && spec->flip)
+        for (int ax = 0; ax < 3; ax++)
+            if (lpm_rng_uniform(rng) < 0.5) {
+                flip_axis(a.data, a.nz, a.ny, a.nx, ax);
+                flip_axis(b.data, b.nz, b.ny, b.nx, ax);
+            }
+    if (!st) st = lpm_normalize_minmax(&a, ds->a[i]);
+    if (!st) st = lpm_normalize_minmax(&b, ds->b[i]);
+    if (!st && spec->mode == 1) {
+        st = crop_pair(out, &a, &b, spec->crop, rng);
+    } else if (!st) {
+        const int64_t *s = spec->shape;
+        size_t total = (size_t)(s[0] * s[1] * s[2]);
+        out->a = lpm_malloc(total, sizeof(float));
+        out->b = lpm_malloc(total, sizeof(float));
+        st = !out->a || !out->b ? LPM_ERR_INTERNAL : LPM_OK;
+        if (!st) st = lpm_resize(out->a, s[0], s[1], s[2], a.data, a.nz, a.ny, a.nx);
+        if (!st) st = lpm_resize(out->b, s[0], s[1], s[2], b.data, b.nz, b.ny, b.nx);
+        out->D = s[0], out->H = s[1], out->W = s[2];
+    }
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
+    if (st) lpm_sample_free(out);
+    return st;
+}
+
+void lpm_epoch_order(int *order, int n, uint64_t seed, int64_t epoch) {
+    lpm_rng r;
+    lpm_rng_seed(&r, seed * 0x9E3779B97F4A7C15ULL + (uint64_t)epoch + 1);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {  /* Fisher-Yates */
+        int j = (int)(lpm_rng_u64(&r) % (uint64_t)(i + 1));
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* ------------------------------------------------------------------ loader */
+
+static lpm_status make_kth(lpm_loader *L, int64_t k, lpm_sample *out) {
+    int n = L->ds->n;
+    int *order = malloc(sizeof(int) * (size_t)n);
+    if (!order) return lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+    lpm_epoch_order(order, n, L->seed, k / n);
+    int i = order[k % n];
+    free(order);
+    lpm_rng r;
+    lpm_rng_seed(&r, L->seed ^ (0xD1B54A32D192ED03ULL * (uint64_t)(k + 1)));
+    return lpm_make_sample(out, L->ds, i, &L->spec, &r);
+}
+
+static void *loader_main(void *arg) {
+    lpm_loader *L = arg;
+    pthread_mutex_lock(&L->mu);
+    while (!L->stop) {
+        if (L->ready) {
+            pthread_cond_wait(&L->cv, &L->mu);
+            continue;
+        }
+        int64_t k = L->next_k;
+        pthread_mutex_unlock(&L->mu);
+        lpm_sample s;
+        lpm_status st = make_kth(L, k, &s);
+        pthread_mutex_lock(&L->mu);
+        L->slot = s;
+        L->status = st;
+        if (st) snprintf(L->error, sizeof L->error, "%s", lpm_last_error());
+        L->ready = 1;
+        pthread_cond_broadcast(&L->cv);
+    }
+    pthread_mutex_unlock(&L->mu);
+    return NULL;
+}
+
+lpm_status lpm_loader_start(lpm_loader *L, const lpm_dataset *ds, const lpm_sample_spec *spec,
+                            uint64_t seed, int64_t first_k) {
+    memset(L, 0, sizeof *L);
+    L->ds = ds;
+    L->spec = *spec;
+    L->seed = seed;
+    L->steps_per_epoch = ds->n;
+    L->next_k = first_k;
+    pthread_mutex_init(&L->mu, NULL);
+    pthread_cond_init(&L->cv, NULL);
+    if (pthread_create(&L->thread, NULL, loader_main, L) != 0)
+        return lpm_fail(LPM_ERR_INTERNAL, "cannot start the data loader thread");
+    L->running = 1;
+    return LPM_OK;
+}
+
+lpm_status lpm_loader_next(lpm_loader *L, lpm_sample *out) {
+    pthread_mutex_lock(&L->mu);
+    while (!L->ready) pthread_cond_wait(&L->cv, &L->mu);
+    lpm_status st = L->status;
+    *out = L->slot;
+    memset(&L->slot, 0, sizeof L->slot);
+    if (st) lpm_fail(st, "%s", L->error);
+    L->ready = 0;
+    L->next_k++;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    return st;
+}
+
+void lpm_loader_stop(lpm_loader *L) {
+    if (!L->running) return;
+    pthread_mutex_lock(&L->mu);
+    L->stop = 1;
+    pthread_cond_broadcast(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+    pthread_join(L->thread, NULL);
+    lpm_sample_free(&L->slot);
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->cv);
+    L->running = 0;
+}

@@ -1,0 +1,178 @@
+/* Training data: dataset discovery (folders, CSV, split files), epoch order, resize against
+ * scikit-image, crops and flips. */
+#include "test.h"
+#include "train/data.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp[4096];
+
+static void touch(const char *rel) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", tmp, rel);
+    FILE *f = fopen(p, "w");
+    if (f) fclose(f);
+}
+
+static void mkdirs(const char *rel) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", tmp, rel);
+    mkdir(p, 0755);
+}
+
+static void test_folder_dataset(void) {
+    mkdirs("ds");
+    mkdirs("ds/sub01");
+    mkdirs("ds/sub02");
+    mkdirs("ds/sub03");
+    touch("ds/sub01/BraTS-GLI-00001-000-t1n.nii.gz");
+    touch("ds/sub01/BraTS-GLI-00001-000-t2w.nii.gz");
+    touch("ds/sub01/BraTS-GLI-00001-000-t1c.nii.gz");
+    touch("ds/sub02/x_t1n.nii");
+    touch("ds/sub02/x_t2w.nii");
+    touch("ds/sub02/x_seg.nii");
+    touch("ds/sub03/only_t1n.nii.gz"); /* no t2w: skipped */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/ds", tmp);
+    lpm_dataset ds;
+    lpm_status st = lpm_dataset_open(&ds, dir, "t1n,t2w", NULL, NULL);
+    CHECK(st == LPM_OK, "open folder: %s", lpm_last_error());
+    CHECK(ds.n == 2, "2 complete subjects, got %d", ds.n);
+    if (ds.n == 2) {
+        CHECK(strstr(ds.a[0], "sub01/BraTS-GLI-00001-000-t1n.nii.gz") != NULL, "a[0] = %s", ds.a[0]);
+        CHECK(strstr(ds.b[1], "sub02/x_t2w.nii") != NULL, "b[1] = %s", ds.b[1]);
+        CHECK(!strcmp(ds.name[1], "sub02"), "name %s", ds.name[1]);
+    }
+    lpm_dataset_free(&ds);
+
+    /* key words are whole words: "t1" must not match "t1n" */
+    st = lpm_dataset_open(&ds, dir, "t1,t2", NULL, NULL);
+    CHECK(st == LPM_ERR_INPUT, "no t1/t2 words -> input error, got %d", st);
+    CHECK(strstr(lpm_last_error(), "t1") != NULL, "message names the keys: %s", lpm_last_error());
+
+    st = lpm_dataset_open(&ds, dir, NULL, NULL, NULL);
+    CHECK(st == LPM_ERR_USAGE, "folder without --pair is a usage error");
+
+    /* the authors' split file */
+    FILE *f = fopen(strcat(dir, "/IndicesTest.txt"), "w");
+    fprintf(f, "1\n");
+    fclose(f);
+    snprintf(dir, sizeof dir, "%s/ds", tmp);
+    st = lpm_dataset_open(&ds, dir, "t1n,t2w", "seg", "test");
+    CHECK(st == LPM_OK && ds.n == 1 && !strcmp(ds.name[0], "sub02"), "split keeps sub02 (n=%d)", ds.n);
+    if (st == LPM_OK && ds.n == 1) CHECK(ds.mask[0] && strstr(ds.mask[0], "x_seg.nii"), "mask found");
+    lpm_dataset_free(&ds);
+    st = lpm_dataset_open(&ds, dir, "t1n,t2w", NULL, "train");
+    CHECK(st == LPM_OK && ds.n == 2, "no IndicesTrain.txt: all cases (n=%d)", ds.n);
+    lpm_dataset_free(&ds);
+
+    /* one subject folder given directly (like a phantom folder) */
+    mkdirs("phantom");
+    touch("phantom/t1.nii.gz");
+    touch("phantom/t2.nii.gz");
+    touch("phantom/labels.nii.gz");
+    snprintf(dir, sizeof dir, "%s/phantom", tmp);
+    st = lpm_dataset_open(&ds, dir, "t1,t2", NULL, NULL);
+    CHECK(st == LPM_OK && ds.n == 1, "single subject folder (n=%d)", ds.n);
+    lpm_dataset_free(&ds);
+}
+
+static void test_csv_dataset(void) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/pairs.csv", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "a,b,mask\nds/sub01/a.nii.gz, ds/sub01/b.nii.gz ,m.nii\n/abs/a.nii,/abs/b.nii,/abs/m.nii\n");
+    fclose(f);
+    lpm_dataset ds;
+    lpm_status st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
+    CHECK(st == LPM_OK && ds.n == 2, "csv rows: %s", lpm_last_error());
+    if (st == LPM_OK && ds.n == 2) {
+        CHECK(!strcmp(ds.b[0] + strlen(tmp), "/ds/sub01/b.nii.gz"), "relative path: %s", ds.b[0]);
+        CHECK(!strcmp(ds.a[1], "/abs/a.nii"), "absolute path kept: %s", ds.a[1]);
+        CHECK(ds.mask[0] != NULL, "mask column");
+    }
+    lpm_dataset_free(&ds);
+    f = fopen(path, "w");
+    fprintf(f, "x,y\n1,2\n");
+    fclose(f);
+    st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
+    CHECK(st == LPM_ERR_INPUT && strstr(lpm_last_error(), "pairs.csv"), "bad header: %s", lpm_last_error());
+}
+
+static void test_epoch_order(void) {
+    int o1[50], o2[50], o3[50], seen[50] = {0};
+    lpm_epoch_order(o1, 50, 7, 3);
+    lpm_epoch_order(o2, 50, 7, 3);
+    lpm_epoch_order(o3, 50, 7, 4);
+    int same = 1, differs = 0;
+    for (int i = 0; i < 50; i++) {
+        seen[o1[i]]++;
+        same &= o1[i] == o2[i];
+        differs |= o1[i] != o3[i];
+    }
+    int perm = 1;
+    for (int i = 0; i < 50; i++) perm &= seen[i] == 1;
+    CHECK(perm, "order is a permutation");
+    CHECK(same, "same seed and epoch, same order");
+    CHECK(differs, "another epoch, another order");
+}
+
+/* lpm_resize against scikit-image's resize(order=1, anti_aliasing=True) where installed. */
+static void test_resize(void) {
+    const int64_t D = 9, H = 14, W = 11;
+    float in[9 * 14 * 11];
+    lpm_rng r;
+    lpm_rng_seed(&r, 5);
+    for (int i = 0; i < D * H * W; i++) in[i] = (float)lpm_rng_uniform(&r);
+    float same[9 * 14 * 11];
+    CHECK(lpm_resize(same, D, H, W, in, D, H, W) == LPM_OK, "resize");
+    CHECK_CLOSE("resize to the same shape is a copy", same, in, (size_t)(D * H * W), 0, 0);
+
+    const char *py = test_env("LPM_PYTHON");
+    if (!py) py = "/usr/bin/python3";
+    char in_path[4200], out_path[4200], cmd[10000];
+    snprintf(in_path, sizeof in_path, "%s/resize_in.f32", tmp);
+    snprintf(out_path, sizeof out_path, "%s/resize_out.f32", tmp);
+    FILE *f = fopen(in_path, "wb");
+    fwrite(in, sizeof(float), (size_t)(D * H * W), f);
+    fclose(f);
+    const int64_t shapes[2][3] = {{5, 7, 16}, {16, 20, 6}};
+    for (int s = 0; s < 2; s++) {
+        const int64_t *o = shapes[s];
+        snprintf(cmd, sizeof cmd,
+                 "%s -c \"import numpy as np, sys\n"
+                 "from skimage.transform import resize\n"
+                 "x = np.fromfile('%s', np.float32).reshape(%lld, %lld, %lld).astype(np.float64)\n"
+                 "resize(x, (%lld, %lld, %lld), order=1, mode='reflect', anti_aliasing=True).astype(np.float32).tofile('%s')\" 2>/dev/null",
+                 py, in_path, (long long)D, (long long)H, (long long)W, (long long)o[0], (long long)o[1],
+                 (long long)o[2], out_path);
+        if (system(cmd) != 0) {
+            SKIP("scikit-image not available: resize not compared");
+            return;
+        }
+        size_t n = (size_t)(o[0] * o[1] * o[2]);
+        float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+        f = fopen(out_path, "rb");
+        size_t nread = fread(want, sizeof(float), n, f);
+        fclose(f);
+        CHECK(nread == n, "read skimage output");
+        CHECK(lpm_resize(got, o[0], o[1], o[2], in, D, H, W) == LPM_OK, "resize");
+        CHECK_CLOSE(s == 0 ? "resize (shrink) vs scikit-image" : "resize (grow) vs scikit-image", got, want,
+                    n, 1e-4, 1e-4);
+        free(want);
+        free(got);
+    }
+}
+
+int main(void) {
+    const char *base = test_env("LPM_TMP");
+    snprintf(tmp, sizeof tmp, "%s/test_data.%d", base ? base : "/tmp", (int)getpid());
+    mkdir(base ? base : "/tmp", 0755);
+    mkdir(tmp, 0755);
+    test_folder_dataset();
+    test_csv_dataset();
+    test_epoch_order();
+    test_resize();
+    return test_summary();
+}
