@@ -40,9 +40,10 @@ def selective_scan(xc, delta, A, B, Cm, D):
         dBx = (dl * x).unsqueeze(-1) * b.unsqueeze(2)          # (s, L, c, n)
         h = torch.zeros(dl.shape[0], c, n, dtype=xc.dtype, device=xc.device)
         ys = []
-        for t in range(L):
-            h = dA[:, t] * h + dBx[:, t]
-            ys.append(torch.einsum("scn,sn->sc", h, cm[:, t]))
+        # unbind, not dA[:, t]: each slice's backward would write a full-size zero tensor
+        for dA_t, dBx_t, c_t in zip(dA.unbind(1), dBx.unbind(1), cm.unbind(1)):
+            h = dA_t * h + dBx_t
+            ys.append((h * c_t.unsqueeze(1)).sum(-1))
         out.append(torch.stack(ys, 1) + x * D)
     return torch.cat(out, 0)
 
@@ -81,8 +82,11 @@ class Mamba(nn.Module):
         L = u.shape[1]
         xz = self.in_proj(u)
         x, z = xz[..., :self.d_inner], xz[..., self.d_inner:]
-        # causal depthwise conv: pad 3 both sides, keep the first L outputs
-        xc = self.conv1d(x.transpose(1, 2))[..., :L].transpose(1, 2)
+        # causal depthwise conv, as conv1d(padding 3)[..., :L]:
+        # xc[t, c] = b[c] + sum_k w[c, 0, k] x[t - 3 + k, c], x = 0 before the start
+        k = self.conv1d.weight.shape[-1]
+        xp = F.pad(x, (0, 0, k - 1, 0))
+        xc = self.conv1d.bias + sum(xp[:, j:j + L] * self.conv1d.weight[:, 0, j] for j in range(k))
         xc = F.silu(xc)
         dbl = self.x_proj(xc)
         dt = dbl[..., :self.dt_rank]

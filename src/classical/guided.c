@@ -19,6 +19,23 @@ static const double GAUSS_SIGMA = 5.0, EPS1 = 0.3, EPS2 = 1e-6;
 
 /* out (A,n,B) = mean over the clipped window [i-r, i+r] along the middle axis of in. */
 static void box_axis(const float *in, float *out, int64_t A, int64_t n, int64_t B, int64_t r) {
+    if (B == 1) {
+        /* contiguous lines: one running sum each */
+#pragma omp parallel for schedule(static) if (A * n >= PAR_MIN)
+        for (int64_t a = 0; a < A; a++) {
+            const float *src = in + a * n;
+            float *dst = out + a * n;
+            double acc = 0;
+            for (int64_t j = 0; j <= r && j < n; j++) acc += src[j];
+            for (int64_t i = 0; i < n; i++) {
+                int64_t lo = i - r > 0 ? i - r : 0, hi = i + r < n - 1 ? i + r : n - 1;
+                dst[i] = (float)(acc / (double)(hi - lo + 1));
+                if (i + r + 1 < n) acc += src[i + r + 1];
+                if (i - r >= 0) acc -= src[i - r];
+            }
+        }
+        return;
+    }
     int64_t nchunks = (B + CHUNK - 1) / CHUNK;
 #pragma omp parallel for collapse(2) schedule(static) if (A * n * B >= PAR_MIN)
     for (int64_t a = 0; a < A; a++)
@@ -53,18 +70,37 @@ static void box3(const float *in, float *out, float *tmp, int64_t D, int64_t H, 
 /* out (A,n,B) = Gaussian (weights g[0..2R]) along the middle axis of in, mirror borders. */
 static void gauss_axis(const float *in, float *out, const float *g, int64_t A, int64_t n,
                        int64_t B) {
+    if (B == 1) {
+#pragma omp parallel for schedule(static) if (A * n >= PAR_MIN)
+        for (int64_t a = 0; a < A; a++) {
+            const float *s = in + a * n;
+            for (int64_t i = 0; i < n; i++) {
+                int interior = i >= GAUSS_R && i + GAUSS_R < n;
+                float v = 0;
+                for (int k = -GAUSS_R; k <= GAUSS_R; k++)
+                    v += g[k + GAUSS_R] * s[interior ? i + k : lpm_reflect(i + k, n)];
+                out[a * n + i] = v;
+            }
+        }
+        return;
+    }
 #pragma omp parallel for collapse(2) schedule(static) if (A * n * B >= PAR_MIN)
     for (int64_t a = 0; a < A; a++)
         for (int64_t i = 0; i < n; i++) {
             float *o = out + (a * n + i) * B;
             for (int64_t b = 0; b < B; b++) o[b] = 0;
+            int interior = i >= GAUSS_R && i + GAUSS_R < n;
             for (int k = -GAUSS_R; k <= GAUSS_R; k++) {
-                const float *s = in + (a * n + lpm_reflect(i + k, n)) * B;
+                const float *s = in + (a * n + (interior ? i + k : lpm_reflect(i + k, n))) * B;
                 float w = g[k + GAUSS_R];
                 for (int64_t b = 0; b < B; b++) o[b] += w * s[b];
             }
         }
 }
+
+/* Neighbours i - 1 and i + 1 with mirror borders (lpm_reflect without its division). */
+static inline int64_t mirror_prev(int64_t i, int64_t n) { return i > 0 ? i - 1 : (n > 1 ? 1 : 0); }
+static inline int64_t mirror_next(int64_t i, int64_t n) { return i + 1 < n ? i + 1 : (n > 1 ? n - 2 : 0); }
 
 /* sal = Gaussian of |Laplacian of x|; tmp is scratch. */
 static void saliency(const float *x, float *sal, float *tmp, int64_t D, int64_t H, int64_t W) {
@@ -74,12 +110,12 @@ static void saliency(const float *x, float *sal, float *tmp, int64_t D, int64_t 
             for (int64_t w = 0; w < W; w++) {
                 int64_t i = (d * H + h) * W + w;
                 float c = x[i];
-                float s = x[(lpm_reflect(d - 1, D) * H + h) * W + w] +
-                          x[(lpm_reflect(d + 1, D) * H + h) * W + w] +
-                          x[(d * H + lpm_reflect(h - 1, H)) * W + w] +
-                          x[(d * H + lpm_reflect(h + 1, H)) * W + w] +
-                          x[(d * H + h) * W + lpm_reflect(w - 1, W)] +
-                          x[(d * H + h) * W + lpm_reflect(w + 1, W)] - 6 * c;
+                float s = x[(mirror_prev(d, D) * H + h) * W + w] +
+                          x[(mirror_next(d, D) * H + h) * W + w] +
+                          x[(d * H + mirror_prev(h, H)) * W + w] +
+                          x[(d * H + mirror_next(h, H)) * W + w] +
+                          x[(d * H + h) * W + mirror_prev(w, W)] +
+                          x[(d * H + h) * W + mirror_next(w, W)] - 6 * c;
                 tmp[i] = fabsf(s);
             }
     float g[2 * GAUSS_R + 1];

@@ -4,8 +4,10 @@
 #include "io/io.h"
 #include "io/montage.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *CMD = "fuse";
 
@@ -148,6 +150,11 @@ static int run(const fuse_args *o) {
         if ((st = lpm_weights_alloc(&w)) || (st = lpm_weights_load(&w, model))) goto done;
     }
     if (o->components) {
+        if (mkdir(o->components, 0755) != 0 && errno != EEXIST) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the components folder (%s)", o->components,
+                          strerror(errno));
+            goto done;
+        }
         snprintf(base_path, sizeof base_path, "%s/base.nii.gz", o->components);
         snprintf(detail_path, sizeof detail_path, "%s/detail.nii.gz", o->components);
     }

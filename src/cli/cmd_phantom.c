@@ -16,14 +16,14 @@ static void usage(FILE *out) {
             "5 oedema, 6 lesion). DIR is created if missing. The same seed gives the same files.\n\n"
             "options:\n"
             "  --out DIR         output folder (required)\n"
-            "  --shape D,H,W     volume size, each >= 8 (default 96,128,128; W = x is fastest)\n"
+            "  --shape D,H,W     volume size, each >= 8 (default 64,96,96; W = x is fastest)\n"
             "  --seed N          random seed (default 1)\n"
             "  -h, --help        this help\n");
 }
 
 int cmd_phantom(int argc, char **argv) {
     const char *dir = NULL;
-    int64_t shape[3] = {96, 128, 128};
+    int64_t shape[3] = {64, 96, 96};
     uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];

@@ -158,6 +158,16 @@ lpm_status lpm_volume_read(const char *path, lpm_volume *out) {
         s = lpm_fail(LPM_ERR_INPUT, "%s: bad dimensions (%s)", path, dims);
         goto fail;
     }
+    /* An uncompressed file too short for its header's dims is caught before allocating. */
+    struct stat st;
+    uint64_t need = (uint64_t)(nim->iname_offset > 0 ? nim->iname_offset : 0) +
+                    (uint64_t)n * (uint64_t)nim->nbyper;
+    if (nim->iname && !nifti_is_gzfile(nim->iname) && stat(nim->iname, &st) == 0 &&
+        (uint64_t)st.st_size < need) {
+        s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data (%lld bytes, the header needs %llu)",
+                     path, (long long)st.st_size, (unsigned long long)need);
+        goto fail;
+    }
     /* Reads exactly nvox*nbyper bytes; a short read (truncated file, broken gzip) fails. */
     if (nifti_image_load(nim) != 0 || !nim->data) {
         s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data", path);

@@ -22,6 +22,8 @@ typedef struct {
 struct lpm_st_file {
     int n;
     st_tensor *t;
+    int n_meta;
+    char **meta;   /* key, value, key, value, ... */
 };
 
 void lpm_st_close(lpm_st_file *f) {
@@ -31,7 +33,15 @@ void lpm_st_close(lpm_st_file *f) {
         free(f->t[i].data);
     }
     free(f->t);
+    for (int i = 0; i < 2 * f->n_meta; i++) free(f->meta[i]);
+    free(f->meta);
     free(f);
+}
+
+const char *lpm_st_meta(const lpm_st_file *f, const char *key) {
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[2 * i], key) == 0) return f->meta[2 * i + 1];
+    return NULL;
 }
 
 int lpm_st_count(const lpm_st_file *f) { return f->n; }
@@ -227,20 +237,46 @@ typedef struct {
     int64_t begin, end;
 } st_entry;
 
-static lpm_status parse_metadata(json *j) {
+typedef struct {
+    int n;
+    char **kv;
+} st_meta;
+
+static void free_meta(st_meta *m) {
+    for (int i = 0; i < 2 * m->n; i++) free(m->kv[i]);
+    free(m->kv);
+    m->n = 0, m->kv = NULL;
+}
+
+static lpm_status parse_metadata(json *j, st_meta *m) {
     if (!expect(j, '{')) return jfail(j, "__metadata__ is not an object");
     if (expect(j, '}')) return LPM_OK;
     for (;;) {
         char *k = NULL, *v = NULL;
         lpm_status s = parse_string(j, &k);
         if (s) return s;
-        free(k);
-        if (!expect(j, ':')) return jfail(j, "expected ':'");
+        if (!expect(j, ':')) {
+            free(k);
+            return jfail(j, "expected ':'");
+        }
         skip_ws(j);
-        if (j->s >= j->end || *j->s != '"') return jfail(j, "__metadata__ values must be strings");
+        if (j->s >= j->end || *j->s != '"') {
+            free(k);
+            return jfail(j, "__metadata__ values must be strings");
+        }
         s = parse_string(j, &v);
-        if (s) return s;
-        free(v);
+        if (s) {
+            free(k);
+            return s;
+        }
+        char **grown = realloc(m->kv, sizeof(char *) * (size_t)(2 * m->n + 2));
+        if (!grown) {
+            free(k), free(v);
+            return lpm_fail(LPM_ERR_INTERNAL, "%s: out of memory reading __metadata__", j->path);
+        }
+        m->kv = grown;
+        m->kv[2 * m->n] = k, m->kv[2 * m->n + 1] = v;
+        m->n++;
         if (expect(j, '}')) return LPM_OK;
         if (!expect(j, ',')) return jfail(j, "expected ',' or '}'");
     }
@@ -305,7 +341,7 @@ static void free_entries(st_entry *e, int n) {
 }
 
 /* The header object -> entries (tensor order as in the file). */
-static lpm_status parse_header(json *j, st_entry **out, int *count) {
+static lpm_status parse_header(json *j, st_entry **out, int *count, st_meta *meta) {
     int n = 0, cap = 0;
     st_entry *e = NULL;
     lpm_status s = LPM_OK;
@@ -329,7 +365,7 @@ static lpm_status parse_header(json *j, st_entry **out, int *count) {
                     break;
                 }
                 have_meta = 1;
-                if ((s = parse_metadata(j))) break;
+                if ((s = parse_metadata(j, meta))) break;
             } else {
                 for (int i = 0; i < n; i++)
                     if (strcmp(e[i].name, name) == 0) {
@@ -490,8 +526,10 @@ lpm_status lpm_st_read(const char *path, lpm_st_file **out) {
     json j = {path, (const char *)buf + 8, (const char *)buf + 8, (const char *)buf + 8 + hlen};
     st_entry *e = NULL;
     int n = 0;
-    s = parse_header(&j, &e, &n);
+    st_meta meta = {0};
+    s = parse_header(&j, &e, &n, &meta);
     if (s) {
+        free_meta(&meta);
         free(buf);
         return s;
     }
@@ -499,7 +537,12 @@ lpm_status lpm_st_read(const char *path, lpm_st_file **out) {
     uint64_t body_size = size - 8 - hlen;
 
     lpm_st_file *f = lpm_calloc(1, sizeof *f);
-    if (!f) s = LPM_ERR_INTERNAL;
+    if (!f) {
+        s = LPM_ERR_INTERNAL;
+        free_meta(&meta);
+    } else {
+        f->n_meta = meta.n, f->meta = meta.kv;
+    }
     if (!s && n > 0 && !(f->t = lpm_calloc((size_t)n, sizeof *f->t))) s = LPM_ERR_INTERNAL;
     for (int i = 0; i < n && !s; i++) {
         st_entry *en = &e[i];

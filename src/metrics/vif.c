@@ -2,8 +2,8 @@
  *
  * Every "valid" Gaussian filtering is separable (W, then H, then D) and streamed over the
  * D axis: each input slice is filtered in-plane into a ring of N slices, and an output
- * slice is formed as soon as its N input slices are in the ring. Memory is the ring
- * (N x products x in-plane output size, float64) instead of full filtered volumes. */
+ * slice is formed as soon as its N input slices are in the ring. Memory is one ring of a
+ * band of rows per thread instead of full filtered float64 volumes. */
 #include "metrics.h"
 #include "core/core.h"
 
@@ -20,91 +20,91 @@ typedef struct {
     int64_t D, H, W;
 } sources;
 
-static inline double src_at(const sources *s, int i, size_t off) {
-    return s->f32[i] ? (double)s->f32[i][off] : s->f64[i][off];
+static void load_row(double *r, const sources *s, int i, size_t off, int64_t n) {
+    if (s->f32[i])
+        for (int64_t k = 0; k < n; k++) r[k] = s->f32[i][off + (size_t)k];
+    else
+        memcpy(r, s->f64[i] + off, (size_t)n * sizeof(double));
 }
 
 /* One filtered product: source i, times source j when j >= 0. */
 typedef struct { int i, j; } product;
 
-/* Called with output slice od (in strided units): out[p] is that slice of product p,
- * oh x ow values. */
-typedef void (*slice_fn)(void *ctx, int64_t od, double *const *out, int64_t oh, int64_t ow);
+/* Output rows per task: fixed (not tied to the thread count) so that the sums, formed per
+ * (slice, band) and added in order, do not depend on the number of threads. */
+#define BAND 32
+
+/* Called with output rows y0 .. y0+ny-1 of output slice od (strided units) of band `band`:
+ * out[p] holds them for product p, ny x ow values. Called concurrently for different bands. */
+typedef void (*band_fn)(void *ctx, int64_t od, int64_t band, int64_t y0, int64_t ny,
+                        double *const *out, int64_t ow);
 
 /* Valid filtering with the 1-D kernel g (n taps) on every axis, keeping every stride-th
- * output voxel (from 0) on every axis, for np products of s; calls fn per output slice.
- * Output slices arrive in order; fn may use OpenMP inside. */
+ * output voxel (from 0) on every axis, for np (<= 8) products of s. The output rows are cut
+ * into bands of BAND rows, one task each; a task streams over D with its own ring of n
+ * in-plane filtered slices (memory per thread: n x np x BAND x ow doubles) and has no
+ * barrier inside, so it stays fast on a machine shared with other jobs. */
 static lpm_status filter_valid(const sources *s, const product *pr, int np, const double *g,
-                               int n, int stride, slice_fn fn, void *ctx) {
+                               int n, int stride, band_fn fn, void *ctx) {
     int64_t D = s->D, H = s->H, W = s->W;
     int64_t vd = D - n + 1, vh = H - n + 1, vw = W - n + 1;
     if (vd <= 0 || vh <= 0 || vw <= 0) return LPM_OK;
     int64_t oh = (vh + stride - 1) / stride, ow = (vw + stride - 1) / stride;
-    size_t plane = (size_t)(oh * ow), rowsW = (size_t)(H * ow);
-    /* (np, H, ow) after the W pass; ring (n, np, oh, ow) after the H pass; (np, oh, ow) out */
-    double *tw = lpm_malloc((size_t)np * rowsW, sizeof(double));
-    double *ring = lpm_malloc((size_t)n * (size_t)np * plane, sizeof(double));
-    double *out = lpm_malloc((size_t)np * plane, sizeof(double));
-    double *row = lpm_malloc((size_t)lpm_get_threads() * (size_t)W, sizeof(double));
-    double **outp = lpm_malloc((size_t)np, sizeof(double *));
-    if (!tw || !ring || !out || !row || !outp) {
-        free(tw), free(ring), free(out), free(row), free(outp);
-        return LPM_ERR_INTERNAL;
+    int64_t nbands = (oh + BAND - 1) / BAND, hin = (BAND - 1) * stride + n;
+    size_t band = (size_t)(BAND * ow);
+    /* per thread: rows (2W), W pass (np, hin, ow), ring (n, np, BAND, ow), out (np, BAND, ow) */
+    size_t per = 2 * (size_t)W + (size_t)np * ((size_t)hin * (size_t)ow + ((size_t)n + 1) * band);
+    double *buf = lpm_malloc((size_t)lpm_get_threads() * per, sizeof(double));
+    if (!buf) return LPM_ERR_INTERNAL;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < nbands; b++) {
+        double *r = buf + (size_t)lpm_thread_id() * per, *r2 = r + W;
+        double *tw = r2 + W, *ring = tw + (size_t)np * (size_t)hin * (size_t)ow;
+        double *out = ring + (size_t)n * (size_t)np * band, *outp[8];
+        int64_t y0 = b * BAND, ny = oh - y0 < BAND ? oh - y0 : BAND;
+        int64_t h0 = y0 * stride, nh = (ny - 1) * stride + n;   /* input rows of the band */
+        for (int p = 0; p < np; p++) outp[p] = out + (size_t)p * band;
+        for (int64_t d = 0; d < D; d++) {
+            /* W pass of the band's input rows */
+            for (int p = 0; p < np; p++)
+                for (int64_t h = 0; h < nh; h++) {
+                    size_t base = (size_t)((d * H + h0 + h) * W);
+                    load_row(r, s, pr[p].i, base, W);
+                    if (pr[p].j >= 0) {
+                        load_row(r2, s, pr[p].j, base, W);
+                        for (int64_t w = 0; w < W; w++) r[w] *= r2[w];
+                    }
+                    double *o = tw + ((size_t)p * (size_t)hin + (size_t)h) * (size_t)ow;
+                    /* k outer, x inner: per voxel the sum runs over k in order, and it vectorises */
+                    for (int64_t x = 0; x < ow; x++) o[x] = 0;
+                    for (int k = 0; k < n; k++)
+                        for (int64_t x = 0; x < ow; x++) o[x] += g[k] * r[x * stride + k];
+                }
+            /* H pass into ring slot d mod n */
+            double *slot = ring + (size_t)(d % n) * (size_t)np * band;
+            for (int p = 0; p < np; p++)
+                for (int64_t y = 0; y < ny; y++) {
+                    const double *t = tw + ((size_t)p * (size_t)hin + (size_t)(y * stride)) * (size_t)ow;
+                    double *o = slot + (size_t)p * band + (size_t)(y * ow);
+                    for (int64_t x = 0; x < ow; x++) o[x] = 0;
+                    for (int k = 0; k < n; k++)
+                        for (int64_t x = 0; x < ow; x++) o[x] += g[k] * t[(size_t)k * (size_t)ow + (size_t)x];
+                }
+            /* D pass: output slice od0 = d - n + 1 needs input slices od0 .. d */
+            int64_t od0 = d - n + 1;
+            if (od0 < 0 || od0 % stride) continue;
+            for (int p = 0; p < np; p++) {
+                double *o = outp[p];
+                for (int64_t x = 0; x < ny * ow; x++) o[x] = 0;
+                for (int k = 0; k < n; k++) {
+                    const double *t = ring + ((size_t)((od0 + k) % n) * (size_t)np + (size_t)p) * band;
+                    for (int64_t x = 0; x < ny * ow; x++) o[x] += g[k] * t[x];
+                }
+            }
+            fn(ctx, od0 / stride, b, y0, ny, outp, ow);
+        }
     }
-    for (int p = 0; p < np; p++) outp[p] = out + (size_t)p * plane;
-    for (int64_t d = 0; d < D; d++) {
-        /* W pass: one row of one product per iteration */
-#pragma omp parallel for schedule(static)
-        for (int64_t ph = 0; ph < (int64_t)np * H; ph++) {
-            int p = (int)(ph / H);
-            int64_t h = ph % H;
-            double *r = row + (size_t)lpm_thread_id() * (size_t)W;
-            size_t base = (size_t)((d * H + h) * W);
-            for (int64_t w = 0; w < W; w++) {
-                double v = src_at(s, pr[p].i, base + (size_t)w);
-                r[w] = pr[p].j >= 0 ? v * src_at(s, pr[p].j, base + (size_t)w) : v;
-            }
-            double *o = tw + (size_t)p * rowsW + (size_t)(h * ow);
-            for (int64_t x = 0; x < ow; x++) {
-                const double *q = r + x * stride;
-                double acc = 0;
-                for (int k = 0; k < n; k++) acc += g[k] * q[k];
-                o[x] = acc;
-            }
-        }
-        /* H pass into ring slot d mod n */
-        double *slot = ring + (size_t)(d % n) * (size_t)np * plane;
-#pragma omp parallel for schedule(static)
-        for (int64_t py = 0; py < (int64_t)np * oh; py++) {
-            int p = (int)(py / oh);
-            int64_t y = py % oh;
-            const double *src = tw + (size_t)p * rowsW + (size_t)(y * stride * ow);
-            double *o = slot + (size_t)p * plane + (size_t)(y * ow);
-            for (int64_t x = 0; x < ow; x++) {
-                double acc = 0;
-                for (int k = 0; k < n; k++) acc += g[k] * src[(size_t)(k * ow) + (size_t)x];
-                o[x] = acc;
-            }
-        }
-        /* D pass: output slice od0 = d - n + 1 needs input slices od0 .. d */
-        int64_t od0 = d - n + 1;
-        if (od0 < 0 || od0 % stride) continue;
-#pragma omp parallel for schedule(static)
-        for (int64_t py = 0; py < (int64_t)np * oh; py++) {
-            int p = (int)(py / oh);
-            int64_t y = py % oh;
-            double *o = out + (size_t)p * plane + (size_t)(y * ow);
-            for (int64_t x = 0; x < ow; x++) {
-                double acc = 0;
-                for (int k = 0; k < n; k++)
-                    acc += g[k] * ring[((size_t)((od0 + k) % n) * (size_t)np + (size_t)p) * plane +
-                                       (size_t)(y * ow + x)];
-                o[x] = acc;
-            }
-        }
-        fn(ctx, od0 / stride, outp, oh, ow);
-    }
-    free(tw), free(ring), free(out), free(row), free(outp);
+    free(buf);
     return LPM_OK;
 }
 
@@ -113,8 +113,8 @@ static const product STAT_PR[8] = {{0, -1}, {1, -1}, {2, -1}, {0, 0},
                                    {1, 1},  {2, 2},  {0, 2},  {1, 2}};
 
 typedef struct {
-    double *slice;   /* per output slice: num_A, den_A, num_B, den_B */
-    double *rows;    /* per output row, the same four */
+    double *part;    /* per (output slice, band): num_A, den_A, num_B, den_B */
+    int64_t nbands;
 } stat_ctx;
 
 /* One voxel's num/den terms for reference X against F. */
@@ -132,32 +132,28 @@ static void vif_terms(double mx, double mf, double xx, double ff, double xf, dou
     *den += log10(1 + s1 / 2);
 }
 
-static void stat_slice(void *vctx, int64_t od, double *const *o, int64_t oh, int64_t ow) {
+static void stat_band(void *vctx, int64_t od, int64_t band, int64_t y0, int64_t ny,
+                      double *const *o, int64_t ow) {
     stat_ctx *c = vctx;
-#pragma omp parallel for schedule(static)
-    for (int64_t y = 0; y < oh; y++) {
-        double t[4] = {0, 0, 0, 0};
-        for (int64_t x = y * ow; x < (y + 1) * ow; x++) {
-            vif_terms(o[0][x], o[2][x], o[3][x], o[5][x], o[6][x], &t[0], &t[1]);
-            vif_terms(o[1][x], o[2][x], o[4][x], o[5][x], o[7][x], &t[2], &t[3]);
-        }
-        memcpy(c->rows + 4 * y, t, sizeof t);
+    double t[4] = {0, 0, 0, 0};
+    for (int64_t x = 0; x < ny * ow; x++) {
+        vif_terms(o[0][x], o[2][x], o[3][x], o[5][x], o[6][x], &t[0], &t[1]);
+        vif_terms(o[1][x], o[2][x], o[4][x], o[5][x], o[7][x], &t[2], &t[3]);
     }
-    double *s = c->slice + 4 * od;
-    for (int64_t y = 0; y < oh; y++)
-        for (int k = 0; k < 4; k++) s[k] += c->rows[4 * y + k];
+    memcpy(c->part + 4 * (od * c->nbands + band), t, sizeof t);
 }
 
-/* ---- decimation: filtered A, B, F at every second voxel into dst */
+/* ---- decimation: filtered A, B, F at every second voxel into dst (nh x nw slices) */
 typedef struct {
     double *dst[NSRC];
+    int64_t nh;
 } down_ctx;
 
-static void down_slice(void *vctx, int64_t od, double *const *o, int64_t oh, int64_t ow) {
+static void down_band(void *vctx, int64_t od, int64_t band, int64_t y0, int64_t ny,
+                      double *const *o, int64_t ow) {
     down_ctx *c = vctx;
-    size_t plane = (size_t)(oh * ow);
     for (int i = 0; i < NSRC; i++)
-        memcpy(c->dst[i] + (size_t)od * plane, o[i], plane * sizeof(double));
+        memcpy(c->dst[i] + (size_t)((od * c->nh + y0) * ow), o[i], (size_t)(ny * ow) * sizeof(double));
 }
 
 static void gauss(double *g, int n, double sigma) {
@@ -190,9 +186,9 @@ lpm_status lpm_metric_vif(double *vif, const float *a, const float *b, const flo
                 st = LPM_ERR_INTERNAL;
                 break;
             }
-            down_ctx dc = {{next, next + nv, next + 2 * nv}};
+            down_ctx dc = {{next, next + nv, next + 2 * nv}, nh};
             static const product DOWN_PR[NSRC] = {{0, -1}, {1, -1}, {2, -1}};
-            st = filter_valid(&s, DOWN_PR, NSRC, g, n, 2, down_slice, &dc);
+            st = filter_valid(&s, DOWN_PR, NSRC, g, n, 2, down_band, &dc);
             free(owned);
             owned = next;
             s = (sources){{NULL, NULL, NULL}, {dc.dst[0], dc.dst[1], dc.dst[2]}, nd, nh, nw};
@@ -200,17 +196,16 @@ lpm_status lpm_metric_vif(double *vif, const float *a, const float *b, const flo
         }
         int64_t vd = s.D - n + 1, vh = s.H - n + 1;
         if (vd <= 0 || vh <= 0 || s.W - n + 1 <= 0) continue;
-        stat_ctx c = {lpm_calloc((size_t)vd * 4, sizeof(double)),
-                      lpm_malloc((size_t)vh * 4, sizeof(double))};
-        if (!c.slice || !c.rows) {
-            free(c.slice), free(c.rows);
+        int64_t nb = (vh + BAND - 1) / BAND;
+        stat_ctx c = {lpm_calloc((size_t)(vd * nb) * 4, sizeof(double)), nb};
+        if (!c.part) {
             st = LPM_ERR_INTERNAL;
             break;
         }
-        st = filter_valid(&s, STAT_PR, 8, g, n, 1, stat_slice, &c);
-        for (int64_t d = 0; d < vd; d++)
-            for (int k = 0; k < 2; k++) num[k] += c.slice[4 * d + 2 * k], den[k] += c.slice[4 * d + 2 * k + 1];
-        free(c.slice), free(c.rows);
+        st = filter_valid(&s, STAT_PR, 8, g, n, 1, stat_band, &c);
+        for (int64_t i = 0; i < vd * nb; i++)
+            for (int k = 0; k < 2; k++) num[k] += c.part[4 * i + 2 * k], den[k] += c.part[4 * i + 2 * k + 1];
+        free(c.part);
     }
     free(owned);
     if (st != LPM_OK) return st;
