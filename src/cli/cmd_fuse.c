@@ -94,41 +94,9 @@ static const char *base_name(const char *path) {
 
 static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
                                 const lpm_volume *f) {
-    lpm_volume na = {0}, nb = {0};
-    lpm_status st = lpm_volume_alloc_like(&na, a);
-    if (!st) st = lpm_volume_alloc_like(&nb, a);
-    if (!st) {
-        memcpy(na.data, a->data, sizeof(float) * (size_t)lpm_volume_numel(a));
-        memcpy(nb.data, b->data, sizeof(float) * (size_t)lpm_volume_numel(a));
-        st = lpm_normalize_minmax(&na, o->a);
-    }
-    if (!st) st = lpm_normalize_minmax(&nb, o->b);
-    if (!st) {
-        const char *labels[3] = {base_name(o->a), base_name(o->b), o->method};
-        const float *vols[3] = {na.data, nb.data, f->data};
-        st = lpm_montage_write(o->preview, labels, vols, 3, a->nz, a->ny, a->nx);
-    }
-    lpm_volume_free(&na);
-    lpm_volume_free(&nb);
-    return st;
-}
-
-static lpm_status fuse_classical(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
-                                 lpm_volume *out) {
-    lpm_volume na = {0}, nb = {0};
-    lpm_status st = lpm_volume_alloc_like(&na, a);
-    if (!st) st = lpm_volume_alloc_like(&nb, a);
-    if (!st) st = lpm_volume_alloc_like(out, a);
-    if (!st) {
-        memcpy(na.data, a->data, sizeof(float) * (size_t)lpm_volume_numel(a));
-        memcpy(nb.data, b->data, sizeof(float) * (size_t)lpm_volume_numel(a));
-        st = lpm_normalize_minmax(&na, o->a);
-    }
-    if (!st) st = lpm_normalize_minmax(&nb, o->b);
-    if (!st) st = lpm_classical_fuse(o->method, na.data, nb.data, out->data, a->nz, a->ny, a->nx);
-    lpm_volume_free(&na);
-    lpm_volume_free(&nb);
-    return st;
+    const char *labels[3] = {base_name(o->a), base_name(o->b), o->method};
+    const float *vols[3] = {a->data, b->data, f->data};
+    return lpm_montage_write(o->preview, labels, vols, 3, a->nz, a->ny, a->nx);
 }
 
 static int run(const fuse_args *o) {
@@ -173,12 +141,16 @@ static int run(const fuse_args *o) {
         goto done;
     }
 
+    /* Normalise here, where the file names are known, so a constant or non-finite input is
+     * reported by name; lpm_fuse's own normalisation then leaves [0,1] data unchanged. */
+    if ((st = lpm_normalize_minmax(&a, o->a)) || (st = lpm_normalize_minmax(&b, o->b))) goto done;
     if (model) {
         st = lpm_fuse(&w, &a, &b, &fused, o->components ? &base : NULL,
                       o->components ? &detail : NULL, (int)o->threads, cli_progress, &progress);
         cli_progress_end(&progress);
     } else {
-        st = fuse_classical(o, &a, &b, &fused);
+        st = lpm_volume_alloc_like(&fused, &a);
+        if (!st) st = lpm_classical_fuse(o->method, a.data, b.data, fused.data, a.nz, a.ny, a.nx);
     }
     if (st) goto done;
 

@@ -118,6 +118,24 @@ static void dims_string(char *buf, size_t n, const nifti_image *nim) {
                                 (long long)nim->dim[k]);
 }
 
+/* nifti_clib's loader silently replaces NaN and Inf in float data with 0, which would hide
+ * bad voxels; read the bytes ourselves (znzlib handles .gz) so they reach the checks.
+ * 0 on success; a short read (truncated file, broken gzip) fails. */
+static int load_data(nifti_image *nim) {
+    size_t nbytes = (size_t)nim->nvox * (size_t)nim->nbyper;
+    nim->data = malloc(nbytes ? nbytes : 1);
+    if (!nim->data) return -1;
+    znzFile fp = znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname));
+    if (znz_isnull(fp)) return -1;
+    int ok = znzseek(fp, (long)nim->iname_offset, SEEK_SET) >= 0 &&
+             znzread(nim->data, 1, nbytes, fp) == nbytes;
+    znzclose(fp);
+    if (!ok) return -1;
+    if (nim->swapsize > 1 && nim->byteorder != nifti_short_order())
+        nifti_swap_Nbytes(nim->nvox, nim->swapsize, nim->data);
+    return 0;
+}
+
 lpm_status lpm_volume_read(const char *path, lpm_volume *out) {
     memset(out, 0, sizeof *out);
     lpm_status s = check_readable(path);
@@ -168,8 +186,7 @@ lpm_status lpm_volume_read(const char *path, lpm_volume *out) {
                      path, (long long)st.st_size, (unsigned long long)need);
         goto fail;
     }
-    /* Reads exactly nvox*nbyper bytes; a short read (truncated file, broken gzip) fails. */
-    if (nifti_image_load(nim) != 0 || !nim->data) {
+    if (load_data(nim) != 0) {
         s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data", path);
         goto fail;
     }

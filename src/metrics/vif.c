@@ -63,6 +63,7 @@ static lpm_status filter_valid(const sources *s, const product *pr, int np, cons
         double *out = ring + (size_t)n * (size_t)np * band, *outp[8];
         int64_t y0 = b * BAND, ny = oh - y0 < BAND ? oh - y0 : BAND;
         int64_t h0 = y0 * stride, nh = (ny - 1) * stride + n;   /* input rows of the band */
+        int c = n / 2;                                           /* centre tap (n is odd) */
         for (int p = 0; p < np; p++) outp[p] = out + (size_t)p * band;
         for (int64_t d = 0; d < D; d++) {
             /* W pass of the band's input rows */
@@ -75,10 +76,11 @@ static lpm_status filter_valid(const sources *s, const product *pr, int np, cons
                         for (int64_t w = 0; w < W; w++) r[w] *= r2[w];
                     }
                     double *o = tw + ((size_t)p * (size_t)hin + (size_t)h) * (size_t)ow;
-                    /* k outer, x inner: per voxel the sum runs over k in order, and it vectorises */
-                    for (int64_t x = 0; x < ow; x++) o[x] = 0;
-                    for (int k = 0; k < n; k++)
-                        for (int64_t x = 0; x < ow; x++) o[x] += g[k] * r[x * stride + k];
+                    /* the kernel is symmetric: pair tap k with tap n-1-k; k outer, x inner vectorises */
+                    for (int64_t x = 0; x < ow; x++) o[x] = g[c] * r[x * stride + c];
+                    for (int k = 0; k < c; k++)
+                        for (int64_t x = 0; x < ow; x++)
+                            o[x] += g[k] * (r[x * stride + k] + r[x * stride + n - 1 - k]);
                 }
             /* H pass into ring slot d mod n */
             double *slot = ring + (size_t)(d % n) * (size_t)np * band;
@@ -86,20 +88,26 @@ static lpm_status filter_valid(const sources *s, const product *pr, int np, cons
                 for (int64_t y = 0; y < ny; y++) {
                     const double *t = tw + ((size_t)p * (size_t)hin + (size_t)(y * stride)) * (size_t)ow;
                     double *o = slot + (size_t)p * band + (size_t)(y * ow);
-                    for (int64_t x = 0; x < ow; x++) o[x] = 0;
-                    for (int k = 0; k < n; k++)
-                        for (int64_t x = 0; x < ow; x++) o[x] += g[k] * t[(size_t)k * (size_t)ow + (size_t)x];
+                    const double *tc = t + (size_t)c * (size_t)ow;
+                    for (int64_t x = 0; x < ow; x++) o[x] = g[c] * tc[x];
+                    for (int k = 0; k < c; k++) {
+                        const double *t0 = t + (size_t)k * (size_t)ow, *t1 = t + (size_t)(n - 1 - k) * (size_t)ow;
+                        for (int64_t x = 0; x < ow; x++) o[x] += g[k] * (t0[x] + t1[x]);
+                    }
                 }
             /* D pass: output slice od0 = d - n + 1 needs input slices od0 .. d */
             int64_t od0 = d - n + 1;
             if (od0 < 0 || od0 % stride) continue;
             for (int p = 0; p < np; p++) {
                 double *o = outp[p];
-                for (int64_t x = 0; x < ny * ow; x++) o[x] = 0;
-                for (int k = 0; k < n; k++) {
-                    const double *t = ring + ((size_t)((od0 + k) % n) * (size_t)np + (size_t)p) * band;
-                    for (int64_t x = 0; x < ny * ow; x++) o[x] += g[k] * t[x];
+#define RING(k) (ring + ((size_t)((od0 + (k)) % n) * (size_t)np + (size_t)p) * band)
+                const double *tc = RING(c);
+                for (int64_t x = 0; x < ny * ow; x++) o[x] = g[c] * tc[x];
+                for (int k = 0; k < c; k++) {
+                    const double *t0 = RING(k), *t1 = RING(n - 1 - k);
+                    for (int64_t x = 0; x < ny * ow; x++) o[x] += g[k] * (t0[x] + t1[x]);
                 }
+#undef RING
             }
             fn(ctx, od0 / stride, b, y0, ny, outp, ow);
         }

@@ -12,20 +12,35 @@ typedef struct {
     float a1[C], a2[C], t[C], m[C];
 } cfc_state;
 
-static void matvec(float *y, const float *w, const float *x) {
-    for (int o = 0; o < C; o++) {
-        float s = 0;
-        for (int i = 0; i < C; i++) s += w[o * C + i] * x[i];
-        y[o] = s;
-    }
+/* The four 24x24 matrices transposed to (i, o), so one pass over a voxel's inputs updates
+ * 24 outputs at once; each output still sums its terms in the order i = 0..23. */
+typedef struct {
+    float ff1[C][C], ff2[C][C], ta[C][C], tb[C][C];
+} cfc_wt;
+
+static void transpose_weights(cfc_wt *wt, const lpm_cfc_params *p) {
+    for (int o = 0; o < C; o++)
+        for (int i = 0; i < C; i++) {
+            wt->ff1[i][o] = p->ff1[o * C + i];
+            wt->ff2[i][o] = p->ff2[o * C + i];
+            wt->ta[i][o] = p->time_a[o * C + i];
+            wt->tb[i][o] = p->time_b[o * C + i];
+        }
 }
 
-static void cfc_voxel(cfc_state *s, const float *f, const lpm_cfc_params *p) {
-    float ta[C], tb[C];
-    matvec(s->a1, p->ff1, f);
-    matvec(s->a2, p->ff2, f);
-    matvec(ta, p->time_a, f);
-    matvec(tb, p->time_b, f);
+static void cfc_voxel(cfc_state *s, const float *f, const cfc_wt *wt) {
+    float ta[C] = {0}, tb[C] = {0};
+    memset(s->a1, 0, sizeof s->a1);
+    memset(s->a2, 0, sizeof s->a2);
+    for (int i = 0; i < C; i++) {
+        float x = f[i];
+        for (int o = 0; o < C; o++) {
+            s->a1[o] += wt->ff1[i][o] * x;
+            s->a2[o] += wt->ff2[i][o] * x;
+            ta[o] += wt->ta[i][o] * x;
+            tb[o] += wt->tb[i][o] * x;
+        }
+    }
     for (int c = 0; c < C; c++) {
         /* t_interp = torch.sigmoid(time_a(x) + time_b(x)) */
         float t = 1.0f / (1.0f + expf(-(ta[c] + tb[c])));
@@ -43,9 +58,11 @@ static float fc_row(const float *w, float b, const float *x) {
 
 void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                      const lpm_cfc_params *p, int64_t n) {
+    cfc_wt wt;
+    transpose_weights(&wt, p);
     for (int64_t v = 0; v < n; v++) {
         cfc_state s;
-        cfc_voxel(&s, f + v * C, p);
+        cfc_voxel(&s, f + v * C, &wt);
         for (int k = 0; k < p->nout; k++) {
             const float *w = p->fc_w + k * C;
             /* torch.tanh(fc(x)) / 2 + 0.5 */
@@ -72,11 +89,13 @@ void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const 
     memset(g_time, 0, sizeof g_time);
     memset(g_fcw, 0, sizeof g_fcw);
     memset(g_fcb, 0, sizeof g_fcb);
+    cfc_wt wt;
+    transpose_weights(&wt, p);
 
     for (int64_t v = 0; v < n; v++) {
         const float *fv = f + v * C;
         cfc_state s;
-        cfc_voxel(&s, fv, p);
+        cfc_voxel(&s, fv, &wt);
         float dm[C] = {0}, da1[C] = {0}, da2[C] = {0};
         for (int k = 0; k < nout; k++) {
             const float *w = p->fc_w + k * C;

@@ -377,6 +377,23 @@ static lpm_status gauss_axis(float *v, const int64_t n[3], int axis, double sigm
     return LPM_OK;
 }
 
+/* Mirror an index into [0, n): x[-i] = x[i], x[n-1+i] = x[n-1-i] (scipy's 'mirror'). */
+static int64_t mirror_index(int64_t i, int64_t n) {
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+}
+
+/* Output sample o on an axis of n inputs: the two neighbours and the weight of the second,
+ * pixel centres aligned (x_in = (o + 0.5) scale - 0.5). */
+static double interp_at(int64_t o, double scale, int64_t n, int64_t *i0, int64_t *i1) {
+    double p = ((double)o + 0.5) * scale - 0.5;
+    double f = floor(p);
+    *i0 = mirror_index((int64_t)f, n);
+    *i1 = mirror_index((int64_t)f + 1, n);
+    return p - f;
+}
+
 lpm_status lpm_resize(float *out, int64_t d, int64_t h, int64_t w, const float *in, int64_t D,
                       int64_t H, int64_t W) {
     int64_t n[3] = {D, H, W}, m[3] = {d, h, w};
@@ -397,17 +414,12 @@ lpm_status lpm_resize(float *out, int64_t d, int64_t h, int64_t w, const float *
     }
 #pragma omp parallel for schedule(static)
     for (int64_t z = 0; z < d; z++) {
-        double pz = fmin(fmax((z + 0.5) * scale[0] - 0.5, 0), (double)(D - 1));
-        int64_t z0 = (int64_t)pz, z1 = z0 + 1 < D ? z0 + 1 : z0;
-        double fz = pz - (double)z0;
+        int64_t z0, z1, y0, y1, x0, x1;
+        double fz = interp_at(z, scale[0], D, &z0, &z1);
         for (int64_t y = 0; y < h; y++) {
-            double py = fmin(fmax((y + 0.5) * scale[1] - 0.5, 0), (double)(H - 1));
-            int64_t y0 = (int64_t)py, y1 = y0 + 1 < H ? y0 + 1 : y0;
-            double fy = py - (double)y0;
+            double fy = interp_at(y, scale[1], H, &y0, &y1);
             for (int64_t x = 0; x < w; x++) {
-                double px = fmin(fmax((x + 0.5) * scale[2] - 0.5, 0), (double)(W - 1));
-                int64_t x0 = (int64_t)px, x1 = x0 + 1 < W ? x0 + 1 : x0;
-                double fx = px - (double)x0;
+                double fx = interp_at(x, scale[2], W, &x0, &x1);
 #define V(a, b, c) (double)tmp[((a) * H + (b)) * W + (c)]
                 double c00 = V(z0, y0, x0) * (1 - fx) + V(z0, y0, x1) * fx;
                 double c01 = V(z0, y1, x0) * (1 - fx) + V(z0, y1, x1) * fx;

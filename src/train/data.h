@@ -49,7 +49,7 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
 /* Trilinear resize of a (D,H,W) volume to (d,h,w) as scikit-image's
  * resize(order=1, anti_aliasing=True): Gaussian pre-smoothing with sigma (factor-1)/2 on
  * axes that shrink, then linear interpolation on pixel centres
- * (x_in = (x_out + 0.5) * in/out - 0.5, clamped at the edges). */
+ * (x_in = (x_out + 0.5) * in/out - 0.5, mirrored at the edges as scipy's 'mirror'). */
 lpm_status lpm_resize(float *out, int64_t d, int64_t h, int64_t w, const float *in, int64_t D,
                       int64_t H, int64_t W);
 
