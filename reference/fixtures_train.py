@@ -24,6 +24,24 @@ ALPHA, BETA, GAMMA, REC = 0.05, 1.0, 0.5, 0.2
 EPOCHS = 5
 
 
+def chunked_scan(xc, delta, A, B, Cm, D, chunk=32):
+    """lpmnet_ref.selective_scan's recurrence, evaluated 32 tokens at a time: inside a chunk
+    h_t = exp(c_t) (h_0 + sum_{s<=t} exp(-c_s) delta_s B_s xc_s) with c_t = sum_{r<=t} delta_r A.
+    The same numbers to float64 rounding (|c_t| stays far below overflow on 32 tokens), but
+    ~10x faster under autograd than a Python loop over every token."""
+    S, L, c = xc.shape
+    h = torch.zeros(S, c, A.shape[1], dtype=xc.dtype)
+    ys = []
+    for t0 in range(0, L, chunk):
+        dl, x = delta[:, t0:t0 + chunk], xc[:, t0:t0 + chunk]
+        cs = torch.cumsum(dl.unsqueeze(-1) * A, 1)                       # (S, T, c, n)
+        dBx = (dl * x).unsqueeze(-1) * B[:, t0:t0 + chunk].unsqueeze(2)  # (S, T, c, n)
+        hs = torch.exp(cs) * (h.unsqueeze(1) + torch.cumsum(torch.exp(-cs) * dBx, 1))
+        ys.append(torch.einsum("stcn,stn->stc", hs, Cm[:, t0:t0 + chunk]))
+        h = hs[:, -1]
+    return torch.cat(ys, 1) + xc * D
+
+
 def smooth_volume(g):
     """Smooth random volume, min-max normalised so that min is exactly 0 and max exactly 1."""
     v = torch.rand((1, 1, D + 8, H + 8, W + 8), generator=g, dtype=torch.float64)
@@ -46,6 +64,15 @@ def write(outdir):
     w<k+1>.<name>         the weights after step k (torch.optim.Adam, betas 0.9 0.999,
                           eps 1e-8, weight_decay 3e-4)
     """
+    saved = ref.selective_scan
+    ref.selective_scan = chunked_scan
+    try:
+        _write(outdir)
+    finally:
+        ref.selective_scan = saved
+
+
+def _write(outdir):
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     g = torch.Generator().manual_seed(2024)
     model = ref.init_weights(ref.LPMNet(), 3).double()

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* |got - want| <= max(1e-4 |want|, 1e-6) */
 static void check_metric(const char *where, const char *name, double got, double want) {
@@ -183,15 +184,44 @@ static lpm_status crop_volume(const lpm_volume *v, const int64_t o[3], const int
     return LPM_OK;
 }
 
+/* Run cmd, keep its stdout in js; returns the exit status (-1 when it could not run). */
+static int run_json(const char *cmd, char *js, size_t n) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t got = fread(js, 1, n - 1, p);
+    js[got] = '\0';
+    int rc = pclose(p);
+    return got ? rc : -1;
+}
+
+/* The C library on files, as `lpmnet metrics` does it (read, normalise, score). */
+static lpm_status score_files(char path[4][4096], int masked, lpm_metrics *m) {
+    lpm_volume r[4] = {{0}};
+    uint8_t *mask = NULL;
+    lpm_status st = LPM_OK;
+    for (int k = 0; k < 3 + masked && !st; k++) st = lpm_volume_read(path[k], &r[k]);
+    for (int k = 0; k < 3 && !st; k++) st = lpm_normalize_minmax(&r[k], path[k]);
+    int64_t n = lpm_volume_numel(&r[0]);
+    if (!st && masked) {
+        mask = malloc((size_t)n);
+        for (int64_t i = 0; i < n; i++) mask[i] = r[3].data[i] != 0;
+    }
+    if (!st)
+        st = lpm_metrics_compute(m, r[0].data, r[1].data, r[2].data, r[0].nz, r[0].ny, r[0].nx, mask, LPM_M_ALL);
+    for (int k = 0; k < 4; k++) lpm_volume_free(&r[k]);
+    free(mask);
+    return st;
+}
+
 static void test_real(void) {
     const char *real = test_env("LPM_REAL_DATA"), *tmp = test_env("LPM_TMP");
-    const char *py = test_env("LPM_PYTHON"), *src = test_env("LPM_SOURCE_DIR");
+    const char *py = test_env("LPM_PYTHON"), *src = test_env("LPM_SOURCE_DIR"), *bin = test_env("LPM_BIN");
     if (!real) {
         SKIP("real data: LPM_REAL_DATA is not set");
         return;
     }
-    char in[2][4096], out[3][4096], cmd[16384];
-    static const char *mod[2] = {"t1n", "t2w"}, *nm[3] = {"a", "b", "f"};
+    char in[2][4096], out[4][4096], cmd[20000], js[4096];
+    static const char *mod[2] = {"t1n", "t2w"}, *nm[4] = {"a", "b", "f", "mask"};
     for (int k = 0; k < 2; k++)
         snprintf(in[k], sizeof in[k], "%s/brats_gli_00001_000/BraTS-GLI-00001-000-%s.nii.gz", real, mod[k]);
     FILE *probe = fopen(in[0], "rb");
@@ -203,58 +233,67 @@ static void test_real(void) {
     if (!tmp) tmp = "/tmp";
     if (!py) py = "/usr/bin/python3";
     if (!src) src = ".";
-    char mk[4200];
-    snprintf(mk, sizeof mk, "mkdir -p '%s'", tmp);
-    if (system(mk) != 0) {
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmp);
+    if (system(cmd) != 0) {
         CHECK(0, "cannot create %s", tmp);
         return;
     }
-    /* the NumPy reference builds pixels x 128 matrices: a 48x80x80 crop (still enough for all
-     * four VIF scales) keeps it to seconds */
-    lpm_volume v[2] = {{0}}, c[3] = {{0}};
+    /* The NumPy reference builds pixels x 128 matrices: a 48x80x80 crop (still enough for
+     * all four VIF scales) keeps it to seconds. A, B normalised, F = (A + B)/2, mask = A > 0.1. */
+    lpm_volume v[2] = {{0}}, c[4] = {{0}};
     const int64_t o[3] = {53, 80, 80}, s[3] = {48, 80, 80};
     lpm_status st = LPM_OK;
     for (int k = 0; k < 2 && !st; k++) st = lpm_volume_read(in[k], &v[k]);
     for (int k = 0; k < 2 && !st; k++) st = crop_volume(&v[k], o, s, &c[k]);
     for (int k = 0; k < 2 && !st; k++) st = lpm_normalize_minmax(&c[k], in[k]);
-    if (!st) st = lpm_volume_alloc(&c[2], s[2], s[1], s[0]);
-    CHECK(st == LPM_OK, "real data: %s", lpm_last_error());
-    if (st) goto done;
-    for (int64_t i = 0; i < s[0] * s[1] * s[2]; i++) c[2].data[i] = (c[0].data[i] + c[1].data[i]) / 2;
-    for (int k = 0; k < 3 && !st; k++) {
+    for (int k = 2; k < 4 && !st; k++) st = lpm_volume_alloc(&c[k], s[2], s[1], s[0]);
+    for (int64_t i = 0; !st && i < s[0] * s[1] * s[2]; i++) {
+        c[2].data[i] = (c[0].data[i] + c[1].data[i]) / 2;
+        c[3].data[i] = c[0].data[i] > 0.1f;
+    }
+    for (int k = 0; k < 4 && !st; k++) {
         snprintf(out[k], sizeof out[k], "%s/metrics_brats_%s.nii.gz", tmp, nm[k]);
         st = lpm_volume_write(out[k], &c[k], &c[0]);
     }
-    CHECK(st == LPM_OK, "real data: %s", lpm_last_error());
-    if (st) goto done;
-
-    /* C: read back and normalise exactly as `lpmnet metrics` does */
-    lpm_volume r[3] = {{0}};
-    lpm_metrics m;
-    for (int k = 0; k < 3 && !st; k++) st = lpm_volume_read(out[k], &r[k]);
-    for (int k = 0; k < 3 && !st; k++) st = lpm_normalize_minmax(&r[k], out[k]);
-    double t0 = lpm_seconds();
-    if (!st) st = lpm_metrics_compute(&m, r[0].data, r[1].data, r[2].data, s[0], s[1], s[2], NULL, LPM_M_ALL);
-    double tc = lpm_seconds() - t0;
-    for (int k = 0; k < 3; k++) lpm_volume_free(&r[k]);
-    CHECK(st == LPM_OK, "real data: %s", lpm_last_error());
-    if (st) goto done;
-
-    snprintf(cmd, sizeof cmd, "'%s' '%s/reference/metrics_ref.py' '%s' '%s' '%s'", py, src, out[0], out[1], out[2]);
-    t0 = lpm_seconds();
-    FILE *p = popen(cmd, "r");
-    char js[4096] = "";
-    size_t got = p ? fread(js, 1, sizeof js - 1, p) : 0;
-    js[got] = '\0';
-    int rc = p ? pclose(p) : -1;
-    CHECK(rc == 0 && got > 0, "reference failed: %s", cmd);
-    if (rc != 0 || !got) goto done;
-    printf("  real 48x80x80 BraTS T1/T2/avg: C %.2f s, NumPy %.2f s\n", tc, lpm_seconds() - t0);
-    for (int i = 0; i < LPM_NUM_METRICS; i++)
-        check_metric("real", lpm_metric_name(i), lpm_metric_value(&m, i), json_get(js, lpm_metric_name(i)));
-done:
     for (int k = 0; k < 2; k++) lpm_volume_free(&v[k]);
-    for (int k = 0; k < 3; k++) lpm_volume_free(&c[k]);
+    for (int k = 0; k < 4; k++) lpm_volume_free(&c[k]);
+    CHECK(st == LPM_OK, "real data: %s", lpm_last_error());
+    if (st) return;
+
+    int have_bin = bin && access(bin, X_OK) == 0;
+    if (!have_bin) SKIP("lpmnet metrics: LPM_BIN is not set");
+    for (int masked = 0; masked < 2; masked++) {
+        const char *tag = masked ? "realm" : "real";
+        lpm_metrics m;
+        double t0 = lpm_seconds();
+        st = score_files(out, masked, &m);
+        double tc = lpm_seconds() - t0;
+        CHECK(st == LPM_OK, "%s: %s", tag, lpm_last_error());
+        if (st) continue;
+        char opt[4200] = "";
+        if (masked) snprintf(opt, sizeof opt, " --mask '%s'", out[3]);
+        snprintf(cmd, sizeof cmd, "'%s' '%s/reference/metrics_ref.py' '%s' '%s' '%s'%s", py, src, out[0],
+                 out[1], out[2], opt);
+        t0 = lpm_seconds();
+        int rc = run_json(cmd, js, sizeof js);
+        CHECK(rc == 0, "reference failed: %s", cmd);
+        if (rc) continue;
+        printf("  %s: 48x80x80 BraTS T1/T2/avg%s: C %.2f s, NumPy %.2f s\n", tag, masked ? ", masked" : "",
+               tc, lpm_seconds() - t0);
+        for (int i = 0; i < LPM_NUM_METRICS; i++)
+            check_metric(tag, lpm_metric_name(i), lpm_metric_value(&m, i), json_get(js, lpm_metric_name(i)));
+        if (!have_bin) continue;
+        /* the command line prints the library's numbers */
+        snprintf(cmd, sizeof cmd, "'%s' metrics '%s' '%s' '%s' --json --threads 2%s", bin, out[0], out[1],
+                 out[2], opt);
+        rc = run_json(cmd, js, sizeof js);
+        CHECK(rc == 0, "failed: %s", cmd);
+        for (int i = 0; i < LPM_NUM_METRICS && !rc; i++) {
+            double want = lpm_metric_value(&m, i), got = json_get(js, lpm_metric_name(i));
+            CHECK(fabs(got - want) <= 1e-9 * fabs(want), "lpmnet metrics --json %s: %.10g, library %.10g",
+                  lpm_metric_name(i), got, want);
+        }
+    }
 }
 
 int main(void) {

@@ -25,7 +25,7 @@ lpm_status lpm_metrics_parse(const char *list, unsigned *which) {
         size_t len = strcspn(p, ",");
         char name[16];
         if (len == 0 || len >= sizeof name)
-            return lpm_fail(LPM_ERR_USAGE, "metrics: bad metric list '%s'", list);
+            return lpm_fail(LPM_ERR_USAGE, "bad metric list '%s'", list);
         for (size_t k = 0; k < len; k++) name[k] = (char)tolower((unsigned char)p[k]);
         name[len] = '\0';
         int found = strcmp(name, "all") == 0;
@@ -34,12 +34,12 @@ lpm_status lpm_metrics_parse(const char *list, unsigned *which) {
             if (strcmp(name, NAMES[i]) == 0) bits |= 1u << i, found = 1;
         if (!found)
             return lpm_fail(LPM_ERR_USAGE,
-                            "metrics: unknown metric '%s' (known: ssim qabf mi scd vif ag psnr "
+                            "unknown metric '%s' (known: ssim qabf mi scd vif ag psnr "
                             "en sd sf nabf rsfe all)", name);
         p += len;
-        if (*p == ',' && !*++p) return lpm_fail(LPM_ERR_USAGE, "metrics: bad metric list '%s'", list);
+        if (*p == ',' && !*++p) return lpm_fail(LPM_ERR_USAGE, "bad metric list '%s'", list);
     }
-    if (!bits) return lpm_fail(LPM_ERR_USAGE, "metrics: empty metric list");
+    if (!bits) return lpm_fail(LPM_ERR_USAGE, "empty metric list");
     *which = bits;
     return LPM_OK;
 }
@@ -110,7 +110,7 @@ lpm_status lpm_metrics_compute(lpm_metrics *out, const float *a, const float *b,
                     if (c[k] + 1 > hi[k]) hi[k] = c[k] + 1;
                 }
             }
-    if (hi[0] == 0) return lpm_fail(LPM_ERR_INPUT, "metrics: the mask is empty");
+    if (hi[0] == 0) return lpm_fail(LPM_ERR_INPUT, "the mask is empty (no nonzero voxel)");
     int64_t bd = hi[0] - lo[0], bh = hi[1] - lo[1], bw = hi[2] - lo[2];
     size_t bn = (size_t)(bd * bh * bw);
     float *c = lpm_malloc(3 * bn, sizeof(float));

@@ -12,6 +12,8 @@
  *     counts only when every voxel it reads is in the mask. An empty mask is an input error.
  *   - PSNR with MSE 0 (F equal to A or B) is +inf; `lpmnet metrics --json` writes null.
  *   - SF/rSFe: an axis of size 1 has no differences and adds 0.
+ *   - norm255 of a constant volume (possible only without normalisation or inside a mask)
+ *     is 0/0: MI, AG and EN are then NAN, as in the reference.
  *   - VIF: a scale where the volume is smaller than the kernel adds nothing; when no scale
  *     fits (a side below 17), VIF = (0 + 1e-10)/(0 + 1e-10) = 1.
  *   - Results do not depend on the number of threads (per-slice partial sums are added in

@@ -66,7 +66,10 @@ lpm_status lpm_metric_mi(double *mi, const float *a, const float *b, const float
     double lo[3], hi[3];
     for (int i = 0; i < 3; i++) {
         minmax(vol[i], n, &lo[i], &hi[i]);
-        if (!(hi[i] > lo[i])) return lpm_fail(LPM_ERR_INPUT, "metrics: MI of a constant volume");
+        if (!(hi[i] > lo[i])) {
+            *mi = NAN;   /* norm255 of a constant volume is 0/0, as in the reference */
+            return LPM_OK;
+        }
     }
     int nt = lpm_get_threads();
     /* per thread: marginals of A, B, F and the joints A-F, B-F */

@@ -71,7 +71,7 @@ lpm_status lpm_metric_stats(lpm_metrics *out, const float *a, const float *b, co
     double n = t1[S_N];
     if (n == 0) {
         free(s1), free(s2), free(lo), free(hist);
-        return lpm_fail(LPM_ERR_INPUT, "metrics: empty mask");
+        return lpm_fail(LPM_ERR_INPUT, "the mask is empty (no nonzero voxel)");
     }
     double ma = t1[S_A] / n, mb = t1[S_B] / n, mf = t1[S_F] / n;
     double mfb = t1[S_FB] / n, mfa = t1[S_FA] / n;

@@ -34,6 +34,7 @@ static void cfc_voxel(cfc_state *s, const float *f, const cfc_wt *wt) {
     memset(s->a2, 0, sizeof s->a2);
     for (int i = 0; i < C; i++) {
         float x = f[i];
+#pragma omp simd
         for (int o = 0; o < C; o++) {
             s->a1[o] += wt->ff1[i][o] * x;
             s->a2[o] += wt->ff2[i][o] * x;

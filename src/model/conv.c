@@ -34,6 +34,7 @@ void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *
                         const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
                         for (int i = 0; i < CI; i++) {
                             float v = in[i][at];
+#pragma omp simd
                             for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
                         }
                     }
@@ -80,6 +81,7 @@ void lpm_conv_in_backward(float *dw, float *dbias, const float *dX, const float 
                             for (int i = 0; i < CI; i++) {
                                 double v = in[i][at];
                                 double *gk = g + (k * CI + i) * CO;
+#pragma omp simd
                                 for (int o = 0; o < CO; o++) gk[o] += gx[o] * v;
                             }
                         }

@@ -31,6 +31,9 @@ static void conv_lrelu(float *feat, int out_off, int in_off, int ci, const float
                     const float(*wk)[CO] = wt[kh * 3 + kw];
                     for (int i = 0; i < ci; i++) {
                         float v = src[i];
+                        /* vectorise over the 8 outputs (left alone, -O3 picks the i loop
+                         * and runs 4x slower) */
+#pragma omp simd
                         for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
                     }
                 }
@@ -82,6 +85,7 @@ static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float 
                     double(*gk)[CO] = gw[kh * 3 + kw];
                     for (int i = 0; i < ci; i++) {
                         double v = src[i];
+#pragma omp simd
                         for (int o = 0; o < CO; o++) gk[i][o] += v * g[o];
                     }
                 }
@@ -103,6 +107,7 @@ static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float 
                     const float(*wk)[CI_MAX] = wt[kh * 3 + kw];
                     for (int o = 0; o < CO; o++) {
                         float go = g[o];
+#pragma omp simd
                         for (int i = 0; i < ci; i++) acc[i] += wk[o][i] * go;
                     }
                 }

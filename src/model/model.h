@@ -44,7 +44,8 @@ typedef struct {
 } lpm_cfc_params;
 
 /* Named pointers into one flat array of LPM_NUM_PARAMS floats (weights, gradients or
- * Adam moments: all share the layout of lpm_tensor_table()). */
+ * Adam moments: all share the layout of lpm_tensor_table()). conv_in_w is the first tensor,
+ * so it is also the start of the flat array. */
 typedef struct {
     float *conv_in_w;         /* (8, 2, 3, 3, 3) */
     float *conv_in_b;         /* (8) */
@@ -124,7 +125,8 @@ void lpm_net_free(lpm_net *n);
 /* Forward through Conv_in, the three branches, max fusion and one head:
  * head 0 = cfc (out (1,D,H,W), base and detail may be NULL),
  * head 1 = cfc_mask (out (2,D,H,W), base and detail must be NULL).
- * In a training net the state for lpm_net_backward is kept. */
+ * In a training net the state for lpm_net_backward is kept, and a and b must stay valid
+ * until lpm_net_backward (Conv_in's backward reads them). */
 lpm_status lpm_net_forward(lpm_net *n, const lpm_params *p, const float *a, const float *b,
                            int head, float *out, float *base, float *detail,
                            lpm_progress_fn progress, void *progress_ctx);
