@@ -22,29 +22,36 @@ NUM_PARAMS = 26051
 NUM_TENSORS = 92
 
 # Element budget for one chunk of (windows, tokens, channels, states) scan tensors.
-_SCAN_ELEMS = 1 << 24
+_SCAN_ELEMS = 1 << 23
 
 
 def selective_scan(xc, delta, A, B, Cm, D):
     """h_t = exp(delta_t A) h_{t-1} + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t.
 
     xc, delta (S, L, c); A (c, n); B, Cm (S, L, n); D (c). The state starts at 0 in every
-    sequence. Returns y (S, L, c) (before the SiLU(z) gate)."""
+    sequence. Returns y (S, L, c) (before the SiLU(z) gate). Under autograd the loop is
+    out of place; under no_grad the states are accumulated in place."""
     S, L, c = xc.shape
     n = A.shape[1]
     step = max(1, _SCAN_ELEMS // (L * c * n))
     out = []
     for s0 in range(0, S, step):
-        dl, x, b, cm = delta[s0:s0 + step], xc[s0:s0 + step], B[s0:s0 + step], Cm[s0:s0 + step]
-        dA = torch.exp(dl.unsqueeze(-1) * A)                   # (s, L, c, n)
-        dBx = (dl * x).unsqueeze(-1) * b.unsqueeze(2)          # (s, L, c, n)
-        h = torch.zeros(dl.shape[0], c, n, dtype=xc.dtype, device=xc.device)
-        ys = []
-        # unbind, not dA[:, t]: each slice's backward would write a full-size zero tensor
-        for dA_t, dBx_t, c_t in zip(dA.unbind(1), dBx.unbind(1), cm.unbind(1)):
-            h = dA_t * h + dBx_t
-            ys.append((h * c_t.unsqueeze(1)).sum(-1))
-        out.append(torch.stack(ys, 1) + x * D)
+        # time-major (L, s, ...) so that every step works on one contiguous slice
+        dl, x, b, cm = (v[s0:s0 + step].transpose(0, 1).contiguous() for v in (delta, xc, B, Cm))
+        dA = torch.exp(dl.unsqueeze(-1) * A)                   # (L, s, c, n)
+        hs = (dl * x).unsqueeze(-1) * b.unsqueeze(2)           # delta B x, (L, s, c, n)
+        if torch.is_grad_enabled():
+            h = hs[0]                                          # h_0 = delta_0 B_0 x_0
+            states = [h]
+            for dA_t, dBx_t in zip(dA.unbind(0)[1:], hs.unbind(0)[1:]):
+                h = dA_t * h + dBx_t
+                states.append(h)
+            hs = torch.stack(states)
+        else:
+            for t in range(1, L):
+                hs[t].addcmul_(dA[t], hs[t - 1])
+        y = (hs * cm.unsqueeze(2)).sum(-1) + x * D             # (L, s, c)
+        out.append(y.transpose(0, 1))
     return torch.cat(out, 0)
 
 

@@ -12,6 +12,7 @@ int cmd_info(int argc, char **argv);
 int cmd_phantom(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Print "lpmnet CMD: message" to stderr and return code. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

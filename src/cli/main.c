@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"fuse", cmd_fuse, "fuse two co-registered volumes (LPM-Net or a classical method)"},
     {"train", cmd_train, "train LPM-Net on your own co-registered pairs (resumable)"},
+    {"eval", cmd_eval, "fuse a dataset with several methods, score and report"},
     {"metrics", cmd_metrics, "score a fused volume with the twelve fusion metrics"},
     {"phantom", cmd_phantom, "write a synthetic multimodal brain phantom"},
     {"info", cmd_info, "describe a NIfTI volume or a weights file"},

@@ -1,0 +1,283 @@
+/* lpmnet eval: fuse every case of a dataset with several methods, score, and report. */
+#include "classical/classical.h"
+#include "cli.h"
+#include "io/io.h"
+#include "io/montage.h"
+#include "metrics/metrics.h"
+#include "train/data.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *CMD = "eval";
+enum { MAX_METHODS = 16 };
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: lpmnet eval --data SPEC --out DIR [options]\n\n"
+            "Fuse every case with every method, score each result with the twelve metrics and\n"
+            "write DIR/metrics.csv (one row per case and method), DIR/summary.md (mean and SD\n"
+            "per method, the best marked) and DIR/montage_<case>.png (mid-slices of A, B and\n"
+            "every result).\n\n"
+            "  --data SPEC        folder of subject folders (with --pair) or a CSV file a,b[,mask]\n"
+            "  --pair A,B         modality keys for a folder dataset\n"
+            "  --methods LIST     [lpmnet,average,max,pca,dwt,laplacian]; also: guided\n"
+            "  -m, --model FILE   LPM-Net weights [default: the bundled model]\n"
+            "  --mask-key KEY     score inside this mask modality (folder datasets)\n"
+            "  --split S          all (default), train or test (IndicesTrain/Test.txt)\n"
+            "  --save-fused       also write DIR/<case>_<method>.nii.gz\n"
+            "  --out DIR          output folder (created)\n"
+            "  --threads N        threads (default: all cores)\n");
+}
+
+typedef struct {
+    const char *data, *pair, *methods, *model, *mask_key, *out, *split;
+    int save_fused;
+    long threads;
+} eval_args;
+
+typedef struct {
+    int n_methods, n_cases;
+    char method[MAX_METHODS][32];
+    lpm_metrics *m;    /* [case][method] */
+    double *seconds;   /* [case][method] */
+} results;
+
+/* Higher is better except NABF (artefacts) and rSFe (ranked by |rSFe|). */
+static double score_for_ranking(int metric, double v) {
+    const char *name = lpm_metric_name(metric);
+    if (!strcmp(name, "nabf")) return -v;
+    if (!strcmp(name, "rsfe")) return -fabs(v);
+    return v;
+}
+
+static const char *safe_name(const char *s, char *buf, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) {
+        char c = s[i];
+        buf[i] = (c == '/' || c == ' ' || c == '\\') ? '_' : c;
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+static lpm_status write_csv(const char *dir, const lpm_dataset *ds, const results *r) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    lpm_atomic_file f;
+    lpm_status st = lpm_atomic_open(&f, path);
+    if (st) return st;
+    fprintf(f.fp, "case,method,seconds");
+    for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, ",%s", lpm_metric_name(k));
+    fputc('\n', f.fp);
+    for (int c = 0; c < r->n_cases; c++)
+        for (int j = 0; j < r->n_methods; j++) {
+            const lpm_metrics *m = &r->m[c * r->n_methods + j];
+            fprintf(f.fp, "%s,%s,%.3f", ds->name[c], r->method[j], r->seconds[c * r->n_methods + j]);
+            for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, ",%.8g", lpm_metric_value(m, k));
+            fputc('\n', f.fp);
+        }
+    return lpm_atomic_commit(&f);
+}
+
+static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_dataset *ds,
+                                const results *r) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/summary.md", dir);
+    lpm_atomic_file f;
+    lpm_status st = lpm_atomic_open(&f, path);
+    if (st) return st;
+    int nm = r->n_methods;
+    double mean[MAX_METHODS][LPM_NUM_METRICS], sd[MAX_METHODS][LPM_NUM_METRICS], secs[MAX_METHODS];
+    for (int j = 0; j < nm; j++) {
+        secs[j] = 0;
+        for (int c = 0; c < r->n_cases; c++) secs[j] += r->seconds[c * nm + j] / r->n_cases;
+        for (int k = 0; k < LPM_NUM_METRICS; k++) {
+            double s = 0, s2 = 0;
+            for (int c = 0; c < r->n_cases; c++) s += lpm_metric_value(&r->m[c * nm + j], k);
+            mean[j][k] = s / r->n_cases;
+            for (int c = 0; c < r->n_cases; c++) {
+                double d = lpm_metric_value(&r->m[c * nm + j], k) - mean[j][k];
+                s2 += d * d;
+            }
+            sd[j][k] = r->n_cases > 1 ? sqrt(s2 / (r->n_cases - 1)) : 0;
+        }
+    }
+    fprintf(f.fp, "# lpmnet eval\n\n%d case(s) from `%s`%s%s%s, methods: %s%s%s.\n\n", r->n_cases, o->data,
+            o->pair ? ", pair " : "", o->pair ? o->pair : "", o->mask_key ? ", scored inside the mask" : "",
+            o->methods, o->model ? ", weights " : "", o->model ? o->model : "");
+    fprintf(f.fp, "Mean (SD over cases) per method; **bold** marks the best method per metric. Higher is\n"
+                  "better except NABF (lower) and rSFe (closest to 0; ranked by |rSFe|).\n\n");
+    fprintf(f.fp, "| method | seconds |");
+    for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, " %s |", lpm_metric_name(k));
+    fprintf(f.fp, "\n|---|---:|");
+    for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, "---:|");
+    fputc('\n', f.fp);
+    for (int j = 0; j < nm; j++) {
+        fprintf(f.fp, "| %s | %.2f |", r->method[j], secs[j]);
+        for (int k = 0; k < LPM_NUM_METRICS; k++) {
+            int best = 1;
+            for (int i = 0; i < nm; i++)
+                if (score_for_ranking(k, mean[i][k]) > score_for_ranking(k, mean[j][k])) best = 0;
+            if (!isfinite(mean[j][k])) best = 0;
+            if (r->n_cases > 1)
+                fprintf(f.fp, best ? " **%.4f** (%.4f) |" : " %.4f (%.4f) |", mean[j][k], sd[j][k]);
+            else
+                fprintf(f.fp, best ? " **%.4f** |" : " %.4f |", mean[j][k]);
+        }
+        fputc('\n', f.fp);
+    }
+    fprintf(f.fp, "\nCases:");
+    for (int c = 0; c < r->n_cases; c++) fprintf(f.fp, " %s%s", ds->name[c], c + 1 < r->n_cases ? "," : ".\n");
+    return lpm_atomic_commit(&f);
+}
+
+static lpm_status read_mask(const char *path, const lpm_volume *ref, uint8_t **mask) {
+    lpm_volume m = {0};
+    lpm_status st = lpm_volume_read(path, &m);
+    if (!st) st = lpm_check_same_grid(ref, &m, "the volumes", path);
+    int64_t n = lpm_volume_numel(ref);
+    if (!st && !(*mask = lpm_malloc((size_t)n, 1))) st = LPM_ERR_INTERNAL;
+    for (int64_t i = 0; !st && i < n; i++) (*mask)[i] = m.data[i] != 0;
+    lpm_volume_free(&m);
+    return st;
+}
+
+static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_dataset *ds, int c,
+                            results *r) {
+    lpm_volume a = {0}, b = {0}, fused[MAX_METHODS] = {{0}};
+    uint8_t *mask = NULL;
+    char name[256];
+    safe_name(ds->name[c], name, sizeof name);
+    lpm_status st = lpm_volume_read(ds->a[c], &a);
+    if (!st) st = lpm_volume_read(ds->b[c], &b);
+    if (!st) st = lpm_check_same_grid(&a, &b, ds->a[c], ds->b[c]);
+    if (!st) st = lpm_normalize_minmax(&a, ds->a[c]);
+    if (!st) st = lpm_normalize_minmax(&b, ds->b[c]);
+    if (!st && ds->mask[c]) st = read_mask(ds->mask[c], &a, &mask);
+    for (int j = 0; j < r->n_methods && !st; j++) {
+        const char *method = r->method[j];
+        fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, ds->name[c], method);
+        double t0 = lpm_seconds();
+        if (!strcmp(method, "lpmnet")) {
+            st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, (int)o->threads, NULL, NULL);
+        } else {
+            st = lpm_volume_alloc_like(&fused[j], &a);
+            if (!st) st = lpm_classical_fuse(method, a.data, b.data, fused[j].data, a.nz, a.ny, a.nx);
+        }
+        double secs = lpm_seconds() - t0;
+        r->seconds[c * r->n_methods + j] = secs;
+        if (!st) st = lpm_metrics_compute(&r->m[c * r->n_methods + j], a.data, b.data, fused[j].data, a.nz,
+                                          a.ny, a.nx, mask, LPM_M_ALL);
+        if (!st && o->save_fused) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s_%s.nii.gz", o->out, name, method);
+            st = lpm_volume_write(path, &fused[j], &a);
+        }
+        if (!st)
+            fprintf(stderr, " %.2f s, ssim %.4f\n", secs, r->m[c * r->n_methods + j].ssim);
+        else
+            fputc('\n', stderr);
+    }
+    if (!st) {
+        const char *labels[MAX_METHODS + 2];
+        const float *vols[MAX_METHODS + 2];
+        labels[0] = o->pair ? o->pair : "A", vols[0] = a.data;
+        char lb[64];
+        if (o->pair) {
+            const char *comma = strchr(o->pair, ',');
+            snprintf(lb, sizeof lb, "%.*s", (int)(comma - o->pair), o->pair);
+            labels[0] = lb;
+            labels[1] = comma + 1;
+        } else {
+            labels[1] = "B";
+        }
+        vols[1] = b.data;
+        for (int j = 0; j < r->n_methods; j++) labels[j + 2] = r->method[j], vols[j + 2] = fused[j].data;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/montage_%s.png", o->out, name);
+        st = lpm_montage_write(path, labels, vols, r->n_methods + 2, a.nz, a.ny, a.nx);
+    }
+    for (int j = 0; j < r->n_methods; j++) lpm_volume_free(&fused[j]);
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
+    free(mask);
+    return st;
+}
+
+static int parse_methods(const char *list, results *r) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (strcmp(tok, "lpmnet") != 0 && !lpm_classical_known(tok))
+            return cli_error(CMD, LPM_ERR_USAGE, "unknown method '%s' (valid: lpmnet, %s)", tok,
+                             lpm_classical_names());
+        if (r->n_methods == MAX_METHODS) return cli_error(CMD, LPM_ERR_USAGE, "too many methods");
+        snprintf(r->method[r->n_methods++], sizeof r->method[0], "%s", tok);
+    }
+    if (!r->n_methods) return cli_error(CMD, LPM_ERR_USAGE, "--methods is empty");
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_args o = {.methods = "lpmnet,average,max,pca,dwt,laplacian"};
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i], *v = NULL;
+        if (cli_is_help(s)) {
+            usage(stdout);
+            return 0;
+        }
+#define VALUE() if (!(v = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE
+        if (!strcmp(s, "--data")) { VALUE(); o.data = v; }
+        else if (!strcmp(s, "--pair")) { VALUE(); o.pair = v; }
+        else if (!strcmp(s, "--methods")) { VALUE(); o.methods = v; }
+        else if (!strcmp(s, "-m") || !strcmp(s, "--model")) { VALUE(); o.model = v; }
+        else if (!strcmp(s, "--mask-key")) { VALUE(); o.mask_key = v; }
+        else if (!strcmp(s, "--split")) { VALUE(); o.split = v; }
+        else if (!strcmp(s, "--out")) { VALUE(); o.out = v; }
+        else if (!strcmp(s, "--save-fused")) o.save_fused = 1;
+        else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 4096, &o.threads)) return 1; }
+        else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet eval --help)", s);
+#undef VALUE
+    }
+    if (!o.data || !o.out) {
+        usage(stderr);
+        return LPM_ERR_USAGE;
+    }
+    if (o.split && strcmp(o.split, "all") && strcmp(o.split, "train") && strcmp(o.split, "test"))
+        return cli_error(CMD, LPM_ERR_USAGE, "--split must be all, train or test");
+    results r = {0};
+    if (parse_methods(o.methods, &r)) return LPM_ERR_USAGE;
+    lpm_set_threads((int)o.threads);
+
+    lpm_weights w = {0};
+    lpm_dataset ds = {0};
+    lpm_status st = LPM_OK;
+    if (strstr(o.methods, "lpmnet")) {
+        if (!o.model) o.model = cli_default_model();
+        if (!o.model) st = lpm_fail(LPM_ERR_USAGE, "method lpmnet needs weights: pass -m FILE");
+        if (!st) st = lpm_weights_alloc(&w);
+        if (!st) st = lpm_weights_load(&w, o.model);
+    }
+    if (!st && mkdir(o.out, 0755) != 0 && errno != EEXIST)
+        st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the output folder (%s)", o.out, strerror(errno));
+    if (!st) st = lpm_dataset_open(&ds, o.data, o.pair, o.mask_key, o.split && strcmp(o.split, "all") ? o.split : NULL);
+    if (!st) {
+        r.n_cases = ds.n;
+        r.m = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.m);
+        r.seconds = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.seconds);
+        if (!r.m || !r.seconds) st = LPM_ERR_INTERNAL;
+    }
+    for (int c = 0; c < ds.n && !st; c++) st = eval_case(&o, &w, &ds, c, &r);
+    if (!st) st = write_csv(o.out, &ds, &r);
+    if (!st) st = write_summary(o.out, &o, &ds, &r);
+    if (!st) fprintf(stderr, "lpmnet eval: wrote %s/metrics.csv, %s/summary.md and %d montage(s)\n", o.out, o.out, ds.n);
+    free(r.m);
+    free(r.seconds);
+    lpm_dataset_free(&ds);
+    lpm_weights_free(&w);
+    return st ? cli_fail(CMD, st) : 0;
+}
