@@ -193,7 +193,7 @@ static void test_loader_resume(void) {
     if (tmp) mkdir(tmp, 0755);
     mkdir(dir, 0755);
 
-    /* three small cases of different content (and one of a different size) */
+    /* three small cases of different content and widths */
     lpm_rng r;
     lpm_rng_seed(&r, 5);
     FILE *csv = NULL;
