@@ -5,8 +5,9 @@ vectorised (the MI Parzen histogram builds the full pixels x bins matrix), meant
 volumes. Volumes are (D, H, W) arrays; "slice-wise" means over the D images of H x W.
 
 Conventions shared with lpmnet (they are choices where LPMNET.md is silent):
-- all_metrics() scores A, B, F as given (callers normalise; the CLI below min-max
-  normalises each whole volume to [0, 1] first, as `lpmnet metrics` does by default).
+- all_metrics() scores A, B, F as given (callers normalise; the CLI below reads float32 and
+  min-max normalises each whole volume to [0, 1] in float32 first, as `lpmnet metrics` does
+  by default).
 - mask: all volumes are first cropped to the mask's bounding box. SSIM, VIF (windowed) and
   QABF, NABF, MI (slice-wise) then run on the cropped volumes as if they were whole.
   SCD, PSNR, SD, EN (sums and means over voxels) use only mask voxels; norm255 in EN and AG
@@ -29,11 +30,13 @@ NAMES = ("ssim", "qabf", "mi", "scd", "vif", "ag", "psnr", "en", "sd", "sf", "na
 
 
 def minmax(v):
-    v = np.asarray(v, dtype=np.float64)
+    """(v - min)/(max - min) in float32 arithmetic, as the authors' float32 tensors (and
+    lpmnet) do it, so that both score the same float32 values."""
+    v = np.asarray(v, dtype=np.float32)
     lo, hi = v.min(), v.max()
     if not hi > lo:
         raise ValueError("constant volume")
-    return (v - lo) / (hi - lo)
+    return ((v - lo) / (hi - lo)).astype(np.float64)
 
 
 def norm255(v, m=None):
@@ -275,7 +278,7 @@ def main(argv):
     args = ap.parse_args(argv)
 
     def load(p):  # NIfTI (x, y, z) -> (D, H, W) = (z, y, x)
-        v = np.asarray(nib.load(p).get_fdata(dtype=np.float64))
+        v = np.asarray(nib.load(p).get_fdata(dtype=np.float32))
         if v.ndim == 4 and v.shape[3] == 1:
             v = v[..., 0]
         return v.transpose(2, 1, 0)

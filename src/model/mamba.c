@@ -3,8 +3,14 @@
  *
  * Every array is token-major (L, channels) so the per-token work runs over contiguous
  * channels. Backward recomputes the forward internals from u into the caller's scratch
- * and keeps the L x 24 x 8 scan states, so h_(t-1) is read back, never divided out. */
+ * and keeps the L x 8 x 24 scan states, so h_(t-1) is read back, never divided out.
+ *
+ * Speed: the scan's 192 (state, channel) lanes are stored state-major, (8, 24), so every
+ * per-token step is a loop over 24 contiguous channels (y = C . h is then a vertical sum
+ * over the 8 states); exp, SiLU and softplus use the vectorisable vmath.h; the hot loops
+ * are compiled for AVX-512, AVX2 and baseline x86-64 (LPM_CLONES). */
 #include "model.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -25,7 +31,7 @@ typedef struct {
     float *xp_t;    /* (24, 18)  x_proj transposed */
     float *out_t;   /* (24, 24)  out_proj transposed */
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
-    float *A;       /* (24, 8)   -exp(A_log) */
+    float *A;       /* (8, 24)   -exp(A_log), transposed */
     float *xz;      /* (L, 48)   in_proj output */
     float *xpre;    /* (L, 24)   conv1d output before SiLU */
     float *xc;      /* (L, 24)   SiLU(conv1d) */
@@ -34,7 +40,7 @@ typedef struct {
     float *delta;   /* (L, 24) */
     float *y;       /* (L, 24)   scan output before the gate */
     /* backward only */
-    float *hs;      /* (L, 24, 8) scan states h_t */
+    float *hs;      /* (L, 8, 24) scan states h_t */
     float *yg;      /* (L, 24)   gated y (input of out_proj) */
     float *gy;      /* (L, 24)   gradient at the gate's output, then at y */
     float *dxc;     /* (L, 24)   gradient at xc, then at xpre */
@@ -76,115 +82,153 @@ static size_t carve(mamba_buf *b, float *base, int L) {
 
 size_t lpm_mamba_scratch_floats(int L) { return carve(NULL, NULL, L); }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 static void transpose(float *dst, const float *src, int rows, int cols) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
 }
 
-/* out (L, O) = in (L, I) W^T for W (O, I) given transposed (I, O): the inner loop is an
- * axpy over contiguous outputs. */
-static void matmul_forward(float *restrict out, const float *restrict in,
-                           const float *restrict wt, int L, int I, int O) {
-    for (int t = 0; t < L; t++) {
-        float *o = out + (size_t)t * O;
-        const float *x = in + (size_t)t * I;
-        for (int j = 0; j < O; j++) o[j] = 0.0f;
-        for (int i = 0; i < I; i++) {
-            const float xi = x[i];
-            const float *w = wt + i * O;
-            for (int j = 0; j < O; j++) o[j] += xi * w[j];
-        }
+/* out (L, O) = in (L, I) W^T for W (O, I) given transposed (I, O). One function per shape,
+ * so the token's O outputs live in registers while the I inputs stream past; each output
+ * still sums its terms in the order i = 0..I-1. */
+#define MATMUL_FORWARD(name, I, O)                                                        \
+    LPM_CLONES static void name(float *restrict out, const float *restrict in,            \
+                                const float *restrict wt, int L) {                        \
+        for (int t = 0; t < L; t++) {                                                     \
+            float acc[O] = {0};                                                           \
+            const float *x = in + (size_t)t * (I);                                        \
+            for (int i = 0; i < (I); i++) {                                               \
+                const float xi = x[i];                                                    \
+                const float *w = wt + i * (O);                                            \
+                _Pragma("omp simd") for (int j = 0; j < (O); j++) acc[j] += xi * w[j];    \
+            }                                                                             \
+            memcpy(out + (size_t)t * (O), acc, sizeof acc);                               \
+        }                                                                                 \
     }
-}
+MATMUL_FORWARD(matmul_in, C, XZ)
+MATMUL_FORWARD(matmul_x, C, DBC)
+MATMUL_FORWARD(matmul_out, C, C)
 
-/* din (L, I) += dout W;  dw (O, I) += dout^T in. */
-static void matmul_backward(float *restrict din, float *restrict dw,
-                            const float *restrict dout, const float *restrict in,
-                            const float *restrict w, int L, int I, int O) {
-    for (int t = 0; t < L; t++) {
-        float *dx = din + (size_t)t * I;
-        const float *x = in + (size_t)t * I;
-        for (int o = 0; o < O; o++) {
-            const float g = dout[(size_t)t * O + o];
-            const float *wo = w + o * I;
-            float *dwo = dw + o * I;
-            for (int i = 0; i < I; i++) {
-                dx[i] += g * wo[i];
-                dwo[i] += g * x[i];
-            }
-        }
+/* din (L, I) += dout W;  dw (O, I) += dout^T in. The weight gradient runs o-outer with a
+ * register accumulator over the L tokens, instead of a load/store of dw per (t, o). */
+#define MATMUL_BACKWARD(name, I, O)                                                       \
+    LPM_CLONES static void name(float *restrict din, float *restrict dw,                  \
+                                const float *restrict dout, const float *restrict in,     \
+                                const float *restrict w, int L) {                         \
+        for (int t = 0; t < L; t++) {                                                     \
+            float *dx = din + (size_t)t * (I);                                            \
+            float acc[I];                                                                 \
+            memcpy(acc, dx, sizeof acc);                                                  \
+            for (int o = 0; o < (O); o++) {                                               \
+                const float g = dout[(size_t)t * (O) + o];                                \
+                const float *wo = w + o * (I);                                            \
+                _Pragma("omp simd") for (int i = 0; i < (I); i++) acc[i] += g * wo[i];    \
+            }                                                                             \
+            memcpy(dx, acc, sizeof acc);                                                  \
+        }                                                                                 \
+        for (int o = 0; o < (O); o++) {                                                   \
+            float acc[I] = {0};                                                           \
+            for (int t = 0; t < L; t++) {                                                 \
+                const float g = dout[(size_t)t * (O) + o];                                \
+                const float *x = in + (size_t)t * (I);                                    \
+                _Pragma("omp simd") for (int i = 0; i < (I); i++) acc[i] += g * x[i];     \
+            }                                                                             \
+            float *dwo = dw + o * (I);                                                    \
+            for (int i = 0; i < (I); i++) dwo[i] += acc[i];                               \
+        }                                                                                 \
     }
-}
+MATMUL_BACKWARD(matmul_in_backward, C, XZ)
+MATMUL_BACKWARD(matmul_x_backward, C, DBC)
+MATMUL_BACKWARD(matmul_out_backward, C, C)
 
 /* h_t = exp(delta_t A) h_(t-1) + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t.
- * States h_t go to hs (L, 24, 8) when hs is not NULL. */
-static void scan_forward(mamba_buf *b, const float *D, int L, float *hs) {
+ * States h_t go to hs (L, 8, 24) when hs is not NULL. */
+LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *hs) {
     float h[CN] = {0};
     for (int t = 0; t < L; t++) {
         const float *delta = b->delta + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *Bt = b->dbc + (size_t)t * DBC + R, *Ct = Bt + N;
         float *y = b->y + (size_t)t * C;
-        for (int c = 0; c < C; c++) {
-            const float d = delta[c];
-            /* (delta * x).unsqueeze(-1) * B */
-            const float dx = d * xc[c];
-            float *hc = h + c * N;
-            const float *Ac = b->A + c * N;
-            float acc = 0.0f;
-            for (int n = 0; n < N; n++) {
-                hc[n] = expf(d * Ac[n]) * hc[n] + dx * Bt[n];
-                acc += hc[n] * Ct[n];
+        float dx[C], acc[C] = {0};
+        /* (delta * x).unsqueeze(-1) * B */
+        for (int c = 0; c < C; c++) dx[c] = delta[c] * xc[c];
+        for (int n = 0; n < N; n++) {
+            const float bn = Bt[n], cn = Ct[n];
+            float *hn = h + n * C;
+            const float *An = b->A + n * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                hn[c] = lpm_vexpf(delta[c] * An[c]) * hn[c] + dx[c] * bn;
+                acc[c] += hn[c] * cn;
             }
-            y[c] = acc + xc[c] * D[c];
         }
+        for (int c = 0; c < C; c++) y[c] = acc[c] + xc[c] * D[c];
         if (hs) memcpy(hs + (size_t)t * CN, h, sizeof h);
+    }
+}
+
+/* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu */
+LPM_CLONES static void conv_silu(mamba_buf *b, const float *bias, int L) {
+    for (int t = 0; t < L; t++) {
+        float *o = b->xpre + (size_t)t * C;
+        float *xc = b->xc + (size_t)t * C;
+        for (int c = 0; c < C; c++) o[c] = bias[c];
+        for (int k = 0; k < K; k++) {
+            const int s = t - (K - 1) + k;
+            if (s < 0) continue;
+            const float *x = b->xz + (size_t)s * XZ;
+            const float *w = b->conv_t + k * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] += w[c] * x[c];
+        }
+#pragma omp simd
+        for (int c = 0; c < C; c++) xc[c] = o[c] * lpm_vsigmoid(o[c]);
+    }
+}
+
+/* delta = F.softplus(dt_proj(dt)), threshold 20 */
+LPM_CLONES static void dt_softplus(mamba_buf *b, const lpm_mamba_params *p, int L) {
+    float w0[C], w1[C];
+    for (int c = 0; c < C; c++) w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
+    for (int t = 0; t < L; t++) {
+        const float *dt = b->dbc + (size_t)t * DBC;
+        float *v = b->v + (size_t)t * C, *delta = b->delta + (size_t)t * C;
+        const float d0 = dt[0], d1 = dt[1];
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            const float s = p->dt_proj_b[c] + w0[c] * d0 + w1[c] * d1;
+            v[c] = s;
+            delta[c] = lpm_vsoftplus(s);
+        }
     }
 }
 
 /* Everything from u up to y (before the gate). */
 static void forward_internals(mamba_buf *b, const float *u, const lpm_mamba_params *p, int L,
                               int keep_states) {
+    _Static_assert(R == 2, "dt_softplus unrolls dt_rank 2");
     transpose(b->in_t, p->in_proj, XZ, C);
     transpose(b->xp_t, p->x_proj, DBC, C);
     transpose(b->out_t, p->out_proj, C, C);
     transpose(b->conv_t, p->conv_w, C, K);
-    for (int i = 0; i < CN; i++) b->A[i] = -expf(p->A_log[i]);
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) b->A[n * C + c] = -expf(p->A_log[c * N + n]);
 
-    matmul_forward(b->xz, u, b->in_t, L, C, XZ);
-
-    /* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c] */
-    for (int t = 0; t < L; t++) {
-        float *o = b->xpre + (size_t)t * C;
-        float *xc = b->xc + (size_t)t * C;
-        for (int c = 0; c < C; c++) o[c] = p->conv_b[c];
-        for (int k = 0; k < K; k++) {
-            const int s = t - (K - 1) + k;
-            if (s < 0) continue;
-            const float *x = b->xz + (size_t)s * XZ;
-            const float *w = b->conv_t + k * C;
-            for (int c = 0; c < C; c++) o[c] += w[c] * x[c];
-        }
-        /* F.silu */
-        for (int c = 0; c < C; c++) xc[c] = o[c] * sigmoidf(o[c]);
-    }
-
-    matmul_forward(b->dbc, b->xc, b->xp_t, L, C, DBC);
-
-    /* delta = F.softplus(dt_proj(dt)), threshold 20 */
-    for (int t = 0; t < L; t++) {
-        const float *dt = b->dbc + (size_t)t * DBC;
-        float *v = b->v + (size_t)t * C, *delta = b->delta + (size_t)t * C;
-        for (int c = 0; c < C; c++) {
-            float s = p->dt_proj_b[c];
-            for (int r = 0; r < R; r++) s += p->dt_proj_w[c * R + r] * dt[r];
-            v[c] = s;
-            delta[c] = s > 20.0f ? s : log1pf(expf(s));
-        }
-    }
-
+    matmul_in(b->xz, u, b->in_t, L);
+    conv_silu(b, p->conv_b, L);
+    matmul_x(b->dbc, b->xc, b->xp_t, L);
+    dt_softplus(b, p, L);
     scan_forward(b, p->D, L, keep_states ? b->hs : NULL);
+}
+
+/* y = y * F.silu(z), into yg (may be y itself) */
+LPM_CLONES static void gate(float *yg, const float *y, const float *xz, int L) {
+    for (int t = 0; t < L; t++) {
+        const float *z = xz + (size_t)t * XZ + C;
+        const float *yt = y + (size_t)t * C;
+        float *g = yg + (size_t)t * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) g[c] = yt[c] * (z[c] * lpm_vsigmoid(z[c]));
+    }
 }
 
 void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, int L,
@@ -192,21 +236,19 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
     mamba_buf b = {0};
     carve(&b, scratch, L);
     forward_internals(&b, u, p, L, 0);
-    /* y = y * F.silu(z) */
-    for (int t = 0; t < L; t++) {
-        float *y = b.y + (size_t)t * C;
-        const float *z = b.xz + (size_t)t * XZ + C;
-        for (int c = 0; c < C; c++) y[c] *= z[c] * sigmoidf(z[c]);
-    }
-    matmul_forward(out, b.y, b.out_t, L, C, C);
+    gate(b.y, b.y, b.xz, L);
+    matmul_out(out, b.y, b.out_t, L);
 }
 
 /* Adjoint of the scan, backwards in t (GRADIENTS.md, selective scan):
  * lam_t = gy_t C_t + a_(t+1) lam_(t+1). Writes dxc = D gy + delta sum_n lam B (=) and the
- * B, C, dt parts of ddbc (=); accumulates dA_log, dD, dt_proj's gradients. */
-static void scan_backward(mamba_buf *b, lpm_mamba_params *grad, const lpm_mamba_params *p,
-                          int L) {
+ * B, C, dt parts of ddbc (=); accumulates dA_log, dD, dt_proj's gradients.
+ * Lanes are (state, channel) like the forward: the sums over n are vertical, the dB and
+ * dC sums over the 24 channels are one horizontal reduction per state. */
+LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
+                                     const lpm_mamba_params *p, int L) {
     float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
+    float dvb[C] = {0}, dvw0[C] = {0}, dvw1[C] = {0};
     static const float zero[CN];
     for (int t = L - 1; t >= 0; t--) {
         const float *gy = b->gy + (size_t)t * C, *xc = b->xc + (size_t)t * C;
@@ -216,44 +258,80 @@ static void scan_backward(mamba_buf *b, lpm_mamba_params *grad, const lpm_mamba_
         const float *hp = t > 0 ? h - CN : zero;
         float *dxc = b->dxc + (size_t)t * C;
         float *ddt = b->ddbc + (size_t)t * DBC, *dB = ddt + R, *dC = dB + N;
-        float dv[C];
-        for (int n = 0; n < N; n++) dB[n] = dC[n] = 0.0f;
-        for (int c = 0; c < C; c++) {
-            const float g = gy[c], d = delta[c], x = xc[c];
-            const float *Ac = b->A + c * N;
-            float *lc = lam + c * N, *anc = a_next + c * N, *dAc = dA + c * N;
-            const float *hc = h + c * N, *hpc = hp + c * N;
-            float lam_b = 0.0f, ddelta = 0.0f;
-            for (int n = 0; n < N; n++) {
-                const float l = g * Ct[n] + anc[n] * lc[n];
-                const float a = expf(d * Ac[n]);
-                const float ah = a * hpc[n];
-                dC[n] += g * hc[n];
-                dB[n] += l * d * x;
-                lam_b += l * Bt[n];
-                ddelta += l * (Bt[n] * x + Ac[n] * ah);
-                dAc[n] += l * d * ah;
-                lc[n] = l;
-                anc[n] = a;
+        float lam_b[C] = {0}, ddelta[C] = {0}, dx[C];
+        for (int c = 0; c < C; c++) dx[c] = delta[c] * xc[c];
+        for (int n = 0; n < N; n++) {
+            const float bn = Bt[n], cn = Ct[n];
+            const float *An = b->A + n * C, *hn = h + n * C, *hpn = hp + n * C;
+            float *ln = lam + n * C, *an = a_next + n * C, *dAn = dA + n * C;
+            float sC = 0.0f, sB = 0.0f;
+#pragma omp simd reduction(+ : sC, sB)
+            for (int c = 0; c < C; c++) {
+                const float g = gy[c], d = delta[c];
+                const float l = g * cn + an[c] * ln[c];
+                const float a = lpm_vexpf(d * An[c]);
+                const float ah = a * hpn[c];
+                sC += g * hn[c];
+                sB += l * dx[c];
+                lam_b[c] += l * bn;
+                ddelta[c] += l * (bn * xc[c] + An[c] * ah);
+                dAn[c] += l * d * ah;
+                ln[c] = l;
+                an[c] = a;
             }
-            dxc[c] = p->D[c] * g + d * lam_b;
-            dD[c] += g * x;
-            /* softplus' = sigmoid, identity above the threshold */
-            dv[c] = v[c] > 20.0f ? ddelta : ddelta * sigmoidf(v[c]);
+            dC[n] = sC;
+            dB[n] = sB;
         }
-        /* dt_proj: v = W dt + bias */
-        for (int r = 0; r < R; r++) ddt[r] = 0.0f;
+        float s0 = 0.0f, s1 = 0.0f;
+        const float t0 = dt[0], t1 = dt[1];
+#pragma omp simd reduction(+ : s0, s1)
         for (int c = 0; c < C; c++) {
-            grad->dt_proj_b[c] += dv[c];
-            for (int r = 0; r < R; r++) {
-                grad->dt_proj_w[c * R + r] += dv[c] * dt[r];
-                ddt[r] += dv[c] * p->dt_proj_w[c * R + r];
-            }
+            dxc[c] = p->D[c] * gy[c] + delta[c] * lam_b[c];
+            dD[c] += gy[c] * xc[c];
+            /* softplus' = sigmoid, identity above the threshold */
+            const float dv = v[c] > 20.0f ? ddelta[c] : ddelta[c] * lpm_vsigmoid(v[c]);
+            /* dt_proj: v = W dt + bias */
+            dvb[c] += dv;
+            dvw0[c] += dv * t0;
+            dvw1[c] += dv * t1;
+            s0 += dv * p->dt_proj_w[c * R];
+            s1 += dv * p->dt_proj_w[c * R + 1];
+        }
+        ddt[0] = s0;
+        ddt[1] = s1;
+    }
+    for (int c = 0; c < C; c++) {
+        grad->dt_proj_b[c] += dvb[c];
+        grad->dt_proj_w[c * R] += dvw0[c];
+        grad->dt_proj_w[c * R + 1] += dvw1[c];
+        grad->D[c] += dD[c];
+        /* A = -exp(A_log): dA_log = dA * A */
+        for (int n = 0; n < N; n++) grad->A_log[c * N + n] += dA[n * C + c] * b->A[n * C + c];
+    }
+}
+
+/* SiLU: dxpre = dxc s (1 + xpre (1 - s)), in place */
+LPM_CLONES static void silu_backward(float *restrict dx, const float *restrict x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        const float s = lpm_vsigmoid(x[i]);
+        dx[i] *= s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+/* The gate's backward: dz (in dxz's z half) and gy *= silu(z), in place. */
+LPM_CLONES static void gate_backward(float *dxz, float *gy, const float *y, const float *xz,
+                                     int L) {
+    for (int t = 0; t < L; t++) {
+        const float *yt = y + (size_t)t * C, *z = xz + (size_t)t * XZ + C;
+        float *g = gy + (size_t)t * C, *dz = dxz + (size_t)t * XZ + C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            const float s = lpm_vsigmoid(z[c]);
+            dz[c] = g[c] * yt[c] * s * (1.0f + z[c] * (1.0f - s));
+            g[c] *= z[c] * s;
         }
     }
-    /* A = -exp(A_log): dA_log = dA * A */
-    for (int i = 0; i < CN; i++) grad->A_log[i] += dA[i] * b->A[i];
-    for (int c = 0; c < C; c++) grad->D[c] += dD[c];
 }
 
 void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
@@ -264,31 +342,14 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
     const size_t lc = (size_t)L * C;
 
     /* out_proj, then the gate y * silu(z) */
-    for (int t = 0; t < L; t++) {
-        const float *y = b.y + (size_t)t * C, *z = b.xz + (size_t)t * XZ + C;
-        float *yg = b.yg + (size_t)t * C;
-        for (int c = 0; c < C; c++) yg[c] = y[c] * z[c] * sigmoidf(z[c]);
-    }
+    gate(b.yg, b.y, b.xz, L);
     memset(b.gy, 0, lc * sizeof(float));
-    matmul_backward(b.gy, grad->out_proj, dout, b.yg, p->out_proj, L, C, C);
-    for (int t = 0; t < L; t++) {
-        const float *y = b.y + (size_t)t * C, *z = b.xz + (size_t)t * XZ + C;
-        float *gy = b.gy + (size_t)t * C, *dz = b.dxz + (size_t)t * XZ + C;
-        for (int c = 0; c < C; c++) {
-            const float s = sigmoidf(z[c]);
-            dz[c] = gy[c] * y[c] * s * (1.0f + z[c] * (1.0f - s));
-            gy[c] *= z[c] * s;
-        }
-    }
+    matmul_out_backward(b.gy, grad->out_proj, dout, b.yg, p->out_proj, L);
+    gate_backward(b.dxz, b.gy, b.y, b.xz, L);
 
     scan_backward(&b, grad, p, L);
-    matmul_backward(b.dxc, grad->x_proj, b.ddbc, b.xc, p->x_proj, L, C, DBC);
-
-    /* SiLU: dxpre = dxc s (1 + xpre (1 - s)), in place */
-    for (size_t i = 0; i < lc; i++) {
-        const float s = sigmoidf(b.xpre[i]);
-        b.dxc[i] *= s * (1.0f + b.xpre[i] * (1.0f - s));
-    }
+    matmul_x_backward(b.dxc, grad->x_proj, b.ddbc, b.xc, p->x_proj, L);
+    silu_backward(b.dxc, b.xpre, lc);
 
     /* causal conv: dx[s,c] = sum_k w[c,k] g[s+3-k,c]; dw[c,k] = sum_t g[t,c] x[t-3+k,c] */
     float dw[K][C] = {{0}}, db[C] = {0};
@@ -314,5 +375,5 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
         for (int k = 0; k < K; k++) grad->conv_w[c * K + k] += dw[k][c];
     }
 
-    matmul_backward(du, grad->in_proj, b.dxz, u, p->in_proj, L, C, XZ);
+    matmul_in_backward(du, grad->in_proj, b.dxz, u, p->in_proj, L);
 }

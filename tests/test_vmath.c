@@ -1,0 +1,62 @@
+/* The vectorisable exp / log1p / softplus / sigmoid of src/model/vmath.h against libm,
+ * in units in the last place, over the whole float range (every 251st bit pattern, plus
+ * the edges: overflow, the subnormal range of exp, underflow to exactly 0, NaN, inf). */
+#include "model/vmath.h"
+#include "test.h"
+
+#include <math.h>
+
+/* Distance in ulps between two floats of the same sign (bit patterns are monotonic). */
+static double ulps(float a, float b) {
+    if (a == b) return 0;
+    if (isnan(a) || isnan(b) || isinf(a) || isinf(b)) return 1e30;
+    int64_t ia = lpm_float_bits(fabsf(a)), ib = lpm_float_bits(fabsf(b));
+    if ((a < 0) != (b < 0)) return (double)(ia + ib);
+    return (double)(ia > ib ? ia - ib : ib - ia);
+}
+
+int main(void) {
+    double worst_exp = 0, worst_log = 0, worst_sp = 0, worst_sig = 0;
+    float at_exp = 0, at_log = 0, at_sp = 0;
+    /* every 251st float in [-110, 110] (both signs via the bit patterns) */
+    for (int64_t i = 0; i < 0x80000000LL; i += 251) {
+        for (int s = 0; s < 2; s++) {
+            float x = lpm_bits_float((int32_t)(i | (s ? 0x80000000u : 0)));
+            if (!(fabsf(x) <= 110.0f)) continue;
+            double e = ulps(lpm_vexpf(x), expf(x));
+            if (e > worst_exp) worst_exp = e, at_exp = x;
+            if (x <= 30.0f) {
+                /* F.softplus, threshold 20 */
+                double d = ulps(lpm_vsoftplus(x), x > 20.0f ? x : log1pf(expf(x)));
+                if (d > worst_sp) worst_sp = d, at_sp = x;
+            }
+            double g = ulps(lpm_vsigmoid(x), 1.0f / (1.0f + expf(-x)));
+            if (g > worst_sig) worst_sig = g;
+        }
+    }
+    /* log1p over [0, 5e8] (softplus's range of exp(v) for v <= 20), every 61st float */
+    for (int32_t i = 0; i < lpm_float_bits(5e8f); i += 61) {
+        float e = lpm_bits_float(i);
+        double d = ulps(lpm_vlog1pf_pos(e), log1pf(e));
+        if (d > worst_log) worst_log = d, at_log = e;
+    }
+    printf("max ulp error: exp %.0f (at %g), log1p %.0f (at %g), softplus %.0f (at %g), "
+           "sigmoid %.0f\n", worst_exp, at_exp, worst_log, at_log, worst_sp, at_sp, worst_sig);
+    CHECK(worst_exp <= 2, "ulp bound");
+    CHECK(worst_log <= 2, "ulp bound");
+    CHECK(worst_sp <= 3, "ulp bound");
+    CHECK(worst_sig <= 4, "ulp bound");
+
+    /* edges */
+    CHECK(lpm_vexpf(-103.98f) == 0.0f && expf(-103.98f) == 0.0f, "edge case");
+    CHECK(lpm_vexpf(-1000.0f) == 0.0f, "edge case");
+    CHECK(lpm_vexpf(-INFINITY) == 0.0f, "edge case");
+    CHECK(isinf(lpm_vexpf(88.73f)) && isinf(lpm_vexpf(INFINITY)), "edge case");
+    CHECK(isnan(lpm_vexpf(NAN)), "edge case");
+    CHECK(ulps(lpm_vexpf(-100.0f), expf(-100.0f)) <= 1, "edge case");   /* subnormal result */
+    CHECK(ulps(lpm_vexpf(88.72f), expf(88.72f)) <= 2, "edge case");
+    CHECK(lpm_vsoftplus(25.0f) == 25.0f && lpm_vsoftplus(20.001f) == 20.001f, "edge case");
+    CHECK(lpm_vsoftplus(-200.0f) == 0.0f, "edge case");
+    CHECK(lpm_vsigmoid(-200.0f) == 0.0f && lpm_vsigmoid(200.0f) == 1.0f, "edge case");
+    return test_summary();
+}
