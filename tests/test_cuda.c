@@ -53,7 +53,7 @@ static void compare(const char *what, const float *got, const float *want, size_
         if (fabs(d) > worst) worst = fabs(d);
     }
     double nmse = den > 0 ? num / den : num;
-    CHECK(bad == 0, "%s: %zu NaN/Inf values on the GPU", what);
+    CHECK(bad == 0, "%s: %zu NaN/Inf values on the GPU", what, bad);
     CHECK(nmse < tol, "%s: NMSE %.3g >= %.3g (max |diff| %.3g)", what, nmse, tol, worst);
     printf("  %-34s NMSE %.3g  max|diff| %.3g  (%zu values)\n", what, nmse, worst, n);
 }

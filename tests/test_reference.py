@@ -4,7 +4,6 @@ tools/pth2safetensors.py. Every layer is compared with a second, independent
 implementation written from LPMNET.md. Last line: "N passed, N failed"."""
 import math
 import os
-import random
 import subprocess
 import sys
 import tempfile

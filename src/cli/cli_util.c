@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "core/core.h"
+#include "cuda/cuda.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -114,4 +115,18 @@ const char *cli_default_model(void) {
     if (file_exists(path)) return path;
 #endif
     return NULL;
+}
+
+int cli_parse_device(const char *cmd, const char *s, int *cuda) {
+    if (!strcmp(s, "cpu")) {
+        *cuda = 0;
+        return 0;
+    }
+    if (strcmp(s, "cuda") != 0)
+        return cli_error(cmd, LPM_ERR_USAGE, "--device expects cpu or cuda, got '%s'", s);
+    char why[512];
+    if (!lpm_cuda_available(why, sizeof why))
+        return cli_error(cmd, LPM_ERR_USAGE, "--device cuda: %s", why);
+    *cuda = 1;
+    return 0;
 }

@@ -1,6 +1,7 @@
 /* lpmnet eval: fuse every case of a dataset with several methods, score, and report. */
 #include "classical/classical.h"
 #include "cli.h"
+#include "cuda/cuda.h"
 #include "io/io.h"
 #include "io/montage.h"
 #include "metrics/metrics.h"
@@ -30,12 +31,13 @@ static void usage(FILE *out) {
             "  --split S          all (default), train or test (IndicesTrain/Test.txt)\n"
             "  --save-fused       also write DIR/<case>_<method>.nii.gz\n"
             "  --out DIR          output folder (created)\n"
+            "  --device D         cpu (default) or cuda (LPM-Net on an NVIDIA GPU)\n"
             "  --threads N        threads (default: all cores)\n");
 }
 
 typedef struct {
     const char *data, *pair, *methods, *model, *mask_key, *out, *split;
-    int save_fused;
+    int save_fused, cuda;
     long threads;
 } eval_args;
 
@@ -162,7 +164,9 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         const char *method = r->method[j];
         fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, ds->name[c], method);
         double t0 = lpm_seconds();
-        if (!strcmp(method, "lpmnet")) {
+        if (!strcmp(method, "lpmnet") && o->cuda) {
+            st = lpm_fuse_cuda(w, &a, &b, &fused[j], NULL, NULL);
+        } else if (!strcmp(method, "lpmnet")) {
             st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, (int)o->threads, NULL, NULL);
         } else {
             st = lpm_volume_alloc_like(&fused[j], &a);
@@ -239,6 +243,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--split")) { VALUE(); o.split = v; }
         else if (!strcmp(s, "--out")) { VALUE(); o.out = v; }
         else if (!strcmp(s, "--save-fused")) o.save_fused = 1;
+        else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &o.cuda)) return 1; }
         else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 4096, &o.threads)) return 1; }
         else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet eval --help)", s);
 #undef VALUE

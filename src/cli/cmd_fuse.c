@@ -1,6 +1,7 @@
 /* lpmnet fuse A B -o OUT: LPM-Net (default) or a classical method. */
 #include "classical/classical.h"
 #include "cli.h"
+#include "cuda/cuda.h"
 #include "io/io.h"
 #include "io/montage.h"
 
@@ -24,13 +25,14 @@ static void usage(FILE *out) {
             "  --resample            resample B onto A's grid through the headers' world\n"
             "                        coordinates (trilinear) instead of requiring one grid\n"
             "  --preview FILE.png    picture of the orthogonal mid-slices of A, B and the result\n"
+            "  --device D            cpu (default) or cuda (LPM-Net on an NVIDIA GPU)\n"
             "  --threads N           threads (default: all cores)\n"
             "  -h, --help            this help\n");
 }
 
 typedef struct {
     const char *a, *b, *out, *model, *method, *components, *preview;
-    int resample;
+    int resample, cuda;
     long threads;
 } fuse_args;
 
@@ -52,6 +54,10 @@ static int parse(int argc, char **argv, fuse_args *o) {
             if (!(o->components = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--preview")) {
             if (!(o->preview = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "--device")) {
+            const char *v = cli_value(CMD, argc, argv, &i);
+            if (!v) return LPM_ERR_USAGE;
+            if (cli_parse_device(CMD, v, &o->cuda)) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--resample")) {
             o->resample = 1;
         } else if (!strcmp(s, "--threads")) {
@@ -74,6 +80,8 @@ static int parse(int argc, char **argv, fuse_args *o) {
     if (strcmp(o->method, "lpmnet") != 0 && !lpm_classical_known(o->method))
         return cli_error(CMD, LPM_ERR_USAGE, "unknown method '%s' (valid: lpmnet, %s)", o->method,
                          lpm_classical_names());
+    if (o->cuda && strcmp(o->method, "lpmnet") != 0)
+        return cli_error(CMD, LPM_ERR_USAGE, "--device cuda runs LPM-Net only (the classical methods are CPU code)");
     if (o->components && strcmp(o->method, "lpmnet") != 0)
         return cli_error(CMD, LPM_ERR_USAGE, "--components needs --method lpmnet");
     return 0;
@@ -144,7 +152,9 @@ static int run(const fuse_args *o) {
     /* Normalise here, where the file names are known, so a constant or non-finite input is
      * reported by name; lpm_fuse's own normalisation then leaves [0,1] data unchanged. */
     if ((st = lpm_normalize_minmax(&a, o->a)) || (st = lpm_normalize_minmax(&b, o->b))) goto done;
-    if (model) {
+    if (model && o->cuda) {
+        st = lpm_fuse_cuda(&w, &a, &b, &fused, o->components ? &base : NULL, o->components ? &detail : NULL);
+    } else if (model) {
         st = lpm_fuse(&w, &a, &b, &fused, o->components ? &base : NULL,
                       o->components ? &detail : NULL, (int)o->threads, cli_progress, &progress);
         cli_progress_end(&progress);

@@ -33,6 +33,7 @@ static void usage(FILE *out) {
             "  --mask-key KEY       mask modality in folder datasets (optional)\n"
             "  --ckpt-every N       checkpoint every N steps [25] (and at least every 5 minutes)\n"
             "  --resume             continue DIR/checkpoint.safetensors\n"
+            "  --device D           cpu (default) or cuda (an NVIDIA GPU)\n"
             "  --threads N          threads (default: all cores)\n"
             "  --quiet              no progress line\n");
 }
@@ -68,6 +69,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--gamma")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.gamma)) return 1; }
         else if (!strcmp(s, "--rec")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.rec)) return 1; }
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
+        else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.cuda)) return 1; }
         else if (!strcmp(s, "--no-flip")) c.sample.flip = 0;
         else if (!strcmp(s, "--resume")) c.resume = 1;
         else if (!strcmp(s, "--quiet")) c.quiet = 1;

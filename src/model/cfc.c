@@ -2,6 +2,7 @@
  *   a1 = W_ff1 f, a2 = W_ff2 f, t = sigmoid(W_time_a f + W_time_b f), m = a1 (1 - t) + t a2,
  *   out = tanh(W_fc m + b)/2 + 0.5, base = tanh(W_fc a1 + b)/2 + 0.5, detail likewise with a2. */
 #include "model.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -57,7 +58,7 @@ static float fc_row(const float *w, float b, const float *x) {
     return s + b;
 }
 
-void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
+LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                      const lpm_cfc_params *p, int64_t n) {
     cfc_wt wt;
     transpose_weights(&wt, p);
@@ -80,7 +81,7 @@ static float dmap(float g, float x) {
     return g * (1 - th * th) / 2;
 }
 
-void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const float *dbase,
+LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const float *dbase,
                       const float *ddetail, const float *f, const lpm_cfc_params *p,
                       int64_t n) {
     int nout = p->nout;

@@ -2,6 +2,7 @@
  * In the (R,Q,24) feature image: in = channels 16..23, y0 = 8..15, y1 = 0..7, so conv0 reads
  * channels 16..23 and conv1 reads 8..23 (= cat(y0, in) in PyTorch's channel order). */
 #include "model.h"
+#include "vmath.h"
 
 #include <string.h>
 
@@ -11,7 +12,7 @@ static const float slope = 0.01f;
 
 /* out[r,q,o] = lrelu(b[o] + sum_{i,kh,kw} w[o,i,kh,kw] feat[r+kh-1, q+kw-1, in_off+i]),
  * written to feat channels out_off..out_off+7 (never overlapping the inputs). */
-static void conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
+LPM_CLONES static void conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
                        const float *b, int R, int Q) {
     float wt[9][CI_MAX][CO]; /* (kh,kw,i,o) */
     for (int o = 0; o < CO; o++)
@@ -51,7 +52,7 @@ void lpm_dense_forward(float *feat, const lpm_dense_params *p, int R, int Q) {
 /* Backward of conv_lrelu: dfeat channels out_off.. hold the gradient w.r.t. the activation
  * output (turned in place into the pre-activation gradient); adds the input gradient into
  * dfeat channels in_off..in_off+ci-1 and the parameter gradients into dw, db. */
-static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float *feat,
+LPM_CLONES static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float *feat,
                                 int out_off, int in_off, int ci, const float *w, int R,
                                 int Q) {
     size_t n = (size_t)R * Q;

@@ -155,7 +155,7 @@ LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *
             const float bn = Bt[n], cn = Ct[n];
             float *hn = h + n * C;
             const float *An = b->A + n * C;
-#pragma omp simd
+#pragma omp simd safelen(8)
             for (int c = 0; c < C; c++) {
                 hn[c] = lpm_vexpf(delta[c] * An[c]) * hn[c] + dx[c] * bn;
                 acc[c] += hn[c] * cn;
@@ -265,7 +265,7 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
             const float *An = b->A + n * C, *hn = h + n * C, *hpn = hp + n * C;
             float *ln = lam + n * C, *an = a_next + n * C, *dAn = dA + n * C;
             float sC = 0.0f, sB = 0.0f;
-#pragma omp simd reduction(+ : sC, sB)
+#pragma omp simd safelen(8) reduction(+ : sC, sB)
             for (int c = 0; c < C; c++) {
                 const float g = gy[c], d = delta[c];
                 const float l = g * cn + an[c] * ln[c];
@@ -288,8 +288,9 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
         for (int c = 0; c < C; c++) {
             dxc[c] = p->D[c] * gy[c] + delta[c] * lam_b[c];
             dD[c] += gy[c] * xc[c];
-            /* softplus' = sigmoid, identity above the threshold */
-            const float dv = v[c] > 20.0f ? ddelta[c] : ddelta[c] * lpm_vsigmoid(v[c]);
+            /* softplus' = sigmoid, identity above the threshold 20, where the sigmoid
+             * is exactly 1.0f anyway (1 + exp(-v) rounds to 1 from v > 17.4) */
+            const float dv = ddelta[c] * lpm_vsigmoid(v[c]);
             /* dt_proj: v = W dt + bias */
             dvb[c] += dv;
             dvw0[c] += dv * t0;

@@ -29,13 +29,21 @@ static inline int32_t lpm_float_bits(float f) {
     return u.i;
 }
 
+/* cond ? a : b as bit operations. GCC turns a ?: on floats into a branch and then cannot
+ * vectorise the loop without AVX-512 masks (float compares may trap); an and/or of the
+ * compare's all-ones mask vectorises on every target. */
+static inline float lpm_vsel(int cond, float a, float b) {
+    const int32_t m = -(int32_t)(cond != 0);
+    return lpm_bits_float((lpm_float_bits(a) & m) | (lpm_float_bits(b) & ~m));
+}
+
 /* exp(x) = 2^k exp(r), r = x - k ln2 in [-ln2/2, ln2/2] (Cody-Waite split of ln2),
  * exp(r) by a degree-7 minimax polynomial (Cephes). 2^k is applied as two factors so
  * k down to -150 (results in the subnormals) never needs an out-of-range exponent. */
 static inline float lpm_vexpf(float x) {
     const float hi = 88.72283935546875f, lo = -103.972084045410156f;
-    float xc = x >= lo ? x : lo;   /* NaN lands on lo here and is restored below */
-    xc = xc <= hi ? xc : hi;
+    float xc = lpm_vsel(x >= lo, x, lo);   /* NaN lands on lo here and is restored below */
+    xc = lpm_vsel(xc <= hi, xc, hi);
     /* round(x / ln2) by the 1.5 * 2^23 trick: exact round-to-nearest, no libm call */
     float kf = xc * 1.44269504088896341f + 12582912.0f;
     kf -= 12582912.0f;
@@ -50,9 +58,9 @@ static inline float lpm_vexpf(float x) {
     p = p * (r * r) + r + 1.0f;
     int32_t k = (int32_t)kf, k1 = k / 2, k2 = k - k1;
     float y = p * lpm_bits_float((k1 + 127) << 23) * lpm_bits_float((k2 + 127) << 23);
-    y = x < lo ? 0.0f : y;
-    y = x > hi ? lpm_bits_float(0x7f800000) : y;
-    return x != x ? x : y;
+    y = lpm_vsel(x < lo, 0.0f, y);
+    y = lpm_vsel(x > hi, lpm_bits_float(0x7f800000), y);
+    return lpm_vsel(x != x, x, y);
 }
 
 /* log(u) for u >= 1 finite: u = m 2^k with m in [sqrt(1/2), sqrt(2)), log(m) by the
@@ -62,8 +70,8 @@ static inline float lpm_vlogf_ge1(float u) {
     int32_t k = ((bits >> 23) & 0xff) - 127;
     float m = lpm_bits_float((bits & 0x007fffff) | 0x3f800000);
     int big = m > 1.41421356237309505f;
-    m = big ? m * 0.5f : m;
-    k = big ? k + 1 : k;
+    m = lpm_vsel(big, m * 0.5f, m);
+    k += big;
     float f = m - 1.0f, z = f * f, kf = (float)k;
     float p = 7.0376836292e-2f;
     p = p * f - 1.1514610310e-1f;
@@ -94,7 +102,7 @@ static inline float lpm_vlog1pf_pos(float e) {
  * max(v, 0) + log1p(exp(-|v|)): the same function, and above 20 the second term is below
  * half an ulp of v, so the threshold comes out exactly without a select on the log. */
 static inline float lpm_vsoftplus(float v) {
-    float pos = v > 0.0f ? v : 0.0f;
+    float pos = lpm_vsel(v > 0.0f, v, 0.0f);
     return pos + lpm_vlog1pf_pos(lpm_vexpf(-__builtin_fabsf(v)));
 }
 

@@ -74,6 +74,7 @@ lpm_status lpm_train_step(lpm_trainer *t, const float *a, const float *b, const 
 
 /* ------------------------------------------------------------------ the run */
 
+#include "../cuda/cuda.h"
 #include "../io/io.h"
 
 #include <errno.h>
@@ -89,7 +90,8 @@ static void on_signal(int sig) { stop_requested = sig; }
 
 typedef struct {
     const lpm_train_config *cfg;
-    lpm_trainer t;
+    lpm_trainer t;            /* host weights, Adam state and (for validation) the CPU net */
+    lpm_cuda_trainer *gpu;    /* with --device cuda: the weights and Adam state live here */
     lpm_dataset train, val;
     int64_t step;             /* steps done */
     int64_t n_epochs;         /* E = iters / n_train + 1 (authors) */
@@ -99,8 +101,15 @@ typedef struct {
 static const char *CSV_HEADER =
     "step,epoch,lr,loss,mse_af,mse_bf,ssim_af,ssim_bf,ssim_adet,ssim_bdet,sf_f,mse_rec,lambda_s,seconds\n";
 
+/* Bring the GPU's weights and Adam state to the host copy (checkpoints, validation). */
+static lpm_status sync_from_gpu(run_state *r) {
+    return r->gpu ? lpm_cuda_trainer_get(r->gpu, r->t.w.data, r->t.adam.m, r->t.adam.v, &r->t.adam.t) : LPM_OK;
+}
+
 static lpm_status save_checkpoint(run_state *r) {
     const lpm_train_config *c = r->cfg;
+    lpm_status sync = sync_from_gpu(r);
+    if (sync) return sync;
     char step[32], adam_t[32], seed[32], size[64], epochs[32];
     snprintf(step, sizeof step, "%" PRId64, r->step);
     snprintf(adam_t, sizeof adam_t, "%" PRId64, r->t.adam.t);
@@ -187,6 +196,8 @@ static lpm_status open_log(run_state *r, const char *path, const char *header, F
 
 /* Mean fusion SSIM, (SSIM(A,F) + SSIM(B,F))/2, and fusion loss over the validation cases. */
 static lpm_status validate(run_state *r, double *ssim, double *loss) {
+    lpm_status sync = sync_from_gpu(r);
+    if (sync) return sync;
     lpm_sample_spec spec = r->cfg->sample;
     spec.flip = 0;
     double s_sum = 0, l_sum = 0;
@@ -259,6 +270,13 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     } else if ((st = lpm_weights_init(&r.t.w, cfg->seed))) {
         goto done;
     }
+    if (cfg->cuda) {
+        if (!(r.gpu = lpm_cuda_trainer_create(size[0], size[1], size[2]))) {
+            st = LPM_ERR_INTERNAL;
+            goto done;
+        }
+        if ((st = lpm_cuda_trainer_set(r.gpu, r.t.w.data, r.t.adam.m, r.t.adam.v, r.t.adam.t))) goto done;
+    }
     if ((st = open_log(&r, r.csv_path, CSV_HEADER, &csv))) goto done;
     if (cfg->val_every > 0 && (st = open_log(&r, r.val_path, "step,ssim,fusion_loss\n", &valcsv))) goto done;
     if (!cfg->quiet)
@@ -284,7 +302,8 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         lw.lambda_s = lpm_lambda_s(s_in_epoch, r.n_epochs);
         lpm_rng mask_rng;  /* masks are a function of (seed, step): resumable */
         lpm_rng_seed(&mask_rng, cfg->seed * 0x2545F4914F6CDD1DULL + (uint64_t)r.step);
-        st = lpm_train_step(&r.t, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, &lw, lr, &terms);
+        st = r.gpu ? lpm_cuda_train_step(r.gpu, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, &lw, lr, &terms)
+                   : lpm_train_step(&r.t, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, &lw, lr, &terms);
         lpm_sample_free(&s);
         if (st) break;
         if (!isfinite(terms.total)) {
@@ -322,6 +341,7 @@ done:
     if (csv) fclose(csv);
     if (valcsv) fclose(valcsv);
     lpm_trainer_free(&r.t);
+    if (r.gpu) lpm_cuda_trainer_free(r.gpu);
     lpm_dataset_free(&r.train);
     lpm_dataset_free(&r.val);
     return st;

@@ -44,6 +44,7 @@ typedef struct {
     double lr, alpha, beta, gamma, rec;
     uint64_t seed;
     int resume;
+    int cuda;                 /* train on the GPU (src/cuda) */
     int threads;
     int quiet;
 } lpm_train_config;
