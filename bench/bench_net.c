@@ -199,7 +199,6 @@ static void profile(const lpm_params *p, int64_t D, int64_t H, int64_t W) {
     ROW("max fusion", t.fuse, f.fuse);
     ROW("cfc head", t.head, f.head);
 #undef ROW
-    /* inside one Swin-Mamba layer: one 160x160-style image's windows, by phase */
     free(a), free(b), free(X), free(M), free(feat), free(s0), free(swin), free(out);
 }
 
