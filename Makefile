@@ -2,9 +2,10 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+CUDA_BUILD ?= build-cuda
 OUT ?= demo
 
-.PHONY: all deps build test test-release test-asan demo bench clean
+.PHONY: all deps build cuda test test-release test-asan test-cuda demo bench clean
 
 all: build
 
@@ -15,8 +16,20 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The README's test command: install, build, test, then the same tests under ASan+UBSan.
-test: test-release test-asan
+# The GPU-enabled tool (needs nvcc; cuBLAS): build-cuda/lpmnet --device cuda.
+cuda: deps
+	@cmake -S . -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DLPM_CUDA=ON \
+		-DLPM_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures >/dev/null
+	@cmake --build $(CUDA_BUILD) -j $(JOBS)
+
+# The README's test command: install, build, test, the same tests under ASan+UBSan, and the
+# CUDA backend compiled (its tests skip without a GPU).
+test: test-release test-asan test-cuda
+
+test-cuda: test-release
+	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
+		$(MAKE) --no-print-directory cuda && cd $(CUDA_BUILD) && ctest --output-on-failure -R 'fixtures|test_cuda'; \
+	else echo "no nvcc: the CUDA backend is not built"; fi
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -32,4 +45,4 @@ demo: build
 	@./scripts/demo.sh $(OUT)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CUDA_BUILD)

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#define NO_CUDA "lpmnet was built without CUDA"
+#define NO_CUDA "lpmnet was built without CUDA (`make cuda` builds build-cuda/lpmnet with it)"
 
 static lpm_status no_cuda(void) { return lpm_fail(LPM_ERR_USAGE, NO_CUDA); }
 
