@@ -46,7 +46,7 @@ end=$(date +%s.%N)
   echo "Fused volumes:  $out/fused_<method>.nii.gz  (float32 in [0,1], T1's geometry)"
   echo "Pictures:       $out/preview_<method>.png   (orthogonal mid-slices of T1, T2, result)"
   [ -n "$model" ] && echo "Components:     $out/components/{base,detail}.nii.gz (LPM-Net)"
-  echo "Metrics:        $out/metrics.txt (higher is better except |rsfe|, lower is better)"
+  echo "Metrics:        $out/metrics.txt (higher is better, except nabf and |rsfe|: lower is better)"
   echo
   cat "$out/metrics.txt"
   echo
