@@ -12,21 +12,22 @@ build() {
     cmake --build "$BUILD" -j 2 --target lpmnet bench_net >/dev/null
 }
 
-# time_cmd LABEL CMD...: a warm-up, then REPS runs; prints the medians of wall and user
-# CPU seconds and the largest peak RSS (GNU time -v).
+# time_cmd LABEL CMD...: a warm-up, then REPS runs; prints the medians of wall and CPU
+# (user + system) seconds, the largest peak RSS (GNU time -v) and the 1-minute load average
+# at the end (the machine may be shared: CPU time is the steadier figure).
 time_cmd() {
     local label=$1; shift
     "$@" >/dev/null 2>&1 || { echo "$label: command failed: $*"; return 1; }
-    local walls=() users=() rss=0
+    local walls=() cpus=() rss=0
     for ((i = 0; i < REPS; i++)); do
         /usr/bin/time -v "$@" >/dev/null 2>"$TMP/time.txt" || { echo "$label: failed"; return 1; }
         walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(j=1;j<=n;j++) s=s*60+a[j]; print s}' "$TMP/time.txt")")
-        users+=("$(awk -F': ' '/User time/ {print $2}' "$TMP/time.txt")")
+        cpus+=("$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u + s}' "$TMP/time.txt")")
         local r; r=$(awk -F': ' '/Maximum resident/ {print $2}' "$TMP/time.txt")
         (( r > rss )) && rss=$r
     done
-    printf '%-40s wall %7.2f s  user %7.2f s  peak RSS %6.0f MB  (median of %d)\n' "$label" \
+    printf '%-40s wall %7.2f s  cpu %7.2f s  peak RSS %6.0f MB  (median of %d, load %s)\n' "$label" \
         "$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')" \
-        "$(printf '%s\n' "${users[@]}" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')" \
-        "$(echo "$rss / 1024" | bc -l)" "$REPS"
+        "$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')" \
+        "$(echo "$rss / 1024" | bc -l)" "$REPS" "$(cut -d' ' -f1 /proc/loadavg)"
 }

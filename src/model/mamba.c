@@ -23,12 +23,13 @@ enum {
     XZ = 2 * LPM_C,                        /* in_proj rows: x | z */
     DBC = LPM_DTRANK + 2 * LPM_NSTATE,     /* x_proj rows: dt | B | C */
     CN = LPM_C * LPM_NSTATE,
+    XP = 32,                               /* x_proj's 18 outputs padded to whole vectors */
 };
 
 /* Views into the scratch, each piece starting on a 64-byte boundary. */
 typedef struct {
     float *in_t;    /* (24, 48)  in_proj transposed */
-    float *xp_t;    /* (24, 18)  x_proj transposed */
+    float *xp_t;    /* (24, 32)  x_proj transposed, zero-padded */
     float *out_t;   /* (24, 24)  out_proj transposed */
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
     float *A;       /* (8, 24)   -exp(A_log), transposed */
@@ -39,6 +40,7 @@ typedef struct {
     float *v;       /* (L, 24)   dt_proj output + bias, before softplus */
     float *delta;   /* (L, 24) */
     float *y;       /* (L, 24)   scan output before the gate */
+    float *E;       /* (8, L, 24) exp(delta A), state-major; the backward reuses it */
     /* backward only */
     float *hs;      /* (L, 8, 24) scan states h_t */
     float *yg;      /* (L, 24)   gated y (input of out_proj) */
@@ -59,7 +61,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
         at += round16(n);                        \
     } while (0)
     PIECE(in_t, C * XZ);
-    PIECE(xp_t, C * DBC);
+    PIECE(xp_t, C * XP);
     PIECE(out_t, C * C);
     PIECE(conv_t, K * C);
     PIECE(A, CN);
@@ -70,6 +72,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(v, l * C);
     PIECE(delta, l * C);
     PIECE(y, l * C);
+    PIECE(E, l * CN);
     PIECE(hs, l * CN);
     PIECE(yg, l * C);
     PIECE(gy, l * C);
@@ -82,31 +85,56 @@ static size_t carve(mamba_buf *b, float *base, int L) {
 
 size_t lpm_mamba_scratch_floats(int L) { return carve(NULL, NULL, L); }
 
-static void transpose(float *dst, const float *src, int rows, int cols) {
+/* dst (cols, ld) = src (rows, cols) transposed; columns rows..ld-1 of dst are zeroed */
+static void transpose(float *dst, const float *src, int rows, int cols, int ld) {
+    for (int j = 0; j < cols; j++)
+        for (int i = rows; i < ld; i++) dst[j * ld + i] = 0.0f;
     for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+        for (int j = 0; j < cols; j++) dst[j * ld + i] = src[i * cols + j];
 }
 
-/* out (L, O) = in (L, I) W^T for W (O, I) given transposed (I, O). One function per shape,
- * so the token's O outputs live in registers while the I inputs stream past; each output
- * still sums its terms in the order i = 0..I-1. */
-#define MATMUL_FORWARD(name, I, O)                                                        \
+/* out (L, O) = in (L, I) W^T for W (O, I) given transposed and zero-padded to (I, OP).
+ * One function per shape, so the outputs live in registers while the I inputs stream
+ * past, four tokens at a time (each weight vector loaded once for four multiply-adds);
+ * each output still sums its terms in the order i = 0..I-1. */
+#define MATMUL_FORWARD(name, I, O, OP)                                                    \
     LPM_CLONES static void name(float *restrict out, const float *restrict in,            \
                                 const float *restrict wt, int L) {                        \
-        for (int t = 0; t < L; t++) {                                                     \
-            float acc[O] = {0};                                                           \
+        int t = 0;                                                                        \
+        for (; t + 4 <= L; t += 4) {                                                      \
+            float a0[OP] = {0}, a1[OP] = {0}, a2[OP] = {0}, a3[OP] = {0};                 \
+            const float *x = in + (size_t)t * (I);                                        \
+            for (int i = 0; i < (I); i++) {                                               \
+                const float x0 = x[i], x1 = x[(I) + i], x2 = x[2 * (I) + i],              \
+                            x3 = x[3 * (I) + i];                                          \
+                const float *w = wt + i * (OP);                                           \
+                _Pragma("omp simd") for (int j = 0; j < (OP); j++) {                      \
+                    a0[j] += x0 * w[j];                                                   \
+                    a1[j] += x1 * w[j];                                                   \
+                    a2[j] += x2 * w[j];                                                   \
+                    a3[j] += x3 * w[j];                                                   \
+                }                                                                         \
+            }                                                                             \
+            float *o = out + (size_t)t * (O);                                             \
+            memcpy(o, a0, (O) * sizeof(float));                                           \
+            memcpy(o + (O), a1, (O) * sizeof(float));                                     \
+            memcpy(o + 2 * (O), a2, (O) * sizeof(float));                                 \
+            memcpy(o + 3 * (O), a3, (O) * sizeof(float));                                 \
+        }                                                                                 \
+        for (; t < L; t++) {                                                              \
+            float acc[OP] = {0};                                                          \
             const float *x = in + (size_t)t * (I);                                        \
             for (int i = 0; i < (I); i++) {                                               \
                 const float xi = x[i];                                                    \
-                const float *w = wt + i * (O);                                            \
-                _Pragma("omp simd") for (int j = 0; j < (O); j++) acc[j] += xi * w[j];    \
+                const float *w = wt + i * (OP);                                           \
+                _Pragma("omp simd") for (int j = 0; j < (OP); j++) acc[j] += xi * w[j];   \
             }                                                                             \
-            memcpy(out + (size_t)t * (O), acc, sizeof acc);                               \
+            memcpy(out + (size_t)t * (O), acc, (O) * sizeof(float));                      \
         }                                                                                 \
     }
-MATMUL_FORWARD(matmul_in, C, XZ)
-MATMUL_FORWARD(matmul_x, C, DBC)
-MATMUL_FORWARD(matmul_out, C, C)
+MATMUL_FORWARD(matmul_in, C, XZ, XZ)
+MATMUL_FORWARD(matmul_x, C, DBC, XP)
+MATMUL_FORWARD(matmul_out, C, C, C)
 
 /* din (L, I) += dout W;  dw (O, I) += dout^T in. The weight gradient runs o-outer with a
  * register accumulator over the L tokens, instead of a load/store of dw per (t, o). */
@@ -140,13 +168,33 @@ MATMUL_BACKWARD(matmul_in_backward, C, XZ)
 MATMUL_BACKWARD(matmul_x_backward, C, DBC)
 MATMUL_BACKWARD(matmul_out_backward, C, C)
 
+/* E[n][t][c] = exp(delta[t][c] A[n][c]), for all tokens before the recurrence: the exps
+ * do not depend on h, so they run as one flat loop, two tokens (48 lanes = three AVX-512
+ * vectors) per step, and leave the sequential part three multiply-adds per lane. */
+LPM_CLONES static void scan_exp(float *restrict E, const float *restrict delta,
+                                const float *restrict A, int L) {
+    const size_t lc = (size_t)L * C, pairs = lc / (2 * C) * (2 * C);
+    for (int n = 0; n < N; n++) {
+        float a2[2 * C];
+        for (int c = 0; c < C; c++) a2[c] = a2[C + c] = A[n * C + c];
+        float *restrict En = E + (size_t)n * lc;
+        for (size_t s = 0; s < pairs; s += 2 * C) {
+#pragma omp simd
+            for (int j = 0; j < 2 * C; j++) En[s + j] = lpm_vexpf_nonpos(delta[s + j] * a2[j]);
+        }
+        for (size_t s = pairs; s < lc; s++) En[s] = lpm_vexpf_nonpos(delta[s] * a2[s - pairs]);
+    }
+}
+
 /* h_t = exp(delta_t A) h_(t-1) + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t.
  * States h_t go to hs (L, 8, 24) when hs is not NULL. */
 LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *hs) {
     float h[CN] = {0};
+    const size_t lc = (size_t)L * C;
     for (int t = 0; t < L; t++) {
         const float *delta = b->delta + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *Bt = b->dbc + (size_t)t * DBC + R, *Ct = Bt + N;
+        const float *Et = b->E + (size_t)t * C;
         float *y = b->y + (size_t)t * C;
         float dx[C], acc[C] = {0};
         /* (delta * x).unsqueeze(-1) * B */
@@ -154,10 +202,10 @@ LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *
         for (int n = 0; n < N; n++) {
             const float bn = Bt[n], cn = Ct[n];
             float *hn = h + n * C;
-            const float *An = b->A + n * C;
+            const float *En = Et + n * lc;
 #pragma omp simd safelen(8)
             for (int c = 0; c < C; c++) {
-                hn[c] = lpm_vexpf(delta[c] * An[c]) * hn[c] + dx[c] * bn;
+                hn[c] = En[c] * hn[c] + dx[c] * bn;
                 acc[c] += hn[c] * cn;
             }
         }
@@ -170,7 +218,6 @@ LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *
 LPM_CLONES static void conv_silu(mamba_buf *b, const float *bias, int L) {
     for (int t = 0; t < L; t++) {
         float *o = b->xpre + (size_t)t * C;
-        float *xc = b->xc + (size_t)t * C;
         for (int c = 0; c < C; c++) o[c] = bias[c];
         for (int k = 0; k < K; k++) {
             const int s = t - (K - 1) + k;
@@ -180,9 +227,12 @@ LPM_CLONES static void conv_silu(mamba_buf *b, const float *bias, int L) {
 #pragma omp simd
             for (int c = 0; c < C; c++) o[c] += w[c] * x[c];
         }
-#pragma omp simd
-        for (int c = 0; c < C; c++) xc[c] = o[c] * lpm_vsigmoid(o[c]);
     }
+    /* flat over all L x 24 values: whole vectors, no 24-lane remainders */
+    const float *restrict x = b->xpre;
+    float *restrict xc = b->xc;
+#pragma omp simd
+    for (size_t i = 0; i < (size_t)L * C; i++) xc[i] = x[i] * lpm_vsigmoid(x[i]);
 }
 
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
@@ -191,25 +241,25 @@ LPM_CLONES static void dt_softplus(mamba_buf *b, const lpm_mamba_params *p, int 
     for (int c = 0; c < C; c++) w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
     for (int t = 0; t < L; t++) {
         const float *dt = b->dbc + (size_t)t * DBC;
-        float *v = b->v + (size_t)t * C, *delta = b->delta + (size_t)t * C;
+        float *v = b->v + (size_t)t * C;
         const float d0 = dt[0], d1 = dt[1];
 #pragma omp simd
-        for (int c = 0; c < C; c++) {
-            const float s = p->dt_proj_b[c] + w0[c] * d0 + w1[c] * d1;
-            v[c] = s;
-            delta[c] = lpm_vsoftplus(s);
-        }
+        for (int c = 0; c < C; c++) v[c] = p->dt_proj_b[c] + w0[c] * d0 + w1[c] * d1;
     }
+    const float *restrict v = b->v;
+    float *restrict delta = b->delta;
+#pragma omp simd
+    for (size_t i = 0; i < (size_t)L * C; i++) delta[i] = lpm_vsoftplus(v[i]);
 }
 
 /* Everything from u up to y (before the gate). */
 static void forward_internals(mamba_buf *b, const float *u, const lpm_mamba_params *p, int L,
                               int keep_states) {
     _Static_assert(R == 2, "dt_softplus unrolls dt_rank 2");
-    transpose(b->in_t, p->in_proj, XZ, C);
-    transpose(b->xp_t, p->x_proj, DBC, C);
-    transpose(b->out_t, p->out_proj, C, C);
-    transpose(b->conv_t, p->conv_w, C, K);
+    transpose(b->in_t, p->in_proj, XZ, C, XZ);
+    transpose(b->xp_t, p->x_proj, DBC, C, XP);
+    transpose(b->out_t, p->out_proj, C, C, C);
+    transpose(b->conv_t, p->conv_w, C, K, C);
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) b->A[n * C + c] = -expf(p->A_log[c * N + n]);
 
@@ -217,6 +267,7 @@ static void forward_internals(mamba_buf *b, const float *u, const lpm_mamba_para
     conv_silu(b, p->conv_b, L);
     matmul_x(b->dbc, b->xc, b->xp_t, L);
     dt_softplus(b, p, L);
+    scan_exp(b->E, b->delta, b->A, L);
     scan_forward(b, p->D, L, keep_states ? b->hs : NULL);
 }
 
@@ -258,18 +309,20 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
         const float *hp = t > 0 ? h - CN : zero;
         float *dxc = b->dxc + (size_t)t * C;
         float *ddt = b->ddbc + (size_t)t * DBC, *dB = ddt + R, *dC = dB + N;
+        const float *Et = b->E + (size_t)t * C;
         float lam_b[C] = {0}, ddelta[C] = {0}, dx[C];
         for (int c = 0; c < C; c++) dx[c] = delta[c] * xc[c];
         for (int n = 0; n < N; n++) {
             const float bn = Bt[n], cn = Ct[n];
             const float *An = b->A + n * C, *hn = h + n * C, *hpn = hp + n * C;
+            const float *En = Et + n * (size_t)L * C;
             float *ln = lam + n * C, *an = a_next + n * C, *dAn = dA + n * C;
             float sC = 0.0f, sB = 0.0f;
 #pragma omp simd safelen(8) reduction(+ : sC, sB)
             for (int c = 0; c < C; c++) {
                 const float g = gy[c], d = delta[c];
                 const float l = g * cn + an[c] * ln[c];
-                const float a = lpm_vexpf(d * An[c]);
+                const float a = En[c];
                 const float ah = a * hpn[c];
                 sC += g * hn[c];
                 sB += l * dx[c];

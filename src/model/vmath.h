@@ -19,6 +19,14 @@
 #define LPM_CLONES
 #endif
 
+/* Inlined even into a big caller, so a helper runs in its LPM_CLONES caller's instruction
+ * set (a helper left out of line is compiled once, for baseline x86-64). */
+#if defined(__GNUC__)
+#define LPM_INLINE static inline __attribute__((always_inline))
+#else
+#define LPM_INLINE static inline
+#endif
+
 static inline float lpm_bits_float(int32_t i) {
     union { int32_t i; float f; } u = {.i = i};
     return u.f;
@@ -63,6 +71,29 @@ static inline float lpm_vexpf(float x) {
     return lpm_vsel(x != x, x, y);
 }
 
+/* exp(x) for x <= 0 (the scan's exp(delta A): delta >= 0, A < 0), results below 2^-126
+ * returned as about 2^-126 instead of going subnormal (an absolute error under 1.2e-38);
+ * NaN gives that value too (where delta is NaN, the scan's delta x B term is NaN anyway).
+ * Clamping x through its bits is one integer min, where a float select costs three
+ * instructions: for x <= 0, a larger magnitude is a larger signed bit pattern. */
+static inline float lpm_vexpf_nonpos(float x) {
+    const int32_t lo = lpm_float_bits(-87.3365478515625f);   /* ~ log(2^-126) */
+    int32_t xb = lpm_float_bits(x);
+    const float xc = lpm_bits_float(xb < lo ? xb : lo);
+    float kf = xc * 1.44269504088896341f + 12582912.0f;
+    kf -= 12582912.0f;
+    float r = xc - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    return p * lpm_bits_float(((int32_t)kf + 127) << 23);
+}
+
 /* log(u) for u >= 1 finite: u = m 2^k with m in [sqrt(1/2), sqrt(2)), log(m) by the
  * Cephes logf polynomial in f = m - 1, k ln2 added in two parts. */
 static inline float lpm_vlogf_ge1(float u) {
@@ -102,7 +133,9 @@ static inline float lpm_vlog1pf_pos(float e) {
  * max(v, 0) + log1p(exp(-|v|)): the same function, and above 20 the second term is below
  * half an ulp of v, so the threshold comes out exactly without a select on the log. */
 static inline float lpm_vsoftplus(float v) {
-    float pos = lpm_vsel(v > 0.0f, v, 0.0f);
+    /* max(v, 0) as an integer max of the bits: negative floats are negative integers */
+    const int32_t vb = lpm_float_bits(v);
+    float pos = lpm_bits_float(vb > 0 ? vb : 0);
     return pos + lpm_vlog1pf_pos(lpm_vexpf(-__builtin_fabsf(v)));
 }
 
