@@ -46,6 +46,9 @@ typedef struct {
  * Errors (LPM_ERR_INPUT): missing/unreadable file, not NIfTI, truncated data,
  * not 3-D, non-scalar datatype (RGB, complex). */
 lpm_status lpm_volume_read(const char *path, lpm_volume *out);
+/* The same checks and geometry without reading the voxels (out->data is NULL): cheap, for
+ * validating a whole dataset before work starts. Free with lpm_volume_free. */
+lpm_status lpm_volume_read_header(const char *path, lpm_volume *out);
 
 /* Write v as float32 with the geometry (qform/sform, pixdim, units) of ref
  * (ref may be v itself or NULL for an identity geometry). The file is written to a

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# lpmnet train as a user runs it: outputs, the log, and resumability. A run interrupted
-# (SIGINT, or SIGKILL between checkpoints) and resumed must end with the same weights, bit for
-# bit, as an uninterrupted run.
+# lpmnet train as a user runs it: outputs, the log, validation and the best model, bad inputs
+# refused before the first step, and resumability: a 20-step run interrupted (SIGINT, or
+# SIGKILL after step 12) and resumed ends with the same weights, bit for bit, as an
+# uninterrupted run.
 set -u
 bin="${LPM_BIN:?}"
 tmp="${LPM_TMP:-/tmp}/test_train_cli.$$"
@@ -13,17 +14,20 @@ bad() { fail=$((fail + 1)); echo "FAIL $1" >&2; }
 "$bin" phantom --out "$tmp/s1" --shape 32,40,36 --seed 1 >/dev/null || { echo "phantom failed"; exit 1; }
 "$bin" phantom --out "$tmp/s2" --shape 32,40,36 --seed 2 >/dev/null
 printf 'a,b\ns1/t1.nii.gz,s1/t2.nii.gz\ns2/t2.nii.gz,s2/t1.nii.gz\ns1/flair.nii.gz,s1/t1.nii.gz\n' > "$tmp/pairs.csv"
-args=(--data "$tmp/pairs.csv" --crop 16,16,16 --iters 6 --seed 3 --threads 2 --ckpt-every 1 --quiet)
+args=(--data "$tmp/pairs.csv" --crop 16,16,16 --iters 20 --seed 3 --threads 2 --ckpt-every 1 --quiet)
 
-if "$bin" train "${args[@]}" --out "$tmp/a" --val-every 3 --val "$tmp/pairs.csv" 2>"$tmp/log"; then ok "train 6 steps"; else bad "train: $(cat "$tmp/log")"; fi
-for f in model.safetensors checkpoint.safetensors train.csv val.csv; do
+if "$bin" train "${args[@]}" --out "$tmp/a" 2>"$tmp/log"; then ok "train 20 steps"; else bad "train: $(cat "$tmp/log")"; fi
+for f in model.safetensors checkpoint.safetensors train.csv; do
   [ -s "$tmp/a/$f" ] && ok "wrote $f" || bad "missing $f"
 done
 rows=$(tail -n +2 "$tmp/a/train.csv" | wc -l)
-[ "$rows" -eq 6 ] && ok "train.csv has 6 rows" || bad "train.csv has $rows rows"
+[ "$rows" -eq 20 ] && ok "train.csv has 20 rows" || bad "train.csv has $rows rows"
 head -1 "$tmp/a/train.csv" | grep -q "^step,epoch,lr,loss,mse_af" && ok "train.csv header" || bad "train.csv header"
 awk -F, 'NR > 1 && ($4 != $4 + 0 || $4 == "nan" || $4 == "inf") { exit 1 }' "$tmp/a/train.csv" && ok "losses are numbers" || bad "non-numeric loss"
-[ "$(tail -n +2 "$tmp/a/val.csv" | wc -l)" -eq 2 ] && ok "val.csv has 2 rows" || bad "val.csv rows"
+if "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 6 --seed 3 --quiet --out "$tmp/v" \
+     --val-every 3 --val "$tmp/pairs.csv" 2>"$tmp/log"; then ok "train with validation"; else bad "validation run: $(cat "$tmp/log")"; fi
+[ "$(tail -n +2 "$tmp/v/val.csv" | wc -l)" -eq 2 ] && ok "val.csv has 2 rows" || bad "val.csv rows"
+"$bin" info "$tmp/v/best.safetensors" 2>/dev/null | grep -q "LPM-Net weights: yes" && ok "best.safetensors kept" || bad "best.safetensors"
 "$bin" info "$tmp/a/model.safetensors" | grep -q "LPM-Net weights: yes" && ok "model.safetensors loads as LPM-Net weights" || bad "model.safetensors"
 "$bin" fuse "$tmp/s1/t1.nii.gz" "$tmp/s1/t2.nii.gz" -o "$tmp/f.nii.gz" -m "$tmp/a/model.safetensors" 2>/dev/null && ok "fuse with the trained model" || bad "fuse with the trained model"
 
@@ -31,10 +35,10 @@ awk -F, 'NR > 1 && ($4 != $4 + 0 || $4 == "nan" || $4 == "inf") { exit 1 }' "$tm
 "$bin" train "${args[@]}" --out "$tmp/a" 2>"$tmp/log"; rc=$?
 [ $rc -eq 1 ] && grep -q "resume" "$tmp/log" && ok "an existing run is not overwritten without --resume" || bad "overwrite guard: rc $rc $(cat "$tmp/log")"
 
-# interrupted with SIGINT after the second step, then resumed
+# interrupted with SIGINT after the fifth step, then resumed
 "$bin" train "${args[@]}" --out "$tmp/b" 2>/dev/null & pid=$!
 for _ in $(seq 1 600); do
-  [ -f "$tmp/b/train.csv" ] && [ "$(tail -n +2 "$tmp/b/train.csv" | wc -l)" -ge 2 ] && break
+  [ -f "$tmp/b/train.csv" ] && [ "$(tail -n +2 "$tmp/b/train.csv" | wc -l)" -ge 5 ] && break
   sleep 0.1
 done
 kill -INT $pid 2>/dev/null; wait $pid
@@ -43,10 +47,10 @@ done_steps=$(tail -n +2 "$tmp/b/train.csv" | wc -l)
 cmp -s "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" && ok "SIGINT + resume: identical weights" || bad "SIGINT + resume: weights differ"
 cmp -s <(cut -d, -f1-13 "$tmp/a/train.csv") <(cut -d, -f1-13 "$tmp/b/train.csv") && ok "SIGINT + resume: identical log" || bad "SIGINT + resume: log differs"
 
-# killed hard after the third step: the last checkpoint is intact and the run resumes
+# killed hard after step 12: the last checkpoint is intact and the run resumes
 "$bin" train "${args[@]}" --out "$tmp/c" 2>/dev/null & pid=$!
 for _ in $(seq 1 600); do
-  [ -f "$tmp/c/train.csv" ] && [ "$(tail -n +2 "$tmp/c/train.csv" | wc -l)" -ge 3 ] && break
+  [ -f "$tmp/c/train.csv" ] && [ "$(tail -n +2 "$tmp/c/train.csv" | wc -l)" -ge 12 ] && break
   sleep 0.1
 done
 kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
@@ -54,9 +58,27 @@ ls "$tmp/c" | grep -q "tmp" && bad "SIGKILL left a temporary file" || ok "SIGKIL
 "$bin" train "${args[@]}" --out "$tmp/c" --resume 2>/dev/null && ok "resume after SIGKILL" || bad "resume after SIGKILL"
 cmp -s "$tmp/a/model.safetensors" "$tmp/c/model.safetensors" && ok "SIGKILL + resume: identical weights" || bad "SIGKILL + resume: weights differ"
 
-# usage errors
-"$bin" train --data "$tmp/pairs.csv" --out "$tmp/d" --crop 20,16,16 2>/dev/null; [ $? -eq 1 ] && ok "crop not a multiple of 16 is a usage error" || bad "crop check"
-"$bin" train --data "$tmp/nope" --out "$tmp/d" --crop 16,16,16 2>"$tmp/log"; [ $? -eq 2 ] && grep -q nope "$tmp/log" && ok "missing data names the path" || bad "missing data"
+# bad inputs: each a clear error before the first step (no train.csv row, no checkpoint)
+refuse() {  # refuse CODE PATTERN DESC -- train args...
+  local code=$1 pattern=$2 desc=$3; shift 4
+  rm -rf "$tmp/d"
+  "$bin" train "$@" --iters 2 --quiet 2>"$tmp/log"; local rc=$?
+  if [ $rc -ne "$code" ]; then bad "$desc: exit $rc, want $code ($(cat "$tmp/log"))"
+  elif ! grep -qiE -- "$pattern" "$tmp/log"; then bad "$desc: message '$(cat "$tmp/log")' lacks /$pattern/"
+  elif [ -s "$tmp/d/checkpoint.safetensors" ] || [ "$(tail -n +2 "$tmp/d/train.csv" 2>/dev/null | wc -l)" -gt 0 ]; then bad "$desc: trained anyway"
+  else ok "$desc -> exit $code: $(head -1 "$tmp/log")"; fi
+}
+mkdir -p "$tmp/grid"
+"$bin" phantom --out "$tmp/grid" --shape 32,40,37 --seed 4 >/dev/null
+printf 'a,b\ns1/t1.nii.gz,s1/t2.nii.gz\ns1/t1.nii.gz,grid/t2.nii.gz\n' > "$tmp/badgrid.csv"
+printf 'a,b\ns1/t1.nii.gz,s1/missing.nii.gz\n' > "$tmp/missing.csv"
+refuse 1 "multiple of 16" "crop not a multiple of 16" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 20,16,16
+refuse 2 "nope" "missing data folder" -- --data "$tmp/nope" --out "$tmp/d" --crop 16,16,16
+refuse 2 "dwi" "folder without the requested modalities" -- --data "$tmp/s1" --pair t1,dwi --out "$tmp/d" --crop 16,16,16
+refuse 2 "grid/t2.nii.gz" "a pair on different grids" -- --data "$tmp/badgrid.csv" --out "$tmp/d" --crop 16,16,16
+refuse 2 "missing.nii.gz" "a CSV naming a missing file" -- --data "$tmp/missing.csv" --out "$tmp/d" --crop 16,16,16
+refuse 2 "smaller than the crop" "crop larger than the volume" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 48,48,48
+refuse 2 "not-a-dir" "output folder under a file" -- --data "$tmp/pairs.csv" --out "$tmp/pairs.csv/not-a-dir" --crop 16,16,16
 
 rm -rf "$tmp"
 echo "$pass passed, $fail failed"

@@ -270,6 +270,7 @@ int cmd_eval(int argc, char **argv) {
     if (!st && mkdir(o.out, 0755) != 0 && errno != EEXIST)
         st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the output folder (%s)", o.out, strerror(errno));
     if (!st) st = lpm_dataset_open(&ds, o.data, o.pair, o.mask_key, o.split && strcmp(o.split, "all") ? o.split : NULL);
+    if (!st) st = lpm_dataset_check(&ds, NULL);
     if (!st) {
         r.n_cases = ds.n;
         r.m = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.m);

@@ -136,7 +136,7 @@ static int load_data(nifti_image *nim) {
     return 0;
 }
 
-lpm_status lpm_volume_read(const char *path, lpm_volume *out) {
+static lpm_status read_volume(const char *path, lpm_volume *out, int with_data) {
     memset(out, 0, sizeof *out);
     lpm_status s = check_readable(path);
     if (s) return s;
@@ -186,22 +186,24 @@ lpm_status lpm_volume_read(const char *path, lpm_volume *out) {
                      path, (long long)st.st_size, (unsigned long long)need);
         goto fail;
     }
-    if (load_data(nim) != 0) {
-        s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data", path);
-        goto fail;
+    if (with_data) {
+        if (load_data(nim) != 0) {
+            s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data", path);
+            goto fail;
+        }
+        out->data = lpm_malloc(n, sizeof(float));
+        if (!out->data) {
+            s = LPM_ERR_INTERNAL;
+            goto fail;
+        }
+        /* NIfTI rule: scl_slope 0 (or not finite) means the stored values are the values. */
+        int scaled = nim->scl_slope != 0.0 && isfinite(nim->scl_slope) && isfinite(nim->scl_inter);
+        for (size_t i = 0; i < n; i++) {
+            double x = voxel(nim->data, nim->datatype, i);
+            out->data[i] = (float)(scaled ? x * nim->scl_slope + nim->scl_inter : x);
+        }
+        nifti_image_unload(nim);
     }
-    out->data = lpm_malloc(n, sizeof(float));
-    if (!out->data) {
-        s = LPM_ERR_INTERNAL;
-        goto fail;
-    }
-    /* NIfTI rule: scl_slope 0 (or not finite) means the stored values are the values. */
-    int scaled = nim->scl_slope != 0.0 && isfinite(nim->scl_slope) && isfinite(nim->scl_inter);
-    for (size_t i = 0; i < n; i++) {
-        double x = voxel(nim->data, nim->datatype, i);
-        out->data[i] = (float)(scaled ? x * nim->scl_slope + nim->scl_inter : x);
-    }
-    nifti_image_unload(nim);
 
     out->nx = nim->nx;
     out->ny = nim->ny;
@@ -227,6 +229,12 @@ fail:
     free(out->data);
     memset(out, 0, sizeof *out);
     return s;
+}
+
+lpm_status lpm_volume_read(const char *path, lpm_volume *out) { return read_volume(path, out, 1); }
+
+lpm_status lpm_volume_read_header(const char *path, lpm_volume *out) {
+    return read_volume(path, out, 0);
 }
 
 /* ------------------------------------------------------------ write */

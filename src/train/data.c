@@ -318,6 +318,30 @@ void lpm_dataset_free(lpm_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop) {
+    for (int i = 0; i < ds->n; i++) {
+        lpm_volume a = {0}, b = {0}, m = {0};
+        lpm_status st = lpm_volume_read_header(ds->a[i], &a);
+        if (!st) st = lpm_volume_read_header(ds->b[i], &b);
+        if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
+        if (!st && ds->mask[i]) st = lpm_volume_read_header(ds->mask[i], &m);
+        if (!st && ds->mask[i]) st = lpm_check_same_grid(&a, &m, ds->a[i], ds->mask[i]);
+        if (!st && crop && (a.nz < crop[0] || a.ny < crop[1] || a.nx < crop[2]))
+            st = lpm_fail(LPM_ERR_INPUT, "%s: %lldx%lldx%lld (D,H,W) is smaller than the crop %lldx%lldx%lld",
+                          ds->a[i], (long long)a.nz, (long long)a.ny, (long long)a.nx, (long long)crop[0],
+                          (long long)crop[1], (long long)crop[2]);
+        lpm_volume_free(&a);
+        lpm_volume_free(&b);
+        lpm_volume_free(&m);
+        if (st) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", lpm_last_error());
+            return lpm_fail(st, "case %s: %s", ds->name[i], msg);
+        }
+    }
+    return LPM_OK;
+}
+
 /* ------------------------------------------------------------------ samples */
 
 void lpm_sample_free(lpm_sample *s) {

@@ -24,6 +24,10 @@ typedef struct {
 lpm_status lpm_dataset_open(lpm_dataset *ds, const char *spec, const char *pair,
                             const char *mask_key, const char *split);
 void lpm_dataset_free(lpm_dataset *ds);
+/* Check every case before work starts, from the headers only: each file readable as a 3-D
+ * NIfTI volume, A, B (and the mask) on one grid, and, when crop is not NULL, every side at
+ * least the crop's (D,H,W). The message names the case and file. */
+lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop);
 
 /* How a training sample is made from a case. */
 typedef struct {

@@ -95,7 +95,8 @@ typedef struct {
     lpm_dataset train, val;
     int64_t step;             /* steps done */
     int64_t n_epochs;         /* E = iters / n_train + 1 (authors) */
-    char ckpt_path[4200], model_path[4200], csv_path[4200], val_path[4200];
+    double best_ssim;         /* best validation SSIM so far (-1: none) */
+    char ckpt_path[4200], model_path[4200], csv_path[4200], val_path[4200], best_path[4200];
 } run_state;
 
 static const char *CSV_HEADER =
@@ -110,14 +111,15 @@ static lpm_status save_checkpoint(run_state *r) {
     const lpm_train_config *c = r->cfg;
     lpm_status sync = sync_from_gpu(r);
     if (sync) return sync;
-    char step[32], adam_t[32], seed[32], size[64], epochs[32];
+    char step[32], adam_t[32], seed[32], size[64], epochs[32], best[32];
     snprintf(step, sizeof step, "%" PRId64, r->step);
     snprintf(adam_t, sizeof adam_t, "%" PRId64, r->t.adam.t);
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(size, sizeof size, "%lld,%lld,%lld", (long long)r->t.D, (long long)r->t.H, (long long)r->t.W);
     snprintf(epochs, sizeof epochs, "%" PRId64, r->n_epochs);
+    snprintf(best, sizeof best, "%.17g", r->best_ssim);
     const char *meta[] = {"format", "lpmnet-checkpoint", "step", step, "adam_t", adam_t,
-                          "seed", seed, "size", size, "epochs", epochs,
+                          "seed", seed, "size", size, "epochs", epochs, "best_val_ssim", best,
                           "pair", c->pair ? c->pair : "", "data", c->data};
     lpm_st_tensor ts[3] = {
         {"weights", 1, {LPM_NUM_PARAMS}, r->t.w.data},
@@ -163,6 +165,8 @@ static lpm_status load_checkpoint(run_state *r) {
     if (!st) {
         r->step = strtoll(vals[0], NULL, 10);
         r->t.adam.t = strtoll(vals[1], NULL, 10);
+        const char *best = lpm_st_meta(f, "best_val_ssim");
+        r->best_ssim = best ? strtod(best, NULL) : -1;
     }
     lpm_st_close(f);
     return st;
@@ -236,7 +240,7 @@ static void progress_line(const run_state *r, int64_t first_step, double t_start
 }
 
 lpm_status lpm_train_run(const lpm_train_config *cfg) {
-    run_state r = {.cfg = cfg};
+    run_state r = {.cfg = cfg, .best_ssim = -1};
     lpm_loader loader = {0};
     FILE *csv = NULL, *valcsv = NULL;
     lpm_status st;
@@ -248,12 +252,16 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     snprintf(r.model_path, sizeof r.model_path, "%s/model.safetensors", cfg->out);
     snprintf(r.csv_path, sizeof r.csv_path, "%s/train.csv", cfg->out);
     snprintf(r.val_path, sizeof r.val_path, "%s/val.csv", cfg->out);
+    snprintf(r.best_path, sizeof r.best_path, "%s/best.safetensors", cfg->out);
 
     if ((st = lpm_dataset_open(&r.train, cfg->data, cfg->pair, cfg->mask_key, "train"))) goto done;
     if (cfg->val_every > 0) {
         const char *spec = cfg->val ? cfg->val : cfg->data;
         if ((st = lpm_dataset_open(&r.val, spec, cfg->pair, cfg->mask_key, cfg->val ? NULL : "test"))) goto done;
     }
+    /* Every case is checked before the first step: a bad pair fails now, not hours in. */
+    if ((st = lpm_dataset_check(&r.train, cfg->sample.mode == 1 ? cfg->sample.crop : NULL))) goto done;
+    if (r.val.n && (st = lpm_dataset_check(&r.val, cfg->sample.mode == 1 ? cfg->sample.crop : NULL))) goto done;
     if ((st = lpm_trainer_init(&r.t, size[0], size[1], size[2]))) goto done;
     r.n_epochs = cfg->iters / r.train.n + 1;
 
@@ -321,6 +329,10 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
             if ((st = validate(&r, &vs, &vl))) break;
             fprintf(valcsv, "%" PRId64 ",%.8g,%.8g\n", r.step, vs, vl);
             fflush(valcsv);
+            if (vs > r.best_ssim) {  /* the best model so far, as the authors keep it */
+                r.best_ssim = vs;
+                if ((st = lpm_weights_save(&r.t.w, r.best_path))) break;
+            }
         }
         progress_line(&r, first_step, t_start, &terms, 0);
         double now = lpm_seconds();
