@@ -1,6 +1,6 @@
 """Fixtures for src/train/train.c (lpm_train_step): train.safetensors.
 
-Three training steps of LPM-Net exactly as the authors take them: both passes (fusion and
+Ten training steps of LPM-Net exactly as the authors take them: both passes (fusion and
 masked reconstruction), one total loss, one backward, torch.optim.Adam with weight decay.
 Computed in float64 from float32-rounded weights and inputs, stored as float32.
 tests/test_train.c reads it.
@@ -18,7 +18,7 @@ import st  # noqa: E402
 from fixtures_losses import TERMS, lpm_loss  # noqa: E402
 
 D, H, W = 16, 32, 32
-STEPS = 3
+STEPS = 10
 LR = 1e-3
 ALPHA, BETA, GAMMA, REC = 0.05, 1.0, 0.5, 0.2
 EPOCHS = 5
