@@ -119,7 +119,9 @@ def parzen(v):
 
 
 def entropy(p):
-    return -(p * np.log(p + EPS)).sum()
+    # p + 1e-10 rounded to float32, as in the authors' float32 code: a one-bin (empty) slice
+    # has entropy 0 and NMI 1 instead of float64's near-0/near-0 blow-up.
+    return -(p * np.log((p + EPS).astype(np.float32).astype(np.float64))).sum()
 
 
 def nmi_slices(X, Y):

@@ -47,6 +47,7 @@ save("b.nii", t2.astype(np.float32))
 save("b_other_grid.nii.gz", t2.astype(np.float32), affine=aff @ np.diag([1, 1, 1.5, 1]))
 save("b_other_dims.nii.gz", t2[:-1].astype(np.float32))
 save("const.nii.gz", np.full(shape, 7, np.float32))
+save("empty_mask.nii.gz", np.zeros(shape, np.uint8), dtype=np.uint8)
 nan = t2.astype(np.float32).copy(); nan[3, 4, 5] = np.nan
 save("nan.nii.gz", nan)
 save("flat2d.nii.gz", t1[:, :, 0].astype(np.float32))
@@ -89,6 +90,13 @@ expect 2 "Conv_in.weight" "weights with a wrong shape" -- "$bin" fuse "$A" "$B" 
 expect 2 "cfc.fc.bias" "weights missing a tensor" -- "$bin" fuse "$A" "$B" -o "$o" -m "$tmp/w_missing.safetensors"
 expect 2 "no/such/dir" "unwritable output folder" -- "$bin" fuse "$A" "$B" -o "$tmp/no/such/dir/out.nii.gz" -m "$w"
 expect 2 "not-a-dir" "output folder is a file" -- "$bin" fuse "$A" "$B" -o "$tmp/a.nii.gz/not-a-dir/out.nii.gz" -m "$w"
+
+# metrics: F, or the mask, on another grid; an empty mask; NaN in F
+expect 2 "b_other_grid.nii.gz" "metrics: F on another grid" -- "$bin" metrics "$A" "$B" "$tmp/b_other_grid.nii.gz"
+expect 2 "b_other_dims.nii.gz" "metrics: mask on another grid" -- "$bin" metrics "$A" "$B" "$B" --mask "$tmp/b_other_dims.nii.gz"
+expect 2 "empty" "metrics: empty mask" -- "$bin" metrics "$A" "$B" "$B" --mask "$tmp/empty_mask.nii.gz"
+expect 2 "nan.nii.gz.*(nan|finite)" "metrics: NaN in F" -- "$bin" metrics "$A" "$B" "$tmp/nan.nii.gz"
+expect 1 "unknown" "metrics: unknown --only entry" -- "$bin" metrics "$A" "$B" "$B" --only ssim,frob
 
 # A good fusion: exit 0, output on A's grid with A's geometry, float32 in [0,1].
 if "$bin" fuse "$A" "$B" -o "$o" -m "$w" --components "$tmp/parts" --preview "$tmp/p.png" --threads 2 2>"$tmp/log"; then

@@ -39,9 +39,13 @@ static int parzen(double v, int *idx, double *w) {
     return n;
 }
 
+/* -sum p log(p + 1e-10), with p + 1e-10 rounded to float32 as the authors' float32 PyTorch
+ * code has it: a slice where one bin holds everything (an empty background slice) then has
+ * entropy exactly 0 and NMI (0 + 1e-10)/(0 + 1e-10) = 1. In float64, log(1 + 1e-10) = 1e-10
+ * would leave H_X + H_Y + 1e-10 near -1e-10 and NMI in the hundreds or thousands. */
 static double entropy(const double *p, int n) {
     double h = 0;
-    for (int i = 0; i < n; i++) h -= p[i] * log(p[i] + EPS);
+    for (int i = 0; i < n; i++) h -= p[i] * log((double)(float)(p[i] + EPS));
     return h;
 }
 
