@@ -84,7 +84,9 @@ int cmd_metrics(int argc, char **argv) {
         st = lpm_volume_read(mask_path, &m);
         if (!st) st = lpm_check_same_grid(&v[0], &m, path[0], mask_path);
         if (!st && !(mask = lpm_malloc((size_t)lpm_volume_numel(&m), 1))) st = LPM_ERR_INTERNAL;
-        for (int64_t i = 0; !st && i < lpm_volume_numel(&m); i++) mask[i] = m.data[i] != 0;
+        int64_t inside = 0;
+        for (int64_t i = 0; !st && i < lpm_volume_numel(&m); i++) inside += mask[i] = m.data[i] != 0;
+        if (!st && !inside) st = lpm_fail(LPM_ERR_INPUT, "%s: the mask is empty (no nonzero voxel)", mask_path);
     }
     for (int k = 0; k < 3 && !st && normalize; k++) st = lpm_normalize_minmax(&v[k], path[k]);
     if (!st)
