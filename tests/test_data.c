@@ -93,6 +93,19 @@ static void test_csv_dataset(void) {
         CHECK(ds.mask[0] != NULL, "mask column");
     }
     lpm_dataset_free(&ds);
+    /* a spreadsheet export: byte-order mark, a comment before the header, CRLF endings */
+    f = fopen(path, "w");
+    fprintf(f, "\xEF\xBB\xBF# exported pairs\r\n\r\na,b\r\nx/a.nii,x/b.nii\r\n");
+    fclose(f);
+    st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
+    CHECK(st == LPM_OK && ds.n == 1 && strstr(ds.b[0], "x/b.nii") && !strchr(ds.b[0], '\r'),
+          "BOM, comment and CRLF: %s", lpm_last_error());
+    lpm_dataset_free(&ds);
+    f = fopen(path, "w");
+    fprintf(f, "a,b,mask\nx/a.nii,x/b.nii,\n");
+    fclose(f);
+    st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
+    CHECK(st == LPM_ERR_INPUT, "an empty mask field is an error");
     f = fopen(path, "w");
     fprintf(f, "x,y\n1,2\n");
     fclose(f);

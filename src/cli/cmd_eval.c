@@ -189,10 +189,10 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
     if (!st) {
         const char *labels[MAX_METHODS + 2];
         const float *vols[MAX_METHODS + 2];
-        labels[0] = o->pair ? o->pair : "A", vols[0] = a.data;
+        labels[0] = "A", vols[0] = a.data;
         char lb[64];
-        if (o->pair) {
-            const char *comma = strchr(o->pair, ',');
+        const char *comma = o->pair ? strchr(o->pair, ',') : NULL;
+        if (comma) {
             snprintf(lb, sizeof lb, "%.*s", (int)(comma - o->pair), o->pair);
             labels[0] = lb;
             labels[1] = comma + 1;

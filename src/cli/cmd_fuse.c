@@ -164,11 +164,12 @@ static int run(const fuse_args *o) {
     }
     if (st) goto done;
 
-    if ((st = lpm_volume_write(o->out, &fused, &a))) goto done;
+    /* side outputs first: a failure then leaves OUT as it was */
     if (o->components &&
         ((st = lpm_volume_write(base_path, &base, &a)) || (st = lpm_volume_write(detail_path, &detail, &a))))
         goto done;
     if (o->preview && (st = write_preview(o, &a, &b, &fused))) goto done;
+    if ((st = lpm_volume_write(o->out, &fused, &a))) goto done;
     fprintf(stderr, "lpmnet fuse: %s (%lldx%lldx%lld, %s) -> %s in %.2f s\n", o->method,
             (long long)a.nx, (long long)a.ny, (long long)a.nz, model ? model : "classical", o->out,
             lpm_seconds() - t0);

@@ -6,12 +6,19 @@
 #include <fcntl.h>
 #include <math.h>
 #include <nifti2_io.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* nifti_clib reports its own errors on stderr at debug level 1; ours carry the file name. */
-static void quiet_nifti(void) { nifti_set_debug_level(0); }
+/* nifti_clib reports its own errors on stderr at debug level 1; ours carry the file name.
+ * Its debug level is a global: set it once, so reads on the loader thread and the main
+ * thread do not race on it. */
+static void set_quiet(void) { nifti_set_debug_level(0); }
+static void quiet_nifti(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, set_quiet);
+}
 
 static void set_identity(lpm_volume *v) {
     memset(v->affine, 0, sizeof v->affine);

@@ -65,6 +65,11 @@ static int cmp_str(const void *x, const void *y) {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
+static void free_list(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
 /* Sorted entries of a folder (without . and ..); *n set; NULL on error (message set). */
 static char **list_dir(const char *dir, int *n) {
     DIR *d = opendir(dir);
@@ -72,21 +77,21 @@ static char **list_dir(const char *dir, int *n) {
         lpm_fail(LPM_ERR_INPUT, "%s: cannot open folder (%s)", dir, strerror(errno));
         return NULL;
     }
-    int cap = 64, count = 0;
+    int cap = 64, count = 0, oom = 0;
     char **names = malloc(sizeof(char *) * (size_t)cap);
     struct dirent *e;
-    while (names && (e = readdir(d))) {
+    oom = !names;
+    while (!oom && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         if (count == cap) {
             char **grown = realloc(names, sizeof(char *) * (size_t)(cap *= 2));
-            if (!grown) break;
-            names = grown;
+            if (!(oom = !grown)) names = grown;
         }
-        if (!(names[count] = dup_str(e->d_name))) break;
-        count++;
+        if (!oom && !(oom = !(names[count] = dup_str(e->d_name)))) count++;
     }
     closedir(d);
-    if (!names) {
+    if (oom) {  /* a partial listing would silently drop cases */
+        if (names) free_list(names, count);
         lpm_fail(LPM_ERR_INTERNAL, "out of memory listing %s", dir);
         return NULL;
     }
@@ -95,10 +100,6 @@ static char **list_dir(const char *dir, int *n) {
     return names;
 }
 
-static void free_list(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-}
 
 /* ------------------------------------------------------------------ dataset */
 
@@ -219,11 +220,18 @@ static lpm_status open_csv(lpm_dataset *ds, const char *path) {
     else strcpy(dir, ".");
 
     char line[8192];
-    int lineno = 0, has_mask = 0;
+    int lineno = 0, has_mask = 0, header_seen = 0;
     lpm_status st = LPM_OK;
     while (!st && fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s:%d: line too long", path, lineno);
+            break;
+        }
         char *s = trim(line);
+        if (lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+            (unsigned char)s[2] == 0xBF)
+            s += 3;  /* UTF-8 byte-order mark (spreadsheet exports) */
         if (!*s || *s == '#') continue;
         char *fields[3] = {0};
         int nf = 0;
@@ -233,15 +241,16 @@ static lpm_status open_csv(lpm_dataset *ds, const char *path) {
             fields[nf++] = trim(tok);
             tok = c ? c + 1 : NULL;
         }
-        if (lineno == 1 && nf >= 2 && !strcmp(fields[0], "a") && !strcmp(fields[1], "b")) {
+        if (!header_seen && nf >= 2 && !strcmp(fields[0], "a") && !strcmp(fields[1], "b")) {
             has_mask = nf == 3 && !strcmp(fields[2], "mask");
+            header_seen = 1;
             continue;
         }
-        if (lineno == 1) {
-            st = lpm_fail(LPM_ERR_INPUT, "%s: line 1 must be the header 'a,b' or 'a,b,mask'", path);
+        if (!header_seen) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s: the first line must be the header 'a,b' or 'a,b,mask'", path);
             break;
         }
-        if (nf < 2 || !*fields[0] || !*fields[1] || (has_mask && nf < 3)) {
+        if (nf < 2 || !*fields[0] || !*fields[1] || (has_mask && (nf < 3 || !*fields[2]))) {
             st = lpm_fail(LPM_ERR_INPUT, "%s:%d: expected %s", path, lineno, has_mask ? "a,b,mask" : "a,b");
             break;
         }
@@ -270,13 +279,12 @@ static lpm_status apply_split(lpm_dataset *ds, const char *dir, const char *spli
     while (fgets(line, sizeof line, f)) {
         char *s = trim(line), *end;
         if (!*s) continue;
-        long idx = strtol(s, &end, 10);
-        if (!*end && idx >= 0 && idx < ds->n) {
-            keep[idx] = 1;
-            continue;
-        }
+        /* a subject name first (folders named 001, 002, ... are names, not indices) */
+        int named = 0;
         for (int i = 0; i < ds->n; i++)
-            if (!strcmp(ds->name[i], s)) keep[i] = 1;
+            if (!strcmp(ds->name[i], s)) keep[i] = named = 1;
+        long idx = strtol(s, &end, 10);
+        if (!named && !*end && idx >= 0 && idx < ds->n) keep[idx] = 1;
     }
     fclose(f);
     int j = 0;

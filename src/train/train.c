@@ -111,15 +111,16 @@ static lpm_status save_checkpoint(run_state *r) {
     const lpm_train_config *c = r->cfg;
     lpm_status sync = sync_from_gpu(r);
     if (sync) return sync;
-    char step[32], adam_t[32], seed[32], size[64], epochs[32], best[32];
+    char step[32], adam_t[32], seed[32], size[64], epochs[32], best[32], ncases[32];
     snprintf(step, sizeof step, "%" PRId64, r->step);
     snprintf(adam_t, sizeof adam_t, "%" PRId64, r->t.adam.t);
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(size, sizeof size, "%lld,%lld,%lld", (long long)r->t.D, (long long)r->t.H, (long long)r->t.W);
     snprintf(epochs, sizeof epochs, "%" PRId64, r->n_epochs);
     snprintf(best, sizeof best, "%.17g", r->best_ssim);
+    snprintf(ncases, sizeof ncases, "%d", r->train.n);
     const char *meta[] = {"format", "lpmnet-checkpoint", "step", step, "adam_t", adam_t,
-                          "seed", seed, "size", size, "epochs", epochs, "best_val_ssim", best,
+                          "seed", seed, "size", size, "epochs", epochs, "cases", ncases, "best_val_ssim", best,
                           "pair", c->pair ? c->pair : "", "data", c->data};
     lpm_st_tensor ts[3] = {
         {"weights", 1, {LPM_NUM_PARAMS}, r->t.w.data},
@@ -147,6 +148,13 @@ static lpm_status load_checkpoint(run_state *r) {
     if (strcmp(vals[3], size) != 0) {
         st = lpm_fail(LPM_ERR_INPUT, "%s: checkpoint was trained at size %s, this run uses %s",
                       r->ckpt_path, vals[3], size);
+    } else if (lpm_st_meta(f, "epochs") && strtoll(lpm_st_meta(f, "epochs"), NULL, 10) != r->n_epochs) {
+        st = lpm_fail(LPM_ERR_USAGE, "%s: checkpoint schedules %s epochs, this run %" PRId64
+                      " (--iters or the number of cases changed; the learning-rate schedule depends on both)",
+                      r->ckpt_path, lpm_st_meta(f, "epochs"), r->n_epochs);
+    } else if (lpm_st_meta(f, "cases") && atoi(lpm_st_meta(f, "cases")) != r->train.n) {
+        st = lpm_fail(LPM_ERR_USAGE, "%s: checkpoint was trained on %s cases, this dataset has %d "
+                      "(the data order depends on it)", r->ckpt_path, lpm_st_meta(f, "cases"), r->train.n);
     } else if (strtoull(vals[2], NULL, 10) != r->cfg->seed) {
         st = lpm_fail(LPM_ERR_INPUT, "%s: checkpoint has seed %s, this run --seed %" PRIu64
                       " (the data order depends on it)", r->ckpt_path, vals[2], r->cfg->seed);
@@ -294,9 +302,9 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     if (r.step >= cfg->iters) goto done;
     if ((st = lpm_loader_start(&loader, &r.train, &cfg->sample, cfg->seed, r.step))) goto done;
 
+    stop_requested = 0;
     void (*old_int)(int) = signal(SIGINT, on_signal);
     void (*old_term)(int) = signal(SIGTERM, on_signal);
-    stop_requested = 0;
     lpm_loss_weights lw = {cfg->alpha, cfg->beta, cfg->gamma, 0};
     double t_start = lpm_seconds(), t_ckpt = t_start;
     int64_t first_step = r.step, last_saved = r.step;
@@ -343,7 +351,7 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     }
     if (!st && r.step != last_saved) st = save_checkpoint(&r);
     progress_line(&r, first_step, t_start, &terms, 1);
-    if (stop_requested && !cfg->quiet)
+    if (stop_requested && !st && !cfg->quiet)
         fprintf(stderr, "lpmnet train: stopped at step %" PRId64 "; checkpoint saved, continue with --resume\n", r.step);
     signal(SIGINT, old_int);
     signal(SIGTERM, old_term);
