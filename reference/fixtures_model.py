@@ -1,4 +1,5 @@
-"""model_small.safetensors, model_64x96x96.safetensors and, with LPM_LARGE_FIXTURES=1,
+"""model_small.safetensors, model_64x96x96.safetensors, model_bundled_32x64x64.safetensors
+(when models/lpmnet-mri.safetensors exists) and, with LPM_LARGE_FIXTURES=1,
 model_160x240x240.safetensors (see reference/FIXTURES.md)."""
 import copy
 import os
@@ -84,16 +85,23 @@ def model_small(outdir):
     return path
 
 
+BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models",
+                       "lpmnet-mri.safetensors")
+
+
 @torch.no_grad()
-def model_big(outdir, D, H, W, dtype):
-    """Forward only, chunked over branch images (no autograd)."""
+def model_big(outdir, D, H, W, dtype, weights_file=None, name="model"):
+    """Forward only, chunked over branch images (no autograd). weights_file: a trained
+    model instead of the fresh initialisation, whose output is nearly flat."""
     m32 = weights()
+    if weights_file:
+        m32.load_state_dict({k: v.float() for k, v in st.load(weights_file)[0].items()})
     out = {"w." + k: v.clone() for k, v in m32.state_dict().items()}
     m = m32.to(dtype)
     a, b = phantom_pair(D, H, W, seed=8)
     fused, base, detail = m(a.to(dtype), b.to(dtype))
     out.update({"a": a, "b": b, "fused": fused, "base": base, "detail": detail})
-    path = os.path.join(outdir, "model_%dx%dx%d.safetensors" % (D, H, W))
+    path = os.path.join(outdir, "%s_%dx%dx%d.safetensors" % (name, D, H, W))
     st.save(path, {k: v.to(torch.float32) for k, v in out.items()},
             meta(str(dtype).replace("torch.", "")))
     return path
@@ -103,6 +111,8 @@ def write(outdir):
     paths = [model_small(outdir)]
     # float32: float64 takes minutes on two cores at this size (see reference/README.md)
     paths.append(model_big(outdir, 64, 96, 96, torch.float32))
+    if os.path.exists(BUNDLED):  # the bundled trained model, in float64
+        paths.append(model_big(outdir, 32, 64, 64, torch.float64, BUNDLED, "model_bundled"))
     if os.environ.get("LPM_LARGE_FIXTURES") == "1":
         paths.append(model_big(outdir, 160, 240, 240, torch.float32))
     return paths

@@ -348,5 +348,8 @@ int main(void) {
     test_large(path, 64, 96, 96);
     snprintf(path, sizeof path, "%s/model_160x240x240.safetensors", dir);
     test_large(path, 160, 240, 240);
+    /* the bundled trained model: a varied output, not the nearly flat fresh initialisation */
+    snprintf(path, sizeof path, "%s/model_bundled_32x64x64.safetensors", dir);
+    test_large(path, 32, 64, 64);
     return test_summary();
 }
