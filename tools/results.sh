@@ -26,15 +26,17 @@ cp "$work/ph/montage_phantom.png" "$out/phantom_t1_t2.png" 2>/dev/null || cp "$w
   echo
   echo "## Held-out real case: BraTS 2013 patient 3 (DeepMedic set), FLAIR + T1c, inside the brain mask"
   echo
-  tail -n +3 "$work/val/summary.md"
+  tail -n +3 "$work/val/summary.md" | sed "s|$work/csv/||g; s|$root/||g"
   echo
   echo "![montage](results/val_flair_t1c.png)"
   echo
   echo "## Phantom T1 + T2 (96x128x128, seed 7; not seen in training)"
   echo
-  tail -n +3 "$work/ph/summary.md"
+  tail -n +3 "$work/ph/summary.md" | sed "s|$work/||g; s|$root/||g"
   echo
   echo "![montage](results/phantom_t1_t2.png)"
+  # the prose that reads these numbers is written by hand, next to the script's tables
+  [ -f "$root/docs/results-reading.md" ] && { echo; cat "$root/docs/results-reading.md"; }
 } > "$root/docs/results.md.new"
 mv "$root/docs/results.md.new" "$root/docs/results.md"
 echo "wrote docs/results.md and docs/results/*.png"
