@@ -17,13 +17,6 @@ if(LPM_CUDA AND CMAKE_CUDA_COMPILER)
   set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
-  # The root's add_compile_options are GCC flags (-Wall, -fno-fast-math, sanitizers,
-  # -march=native) that nvcc rejects: keep them for C and hand the warnings to nvcc's host
-  # compiler instead.
-  get_target_property(lpm_opts lpmnet_lib COMPILE_OPTIONS)
-  if(lpm_opts)
-    set_target_properties(lpmnet_lib PROPERTIES COMPILE_OPTIONS "$<$<COMPILE_LANGUAGE:C>:${lpm_opts}>")
-  endif()
 
   file(GLOB LPM_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cu)
   target_sources(lpmnet_lib PRIVATE ${LPM_CUDA_SOURCES})
