@@ -47,6 +47,9 @@ typedef struct {
 lpm_status lpm_st_write(const char *path, const lpm_st_tensor *tensors, int n,
                         const char *const *meta_kv, int n_meta);
 
+/* ---- gzip: src compressed into dst as one gzip member per thread (gzip.c). */
+lpm_status lpm_gzip_file(const char *src, const char *dst);
+
 /* ---- PNG (libpng): 8-bit RGB image, rows top to bottom, written atomically. */
 lpm_status lpm_png_write_rgb(const char *path, const uint8_t *rgb, int width, int height);
 

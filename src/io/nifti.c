@@ -260,6 +260,10 @@ static ext_kind find_ext(const char *path) {
     return EXT_NONE;
 }
 
+static ext_kind plain_ext(ext_kind e) {
+    return e == EXT_NII_GZ ? EXT_NII : e == EXT_HDR_GZ ? EXT_HDR : e == EXT_IMG_GZ ? EXT_IMG : e;
+}
+
 /* path with its extension (of kind e) replaced by ext_names[to]. */
 static lpm_status swap_ext(char *dst, size_t n, const char *path, ext_kind e, ext_kind to) {
     size_t stem = strlen(path) - strlen(ext_names[e]);
@@ -287,19 +291,10 @@ static lpm_status reserve(const char *tmp, const char *path) {
     return LPM_OK;
 }
 
-/* A gzip member ends with the uncompressed size mod 2^32: checks the stream was finished. */
-static int file_holds(const char *file, int gz, uint64_t bytes) {
+/* The uncompressed file nifti_clib wrote has the full size: checks nothing was cut short. */
+static int file_holds(const char *file, uint64_t bytes) {
     struct stat st;
-    if (stat(file, &st) != 0) return 0;
-    if (!gz) return (uint64_t)st.st_size == bytes;
-    if (st.st_size < 18) return 0;
-    FILE *fp = fopen(file, "rb");
-    if (!fp) return 0;
-    unsigned char b[4];
-    int ok = fseek(fp, -4, SEEK_END) == 0 && fread(b, 1, 4, fp) == 4;
-    fclose(fp);
-    uint32_t isize = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-    return ok && isize == (uint32_t)bytes;
+    return stat(file, &st) == 0 && (uint64_t)st.st_size == bytes;
 }
 
 /* Copy the geometry of ref (a nifti header, or else its affine) into nim. */
@@ -370,11 +365,18 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     ext_kind hdr_ext = pair ? (gz ? EXT_HDR_GZ : EXT_HDR) : e;
     ext_kind img_ext = pair ? (gz ? EXT_IMG_GZ : EXT_IMG) : e;
 
+    /* nifti_clib writes uncompressed files (raw_*); with gz they are then compressed in
+     * parallel (gzip.c) into tmp_*, and the tmp_* names are renamed to the final ones. */
     char final_hdr[4096], final_img[4096], tmp_hdr[4096], tmp_img[4096];
+    char raw_hdr[4096], raw_img[4096];
+    const ext_kind raw_hdr_ext = gz ? plain_ext(hdr_ext) : hdr_ext;
+    const ext_kind raw_img_ext = gz ? plain_ext(img_ext) : img_ext;
     lpm_status s = swap_ext(final_hdr, sizeof final_hdr, path, e, hdr_ext);
     if (!s) s = swap_ext(final_img, sizeof final_img, path, e, img_ext);
     if (!s) s = lpm_temp_name_like(tmp_hdr, sizeof tmp_hdr, final_hdr, ext_names[hdr_ext]);
     if (!s) s = swap_ext(tmp_img, sizeof tmp_img, tmp_hdr, hdr_ext, img_ext);
+    if (!s) s = swap_ext(raw_hdr, sizeof raw_hdr, tmp_hdr, hdr_ext, raw_hdr_ext);
+    if (!s) s = swap_ext(raw_img, sizeof raw_img, tmp_hdr, hdr_ext, raw_img_ext);
     if (s) return s;
 
     /* Reserve the temporary names first: this is where a missing or read-only folder shows. */
@@ -408,8 +410,8 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
                           : (pair ? NIFTI_FTYPE_NIFTI1_2 : NIFTI_FTYPE_NIFTI1_1);
     free(nim->fname);
     free(nim->iname);
-    nim->fname = nifti_strdup(tmp_hdr);
-    nim->iname = nifti_strdup(pair ? tmp_img : tmp_hdr);
+    nim->fname = nifti_strdup(raw_hdr);
+    nim->iname = nifti_strdup(pair ? raw_img : raw_hdr);
     if (!nim->fname || !nim->iname) {
         s = lpm_fail(LPM_ERR_INTERNAL, "%s: out of memory", path);
         goto cleanup;
@@ -422,11 +424,17 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     int close_ok = fp != NULL && znzclose(fp) == 0;
     uint64_t nbytes = (uint64_t)n * sizeof(float);
     int written = close_ok &&
-                  (pair ? file_holds(tmp_img, gz, nbytes)
-                        : file_holds(tmp_hdr, gz, (uint64_t)nim->iname_offset + nbytes));
+                  (pair ? file_holds(raw_img, nbytes)
+                        : file_holds(raw_hdr, (uint64_t)nim->iname_offset + nbytes));
     if (!written) {
         s = lpm_fail(LPM_ERR_INTERNAL, "%s: write failed (disk full or I/O error?)", path);
         goto cleanup;
+    }
+    if (gz && ((s = lpm_gzip_file(raw_hdr, tmp_hdr)) || (pair && (s = lpm_gzip_file(raw_img, tmp_img)))))
+        goto cleanup;
+    if (gz) {
+        unlink(raw_hdr);
+        if (pair) unlink(raw_img);
     }
     /* The header names the data, so it moves last. */
     if ((pair && rename(tmp_img, final_img) != 0) || rename(tmp_hdr, final_hdr) != 0) {
@@ -440,5 +448,9 @@ cleanup:
     if (nim) nifti_image_free(nim);
     unlink(tmp_hdr);
     if (pair) unlink(tmp_img);
+    if (gz) {
+        unlink(raw_hdr);
+        if (pair) unlink(raw_img);
+    }
     return s;
 }

@@ -6,85 +6,113 @@
 
 #include <string.h>
 
-enum { C = LPM_C, CO = 8, CI_MAX = 16 };
+/* L: lanes of one accumulator vector (one AVX-512 register); PB: pixels per block, enough
+ * independent accumulators to cover the FMA latency on two FMA ports. */
+enum { C = LPM_C, CO = 8, CI_MAX = 16, L = 16, PB = 8 };
 
 static const float slope = 0.01f;
 
 static float lrelu(float a) { return a > 0 ? a : slope * a; }
 
-/* One output pixel with the border checks (the first and last column, and what the
- * blocks below leave over). */
-static inline void conv_pixel(float *feat, int out_off, int in_off, int ci,
-                              const float (*wt)[CI_MAX][CO], const float *b, int R, int Q,
-                              int r, int q) {
-    float acc[CO];
-    for (int o = 0; o < CO; o++) acc[o] = b[o];
-    for (int kh = 0; kh < 3; kh++) {
-        int sr = r + kh - 1;
+/* Weights of a 3x3 conv with no outputs (8 or 16) arranged for conv_sums. Eight outputs
+ * fill half a vector, so then one vector carries two output rows: input rows r and r+1
+ * feed both halves, rows r-1 and r+2 one half each (3/4 of the lanes do useful work, where
+ * an 8-lane vector per pixel leaves half of AVX-512 idle). An accumulator vector holds
+ * nr = L / no output rows r+rr, lane rr*no + o, and input row r-1+t meets tap kh = t - rr. wt[t][kw][i][rr*no + o] is that weight, 0 where t - rr is no tap.
+ * w is PyTorch's (co, ci, 3, 3); with flip the conv is the transposed one (the input
+ * gradient of w: outputs are w's inputs, taps mirrored). */
+static void conv_table(float (*wt)[3][CI_MAX][L], const float *w, int ni, int no, int flip) {
+    const int nr = L / no;
+    memset(wt, 0, sizeof(float[4][3][CI_MAX][L]));
+    for (int t = 0; t < nr + 2; t++)
+        for (int rr = 0; rr < nr; rr++) {
+            const int kh = t - rr;
+            if (kh < 0 || kh > 2) continue;
+            for (int kw = 0; kw < 3; kw++)
+                for (int i = 0; i < ni; i++)
+                    for (int o = 0; o < no; o++)
+                        wt[t][kw][i][rr * no + o] =
+                            flip ? w[(i * no + o) * 9 + (2 - kh) * 3 + 2 - kw]
+                                 : w[(o * ni + i) * 9 + kh * 3 + kw];
+        }
+}
+
+/* acc[p] += the conv sums of pixel (r.., q+p) for n pixels: input rows r-1 .. r+nr, each
+ * tap's ni channels from in_off, rows and columns outside the image skipped (zero
+ * padding). Columns are checked for the block as a whole: the n pixels are either one
+ * pixel or all interior. Each weight vector is loaded once for n broadcast FMAs. A zero
+ * weight half adds 0 * x, which changes nothing for finite x. Every output sums its terms
+ * in the order kh, kw, i whatever n is, so blocks and single pixels give the same bits. */
+LPM_INLINE void conv_sums(float (*acc)[L], const float *img, int in_off, int ni, int nr,
+                          const float (*wt)[3][CI_MAX][L], int R, int Q, int r, int q, int n) {
+    for (int t = 0; t < nr + 2; t++) {
+        const int sr = r - 1 + t;
         if (sr < 0 || sr >= R) continue;
         for (int kw = 0; kw < 3; kw++) {
-            int sq = q + kw - 1;
-            if (sq < 0 || sq >= Q) continue;
-            const float *src = feat + ((size_t)sr * Q + sq) * C + in_off;
-            const float(*wk)[CO] = wt[kh * 3 + kw];
-            for (int i = 0; i < ci; i++) {
-                float v = src[i];
-                /* vectorise over the 8 outputs (left alone, -O3 picks the i loop
-                 * and runs 4x slower) */
+            const int sq = q + kw - 1;
+            if (sq < 0 || sq + n > Q) continue;
+            const float *src = img + ((size_t)sr * Q + sq) * C + in_off;
+            const float(*wk)[L] = wt[t][kw];
+            for (int i = 0; i < ni; i++)
+                for (int p = 0; p < n; p++) {
+                    const float x = src[p * C + i];
 #pragma omp simd
-                for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
-            }
+                    for (int l = 0; l < L; l++) acc[p][l] += wk[i][l] * x;
+                }
         }
     }
-    float *dst = feat + ((size_t)r * Q + q) * C + out_off;
-    for (int o = 0; o < CO; o++) dst[o] = lrelu(acc[o]);
+}
+
+/* Conv of n pixels from (r, q) for the output rows r .. r+L/no-1 that exist: with add the
+ * sums are added to img's channels out_off.. (input gradient), else written through lrelu
+ * after the bias (forward). */
+LPM_INLINE void conv_block(float *img, int out_off, int in_off, int ni, int no,
+                           const float (*wt)[3][CI_MAX][L], const float *bias, int add, int R,
+                           int Q, int r, int q, int n) {
+    const int nr = L / no;
+    float acc[PB][L];
+    for (int p = 0; p < n; p++)
+        for (int l = 0; l < L; l++) acc[p][l] = add ? 0 : bias[l % no];
+    conv_sums(acc, img, in_off, ni, nr, wt, R, Q, r, q, n);
+    for (int rr = 0; rr < nr && r + rr < R; rr++)
+        for (int p = 0; p < n; p++) {
+            float *dst = img + ((size_t)(r + rr) * Q + q + p) * C + out_off;
+            const float *a = acc[p] + rr * no;
+            for (int o = 0; o < no; o++) dst[o] = add ? dst[o] + a[o] : lrelu(a[o]);
+        }
+}
+
+/* The whole image: row groups of L / no, the first and last column one pixel at a time,
+ * the columns between in near-equal blocks of PB or PB - 1 pixels (the sizes compiled
+ * as blocks). The channels written never overlap those read. */
+LPM_INLINE void conv_image(float *img, int out_off, int in_off, int ni, int no,
+                           const float *w, const float *bias, int add, int flip, int R, int Q) {
+    float wt[4][3][CI_MAX][L];
+    conv_table(wt, w, ni, no, flip);
+    const int m = Q - 2, nb = m > 0 ? (m + PB - 1) / PB : 0;
+    for (int r = 0; r < R; r += L / no) {
+        conv_block(img, out_off, in_off, ni, no, wt, bias, add, R, Q, r, 0, 1);
+        for (int b = 0, q = 1; b < nb; b++) {
+            const int n = m / nb + (b < m % nb);
+            if (n == PB)
+                conv_block(img, out_off, in_off, ni, no, wt, bias, add, R, Q, r, q, PB);
+            else if (n == PB - 1)
+                conv_block(img, out_off, in_off, ni, no, wt, bias, add, R, Q, r, q, PB - 1);
+            else
+                for (int p = 0; p < n; p++)
+                    conv_block(img, out_off, in_off, ni, no, wt, bias, add, R, Q, r, q + p, 1);
+            q += n;
+        }
+        if (Q > 1) conv_block(img, out_off, in_off, ni, no, wt, bias, add, R, Q, r, Q - 1, 1);
+    }
 }
 
 /* out[r,q,o] = lrelu(b[o] + sum_{i,kh,kw} w[o,i,kh,kw] feat[r+kh-1, q+kw-1, in_off+i]),
- * written to feat channels out_off..out_off+7 (never overlapping the inputs).
- * Interior columns go four pixels at a time: each weight vector is loaded once for four
- * multiply-adds (one load per FMA instead of two). Every output sums its terms in the
- * same order as conv_pixel, so both paths give the same bits. */
+ * written to feat channels out_off..out_off+7. */
 LPM_CLONES static void conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
                                   const float *b, int R, int Q) {
-    enum { PB = 4 };
-    float wt[9][CI_MAX][CO]; /* (kh,kw,i,o) */
-    for (int o = 0; o < CO; o++)
-        for (int i = 0; i < ci; i++)
-            for (int k = 0; k < 9; k++) wt[k][i][o] = w[(o * ci + i) * 9 + k];
-    for (int r = 0; r < R; r++) {
-        int q = 1;
-        conv_pixel(feat, out_off, in_off, ci, wt, b, R, Q, r, 0);
-        for (; q + PB <= Q - 1; q += PB) {
-            float acc[PB][CO];
-            for (int p = 0; p < PB; p++)
-                for (int o = 0; o < CO; o++) acc[p][o] = b[o];
-            for (int kh = 0; kh < 3; kh++) {
-                int sr = r + kh - 1;
-                if (sr < 0 || sr >= R) continue;
-                for (int kw = 0; kw < 3; kw++) {
-                    const float *src = feat + ((size_t)sr * Q + q + kw - 1) * C + in_off;
-                    const float(*wk)[CO] = wt[kh * 3 + kw];
-                    for (int i = 0; i < ci; i++) {
-                        const float v0 = src[i], v1 = src[C + i], v2 = src[2 * C + i],
-                                    v3 = src[3 * C + i];
-#pragma omp simd
-                        for (int o = 0; o < CO; o++) {
-                            acc[0][o] += wk[i][o] * v0;
-                            acc[1][o] += wk[i][o] * v1;
-                            acc[2][o] += wk[i][o] * v2;
-                            acc[3][o] += wk[i][o] * v3;
-                        }
-                    }
-                }
-            }
-            for (int p = 0; p < PB; p++) {
-                float *dst = feat + ((size_t)r * Q + q + p) * C + out_off;
-                for (int o = 0; o < CO; o++) dst[o] = lrelu(acc[p][o]);
-            }
-        }
-        for (; q < Q; q++) conv_pixel(feat, out_off, in_off, ci, wt, b, R, Q, r, q);
-    }
+    if (ci == 8) conv_image(feat, out_off, in_off, 8, CO, w, b, 0, 0, R, Q);
+    else conv_image(feat, out_off, in_off, CI_MAX, CO, w, b, 0, 0, R, Q);
 }
 
 void lpm_dense_forward(float *feat, const lpm_dense_params *p, int R, int Q) {
@@ -93,8 +121,22 @@ void lpm_dense_forward(float *feat, const lpm_dense_params *p, int R, int Q) {
 }
 
 /* gk[i][o] = sum over n pixels of src[i] g[o] (one tap of one image row). With ci a
- * constant the ci x 8 sums stay in registers for the whole row. */
+ * constant the ci x 8 sums stay in registers for the whole row. Sixteen inputs fill a
+ * 16-lane vector (one load and eight broadcast FMAs per pixel); eight go across the
+ * outputs instead. Either way each sum adds its terms in pixel order. */
 LPM_INLINE void wgrad_tap(float (*gk)[CO], const float *g, const float *src, int n, int ci) {
+    if (ci == CI_MAX) {
+        float acc[CO][CI_MAX] = {{0}};
+        for (int q = 0; q < n; q++, g += C, src += C)
+            for (int o = 0; o < CO; o++) {
+                const float go = g[o];
+#pragma omp simd
+                for (int i = 0; i < CI_MAX; i++) acc[o][i] += src[i] * go;
+            }
+        for (int i = 0; i < CI_MAX; i++)
+            for (int o = 0; o < CO; o++) gk[i][o] = acc[o][i];
+        return;
+    }
     float acc[CI_MAX][CO] = {{0}};
     for (int q = 0; q < n; q++, g += C, src += C)
         for (int i = 0; i < ci; i++) {
@@ -112,30 +154,25 @@ LPM_INLINE void wgrad_tap(float (*gk)[CO], const float *g, const float *src, int
 LPM_CLONES static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float *feat,
                                 int out_off, int in_off, int ci, const float *w, int R,
                                 int Q) {
-    size_t n = (size_t)R * Q;
-    /* lrelu' from the output: out > 0 exactly where the pre-activation is > 0 */
-    for (size_t v = 0; v < n; v++) {
-        float *g = dfeat + v * C + out_off;
-        const float *y = feat + v * C + out_off;
-        for (int o = 0; o < CO; o++)
-            if (!(y[o] > 0)) g[o] *= slope;
-    }
-
     /* Weight sums: float over one image row (at most a few hundred terms), rows added in
      * double, so the inner loop stays in float vectors without conversions. */
     double gw[9][CI_MAX][CO], gb[CO];
     memset(gw, 0, sizeof gw);
     memset(gb, 0, sizeof gb);
-    float wt[9][CO][CI_MAX]; /* (kh,kw,o,i) for the input gradient */
-    for (int o = 0; o < CO; o++)
-        for (int i = 0; i < ci; i++)
-            for (int k = 0; k < 9; k++) wt[k][o][i] = w[(o * ci + i) * 9 + k];
 
     for (int r = 0; r < R; r++) {
         float rw[9][CI_MAX][CO], rb[CO] = {0};
+        /* lrelu' from the output (out > 0 exactly where the pre-activation is > 0; a
+         * select, not a branch, so the loop vectorises; g * 1 is g), fused with the bias
+         * sum while the row is in cache, just ahead of the row's weight sums */
         for (int q = 0; q < Q; q++) {
-            const float *g = dfeat + ((size_t)r * Q + q) * C + out_off;
-            for (int o = 0; o < CO; o++) rb[o] += g[o];
+            float *g = dfeat + ((size_t)r * Q + q) * C + out_off;
+            const float *y = feat + ((size_t)r * Q + q) * C + out_off;
+#pragma omp simd
+            for (int o = 0; o < CO; o++) {
+                g[o] *= lpm_vsel(y[o] > 0, 1.0f, slope);
+                rb[o] += g[o];
+            }
         }
         for (int kh = 0; kh < 3; kh++) {
             int sr = r + kh - 1;
@@ -159,29 +196,10 @@ LPM_CLONES static void conv_lrelu_backward(float *dfeat, float *dw, float *db, c
                 for (int o = 0; o < CO; o++) gw[k][i][o] += rw[k][i][o];
     }
 
-    /* Input gradient gathered per input pixel: din[r,q,i] = sum w[o,i,kh,kw] g[r-kh+1,q-kw+1,o].
-     * The gradient channels read (out_off..) and written (in_off..) never overlap. */
-    for (int r = 0; r < R; r++)
-        for (int q = 0; q < Q; q++) {
-            float acc[CI_MAX] = {0};
-            for (int kh = 0; kh < 3; kh++) {
-                int sr = r - kh + 1;
-                if (sr < 0 || sr >= R) continue;
-                for (int kw = 0; kw < 3; kw++) {
-                    int sq = q - kw + 1;
-                    if (sq < 0 || sq >= Q) continue;
-                    const float *g = dfeat + ((size_t)sr * Q + sq) * C + out_off;
-                    const float(*wk)[CI_MAX] = wt[kh * 3 + kw];
-                    for (int o = 0; o < CO; o++) {
-                        float go = g[o];
-#pragma omp simd
-                        for (int i = 0; i < ci; i++) acc[i] += wk[o][i] * go;
-                    }
-                }
-            }
-            float *dst = dfeat + ((size_t)r * Q + q) * C + in_off;
-            for (int i = 0; i < ci; i++) dst[i] += acc[i];
-        }
+    /* Input gradient: din[r,q,i] = sum w[o,i,kh,kw] g[r-kh+1,q-kw+1,o], the conv of g with
+     * the mirrored taps (the gradient channels read and written never overlap) */
+    if (ci == 8) conv_image(dfeat, in_off, out_off, CO, 8, w, NULL, 1, 1, R, Q);
+    else conv_image(dfeat, in_off, out_off, CO, CI_MAX, w, NULL, 1, 1, R, Q);
 
     for (int o = 0; o < CO; o++) {
         db[o] += (float)gb[o];
