@@ -298,10 +298,9 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
  * dC sums over the 24 channels are one horizontal reduction per state. */
 LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
                                      const lpm_mamba_params *p, int L) {
-    float lam[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
+    float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
     float dvb[C] = {0}, dvw0[C] = {0}, dvw1[C] = {0};
     static const float zero[CN];
-    const size_t lc = (size_t)L * C;
     for (int t = L - 1; t >= 0; t--) {
         const float *gy = b->gy + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *delta = b->delta + (size_t)t * C, *v = b->v + (size_t)t * C;
@@ -316,9 +315,8 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
         for (int n = 0; n < N; n++) {
             const float bn = Bt[n], cn = Ct[n];
             const float *An = b->A + n * C, *hn = h + n * C, *hpn = hp + n * C;
-            /* a_(t+1) = exp(delta_(t+1) A), read from E; lam_(t+1) is 0 at the last token */
-            const float *En = Et + n * lc, *an = t + 1 < L ? En + C : zero;
-            float *ln = lam + n * C, *dAn = dA + n * C;
+            const float *En = Et + n * (size_t)L * C;
+            float *ln = lam + n * C, *an = a_next + n * C, *dAn = dA + n * C;
             float sC = 0.0f, sB = 0.0f;
 #pragma omp simd safelen(8) reduction(+ : sC, sB)
             for (int c = 0; c < C; c++) {
@@ -332,6 +330,7 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
                 ddelta[c] += l * (bn * xc[c] + An[c] * ah);
                 dAn[c] += l * d * ah;
                 ln[c] = l;
+                an[c] = a;
             }
             dC[n] = sC;
             dB[n] = sB;
