@@ -1,6 +1,8 @@
-"""One PyTorch training step of the reference (reference/lpmnet_ref.py) at a 64^3 crop:
+"""One PyTorch training step of the reference (reference/lpmnet_ref.py) at an N^3 crop:
 fusion + reconstruction passes, the loss of fixtures_losses.lpm_loss, backward, Adam.
-Median of 3 after a warm-up. Usage: torch_step.py REPO_ROOT THREADS"""
+Median of 3 after a warm-up. Usage: torch_step.py REPO_ROOT THREADS [N (default 32)]
+(Autograd keeps every token step of the reference's Python-loop scan: at 64^3 it needs
+more than the 24 GB of the build machine, so the default is 32^3.)"""
 import math
 import sys
 import time
@@ -12,7 +14,7 @@ import lpmnet_ref as ref  # noqa: E402
 from fixtures_losses import lpm_loss  # noqa: E402
 
 torch.set_num_threads(int(sys.argv[2]))
-n = 64
+n = int(sys.argv[3]) if len(sys.argv) > 3 else 32
 model = ref.init_weights(ref.LPMNet(), 1)
 opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=3e-4)
 a, b = torch.rand(n, n, n), torch.rand(n, n, n)
