@@ -126,7 +126,13 @@ static void test_train_steps(void) {
         snprintf(name, sizeof name, "weights after step %d", k);
         char prefix[16];
         snprintf(prefix, sizeof prefix, "w%d.", k + 1);
-        compare_params(name, t.w.data, prefix, 1e-4);
+        /* Looser than the losses: the max of three branches and LeakyReLU are not smooth,
+         * so a 1-ulp difference can route one element's gradient elsewhere, and Adam turns
+         * even a tiny gradient change into a step of up to lr (1e-4) on that weight. The
+         * sanitizer build (other rounding) does that from step 6 on and reaches 2e-4 of a
+         * tensor's max |value| by step 9. Gradient errors are caught above: every step's
+         * loss terms within 1e-4 and step 0's gradients within 1e-3. */
+        compare_params(name, t.w.data, prefix, 1e-3);
         steps_done++;
     }
     CHECK(steps_done == 10, "ten training steps compared, got %d", steps_done);
