@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char tmpdir[1024];
 static const char *python;  /* NULL when NumPy/nibabel are not available */
@@ -850,6 +851,64 @@ static void test_nifti_write(void) {
     lpm_volume_free(&v);
 }
 
+/* A .nii.gz big enough to be compressed as one gzip member per thread (gzip.c): the file
+ * really holds several members (zlib's inflate stops at the end of the first), and the
+ * volume reads back exactly, through nifti_clib and through nibabel. */
+static void test_nifti_gzip_members(void) {
+    lpm_set_threads(2);
+    lpm_volume v = {0}, back = {0};
+    CHECK(lpm_volume_alloc(&v, 64, 64, 160) == LPM_OK, "%s", lpm_last_error());
+    uint64_t x = 1;
+    for (int64_t i = 0; i < lpm_volume_numel(&v); i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        v.data[i] = (float)(x >> 40) / (float)(1 << 24);   /* noise: compresses poorly */
+    }
+    char path[4096];
+    path_in(path, sizeof path, "members.nii.gz");
+    CHECK(lpm_volume_write(path, &v, NULL) == LPM_OK, "%s", lpm_last_error());
+
+    /* inflate the first member only and see what is left of the file */
+    FILE *fp = fopen(path, "rb");
+    unsigned char *gz = malloc(8u << 20), *raw = malloc(8u << 20);
+    size_t n = fp && gz ? fread(gz, 1, 8u << 20, fp) : 0;
+    if (fp) fclose(fp);
+    z_stream zs = {0};
+    int members = 0;
+    if (n && raw && inflateInit2(&zs, 15 + 16) == Z_OK) {
+        zs.next_in = gz, zs.avail_in = (uInt)n;
+        zs.next_out = raw, zs.avail_out = 8u << 20;
+        while (inflate(&zs, Z_NO_FLUSH) == Z_STREAM_END) {
+            members++;
+            if (zs.avail_in == 0 || inflateReset(&zs) != Z_OK) break;
+        }
+        CHECK(zs.avail_in == 0, "trailing bytes after the gzip members");
+        inflateEnd(&zs);
+    }
+    printf("members.nii.gz: %zu bytes in %d gzip members\n", n, members);
+    CHECK(members == 2, "expected 2 gzip members (2 threads), got %d", members);
+    free(gz);
+    free(raw);
+
+    CHECK(lpm_volume_read(path, &back) == LPM_OK, "%s", lpm_last_error());
+    int same = back.data && lpm_volume_numel(&back) == lpm_volume_numel(&v);
+    for (int64_t i = 0; same && i < lpm_volume_numel(&v); i++) same = back.data[i] == v.data[i];
+    CHECK(same, "multi-member .nii.gz did not read back exactly");
+    if (python) {
+        double sum = 0;
+        for (int64_t i = 0; i < lpm_volume_numel(&v); i++) sum += v.data[i];
+        char code[4608];
+        snprintf(code, sizeof code,
+                 "import nibabel as nib, numpy as np, sys\n"
+                 "d = nib.load('%s').get_fdata(dtype=np.float64)\n"
+                 "sys.exit(0 if d.shape == (64, 64, 160) and abs(d.sum() - %.17g) < 1e-9 * %.17g else 1)\n",
+                 path, sum, sum);
+        CHECK(run_python(code, NULL, 0) == 0, "nibabel does not read the multi-member .nii.gz back");
+    }
+    lpm_volume_free(&v);
+    lpm_volume_free(&back);
+    lpm_set_threads(0);
+}
+
 static void test_nifti_big_endian(void) {
     printf("NIfTI big-endian (nibabel)\n");
     if (!python) {
@@ -987,6 +1046,7 @@ int main(void) {
     test_nifti_dims_and_errors();
     test_nifti_write();
     test_nifti_big_endian();
+    test_nifti_gzip_members();
     remove(snippet);
     test_real();
     remove(snippet);
