@@ -14,11 +14,13 @@ static const float slope = 0.01f;
 
 static float lrelu(float a) { return a > 0 ? a : slope * a; }
 
-/* Weights of a 3x3 conv with no outputs (8 or 16) arranged for conv_sums. Eight outputs
- * fill half a vector, so then one vector carries two output rows: input rows r and r+1
- * feed both halves, rows r-1 and r+2 one half each (3/4 of the lanes do useful work, where
- * an 8-lane vector per pixel leaves half of AVX-512 idle). An accumulator vector holds
- * nr = L / no output rows r+rr, lane rr*no + o, and input row r-1+t meets tap kh = t - rr. wt[t][kw][i][rr*no + o] is that weight, 0 where t - rr is no tap.
+/* The weights of a 3x3 conv with ni inputs and no = 8 or 16 outputs, arranged for
+ * conv_sums. Eight outputs fill half a vector, so one vector then carries two output rows:
+ * input rows r and r+1 feed both halves, rows r-1 and r+2 one half each (3/4 of the lanes
+ * do useful work, where an 8-lane vector per pixel leaves half of AVX-512 idle). An
+ * accumulator vector holds nr = L / no output rows r+rr at lanes rr*no + o, and input row
+ * r-1+t meets tap kh = t - rr: wt[t][kw][i][rr*no + o] is that weight, 0 where t - rr is
+ * not a tap.
  * w is PyTorch's (co, ci, 3, 3); with flip the conv is the transposed one (the input
  * gradient of w: outputs are w's inputs, taps mirrored). */
 static void conv_table(float (*wt)[3][CI_MAX][L], const float *w, int ni, int no, int flip) {
