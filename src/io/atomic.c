@@ -128,3 +128,36 @@ lpm_status lpm_temp_name_like(char *tmp, size_t n, const char *path, const char 
     if (len < 0 || (size_t)len >= n) return lpm_fail(LPM_ERR_INPUT, "%s: path too long", path);
     return LPM_OK;
 }
+
+/* ------------------------------------------------------------ whole-file read */
+
+lpm_status lpm_read_file(const char *path, unsigned char **buf, size_t *size) {
+    *buf = NULL;
+    *size = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        if (errno == ENOENT) return lpm_fail(LPM_ERR_INPUT, "%s: no such file", path);
+        return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return lpm_fail(LPM_ERR_INPUT, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = lpm_malloc(n ? n : 1, 1);
+    if (!b) {
+        fclose(fp);
+        return LPM_ERR_INTERNAL;
+    }
+    size_t got = n ? fread(b, 1, n, fp) : 0;
+    int err = ferror(fp);
+    fclose(fp);
+    if (got != n || err) {
+        free(b);
+        return lpm_fail(LPM_ERR_INPUT, "%s: read error%s", path, err ? "" : " (file shrank)");
+    }
+    *buf = b;
+    *size = n;
+    return LPM_OK;
+}

@@ -38,26 +38,10 @@ static void compress_piece(piece *p, int level) {
     deflateEnd(&zs);
 }
 
-static lpm_status read_all(const char *path, unsigned char **data, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return lpm_fail(LPM_ERR_INTERNAL, "%s: cannot reopen the uncompressed file", path);
-    long size = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    *data = size >= 0 && fseek(fp, 0, SEEK_SET) == 0 ? malloc(size > 0 ? (size_t)size : 1) : NULL;
-    int ok = *data && fread(*data, 1, (size_t)size, fp) == (size_t)size;
-    fclose(fp);
-    if (!ok) {
-        free(*data);
-        *data = NULL;
-        return lpm_fail(LPM_ERR_INTERNAL, "%s: cannot read back the uncompressed file", path);
-    }
-    *n = (size_t)size;
-    return LPM_OK;
-}
-
 lpm_status lpm_gzip_file(const char *src, const char *dst) {
     unsigned char *data = NULL;
     size_t n = 0;
-    lpm_status s = read_all(src, &data, &n);
+    lpm_status s = lpm_read_file(src, &data, &n);
     if (s) return s;
     /* a deflate call takes at most 4 GB (uInt counts), hence the pieces' upper bound */
     const size_t max_piece = (size_t)1 << 30;

@@ -21,6 +21,9 @@ void lpm_atomic_abort(lpm_atomic_file *f);
  * as nifti_clib): writes "<dir>/.<base>.tmp.<pid>.<counter><ext>" into tmp. */
 lpm_status lpm_temp_name_like(char *tmp, size_t n, const char *path, const char *ext);
 
+/* The whole of a regular file into a new buffer (free with free()). */
+lpm_status lpm_read_file(const char *path, unsigned char **buf, size_t *size);
+
 /* ---- safetensors: any tensors, stored F32/F16/BF16, converted to float32 on read. */
 #define LPM_ST_MAXDIM 8
 typedef struct lpm_st_file lpm_st_file;

@@ -460,37 +460,6 @@ static void convert(const unsigned char *src, float *dst, size_t n, st_dtype dt)
 
 /* ------------------------------------------------------------ read */
 
-static lpm_status read_whole_file(const char *path, unsigned char **buf, size_t *size) {
-    *buf = NULL;
-    *size = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        if (errno == ENOENT) return lpm_fail(LPM_ERR_INPUT, "%s: no such file", path);
-        return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return lpm_fail(LPM_ERR_INPUT, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *b = lpm_malloc(n ? n : 1, 1);
-    if (!b) {
-        fclose(fp);
-        return LPM_ERR_INTERNAL;
-    }
-    size_t got = n ? fread(b, 1, n, fp) : 0;
-    int err = ferror(fp);
-    fclose(fp);
-    if (got != n || err) {
-        free(b);
-        return lpm_fail(LPM_ERR_INPUT, "%s: read error%s", path, err ? "" : " (file shrank)");
-    }
-    *buf = b;
-    *size = n;
-    return LPM_OK;
-}
-
 /* Bytes per value of a supported dtype, 0 for the others. */
 static int dtype_of(const char *name, st_dtype *dt) {
     if (strcmp(name, "F32") == 0) return *dt = ST_F32, 4;
@@ -503,7 +472,7 @@ lpm_status lpm_st_read(const char *path, lpm_st_file **out) {
     *out = NULL;
     unsigned char *buf;
     size_t size;
-    lpm_status s = read_whole_file(path, &buf, &size);
+    lpm_status s = lpm_read_file(path, &buf, &size);
     if (s) return s;
     if (size < 8) {
         free(buf);
