@@ -430,11 +430,12 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
         s = lpm_fail(LPM_ERR_INTERNAL, "%s: write failed (disk full or I/O error?)", path);
         goto cleanup;
     }
-    if (gz && ((s = lpm_gzip_file(raw_hdr, tmp_hdr)) || (pair && (s = lpm_gzip_file(raw_img, tmp_img)))))
-        goto cleanup;
     if (gz) {
+        s = lpm_gzip_file(raw_hdr, tmp_hdr);
+        if (!s && pair) s = lpm_gzip_file(raw_img, tmp_img);
         unlink(raw_hdr);
         if (pair) unlink(raw_img);
+        if (s) goto cleanup;
     }
     /* The header names the data, so it moves last. */
     if ((pair && rename(tmp_img, final_img) != 0) || rename(tmp_hdr, final_hdr) != 0) {
