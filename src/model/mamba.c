@@ -2,8 +2,12 @@
  * dt_rank 2) on one sequence of L tokens, forward and backward.
  *
  * Every array is token-major (L, channels) so the per-token work runs over contiguous
- * channels. Backward recomputes the forward internals from u into the caller's scratch
- * and keeps the L x 8 x 24 scan states, so h_(t-1) is read back, never divided out.
+ * channels. The forward runs the whole chain (in_proj to out_proj) on blocks of 16 tokens,
+ * so a block's intermediates stay in the L1 cache; the causal conv's history and the scan
+ * state carry from block to block. Backward recomputes the forward internals from u for
+ * the whole sequence into the caller's scratch and keeps the L x 8 x 24 scan states, so
+ * h_(t-1) is read back, never divided out. Both give the same values, bit for bit: every
+ * token's arithmetic is the same whatever the blocking.
  *
  * Speed: the scan's 192 (state, channel) lanes are stored state-major, (8, 24), so every
  * per-token step is a loop over 24 contiguous channels (y = C . h is then a vertical sum
@@ -24,6 +28,7 @@ enum {
     DBC = LPM_DTRANK + 2 * LPM_NSTATE,     /* x_proj rows: dt | B | C */
     CN = LPM_C * LPM_NSTATE,
     XP = 32,                               /* x_proj's 18 outputs padded to whole vectors */
+    TB = 16,                               /* tokens per block of the forward (>= K - 1) */
 };
 
 /* Views into the scratch, each piece starting on a 64-byte boundary. */
@@ -33,14 +38,15 @@ typedef struct {
     float *out_t;   /* (24, 24)  out_proj transposed */
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
     float *A;       /* (8, 24)   -exp(A_log), transposed */
-    float *xz;      /* (L, 48)   in_proj output */
+    float *xz;      /* (L, 48)   in_proj output, after K - 1 rows of conv history */
     float *xpre;    /* (L, 24)   conv1d output before SiLU */
     float *xc;      /* (L, 24)   SiLU(conv1d) */
     float *dbc;     /* (L, 18)   x_proj output */
     float *v;       /* (L, 24)   dt_proj output + bias, before softplus */
     float *delta;   /* (L, 24) */
     float *y;       /* (L, 24)   scan output before the gate */
-    float *E;       /* (8, L, 24) exp(delta A), state-major; the backward reuses it */
+    float *E;       /* (8, L, 24) exp(delta A), state-major; the backward reuses it
+                       (the forward's blocks use (8, 16, 24)) */
     /* backward only */
     float *hs;      /* (L, 8, 24) scan states h_t */
     float *yg;      /* (L, 24)   gated y (input of out_proj) */
@@ -65,7 +71,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(out_t, C * C);
     PIECE(conv_t, K * C);
     PIECE(A, CN);
-    PIECE(xz, l * XZ);
+    PIECE(xz, (l + K - 1) * XZ);
     PIECE(xpre, l * C);
     PIECE(xc, l * C);
     PIECE(dbc, l * DBC);
@@ -80,6 +86,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(ddbc, l * DBC);
     PIECE(dxz, l * XZ);
 #undef PIECE
+    if (base) b->xz += (K - 1) * XZ;       /* 576 bytes: still 64-byte aligned */
     return at;
 }
 
@@ -170,14 +177,15 @@ MATMUL_BACKWARD(matmul_out_backward, C, C)
 
 /* E[n][t][c] = exp(delta[t][c] A[n][c]), for all tokens before the recurrence: the exps
  * do not depend on h, so they run as one flat loop, two tokens (48 lanes = three AVX-512
- * vectors) per step, and leave the sequential part three multiply-adds per lane. */
-LPM_CLONES static void scan_exp(float *restrict E, const float *restrict delta,
+ * vectors) per step, and leave the sequential part three multiply-adds per lane.
+ * State n's values start at E + n es. */
+LPM_CLONES static void scan_exp(float *restrict E, size_t es, const float *restrict delta,
                                 const float *restrict A, int L) {
     const size_t lc = (size_t)L * C, pairs = lc / (2 * C) * (2 * C);
     for (int n = 0; n < N; n++) {
         float a2[2 * C];
         for (int c = 0; c < C; c++) a2[c] = a2[C + c] = A[n * C + c];
-        float *restrict En = E + (size_t)n * lc;
+        float *restrict En = E + (size_t)n * es;
         for (size_t s = 0; s < pairs; s += 2 * C) {
 #pragma omp simd
             for (int j = 0; j < 2 * C; j++) En[s + j] = lpm_vexpf_nonpos(delta[s + j] * a2[j]);
@@ -186,11 +194,11 @@ LPM_CLONES static void scan_exp(float *restrict E, const float *restrict delta,
     }
 }
 
-/* h_t = exp(delta_t A) h_(t-1) + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t.
- * States h_t go to hs (L, 8, 24) when hs is not NULL. */
-LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *hs) {
-    float h[CN] = {0};
-    const size_t lc = (size_t)L * C;
+/* h_t = exp(delta_t A) h_(t-1) + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t, from the
+ * state h (updated in place) and E's state stride es. States h_t go to hs (L, 8, 24) when
+ * hs is not NULL. */
+LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *D, int L,
+                                    float *restrict h, float *hs) {
     for (int t = 0; t < L; t++) {
         const float *delta = b->delta + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *Bt = b->dbc + (size_t)t * DBC + R, *Ct = Bt + N;
@@ -202,7 +210,7 @@ LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *
         for (int n = 0; n < N; n++) {
             const float bn = Bt[n], cn = Ct[n];
             float *hn = h + n * C;
-            const float *En = Et + n * lc;
+            const float *En = Et + n * es;
 #pragma omp simd safelen(8)
             for (int c = 0; c < C; c++) {
                 hn[c] = En[c] * hn[c] + dx[c] * bn;
@@ -210,18 +218,20 @@ LPM_CLONES static void scan_forward(mamba_buf *b, const float *D, int L, float *
             }
         }
         for (int c = 0; c < C; c++) y[c] = acc[c] + xc[c] * D[c];
-        if (hs) memcpy(hs + (size_t)t * CN, h, sizeof h);
+        if (hs) memcpy(hs + (size_t)t * CN, h, CN * sizeof(float));
     }
 }
 
-/* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu */
-LPM_CLONES static void conv_silu(mamba_buf *b, const float *bias, int L) {
+/* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu.
+ * The hist rows before xz's first (earlier tokens of the sequence) are read; rows before
+ * those are the conv's zero padding. */
+LPM_CLONES static void conv_silu(const mamba_buf *b, const float *bias, int L, int hist) {
     for (int t = 0; t < L; t++) {
         float *o = b->xpre + (size_t)t * C;
         for (int c = 0; c < C; c++) o[c] = bias[c];
         for (int k = 0; k < K; k++) {
             const int s = t - (K - 1) + k;
-            if (s < 0) continue;
+            if (s < -hist) continue;
             const float *x = b->xz + (size_t)s * XZ;
             const float *w = b->conv_t + k * C;
 #pragma omp simd
@@ -236,7 +246,7 @@ LPM_CLONES static void conv_silu(mamba_buf *b, const float *bias, int L) {
 }
 
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
-LPM_CLONES static void dt_softplus(mamba_buf *b, const lpm_mamba_params *p, int L) {
+LPM_CLONES static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p, int L) {
     float w0[C], w1[C];
     for (int c = 0; c < C; c++) w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
     for (int t = 0; t < L; t++) {
@@ -252,9 +262,8 @@ LPM_CLONES static void dt_softplus(mamba_buf *b, const lpm_mamba_params *p, int 
     for (size_t i = 0; i < (size_t)L * C; i++) delta[i] = lpm_vsoftplus(v[i]);
 }
 
-/* Everything from u up to y (before the gate). */
-static void forward_internals(mamba_buf *b, const float *u, const lpm_mamba_params *p, int L,
-                              int keep_states) {
+/* The weights in the layouts the kernels read. */
+static void prepare_weights(mamba_buf *b, const lpm_mamba_params *p) {
     _Static_assert(R == 2, "dt_softplus unrolls dt_rank 2");
     transpose(b->in_t, p->in_proj, XZ, C, XZ);
     transpose(b->xp_t, p->x_proj, DBC, C, XP);
@@ -262,13 +271,18 @@ static void forward_internals(mamba_buf *b, const float *u, const lpm_mamba_para
     transpose(b->conv_t, p->conv_w, C, K, C);
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) b->A[n * C + c] = -expf(p->A_log[c * N + n]);
+}
 
+/* Everything from u up to y (before the gate) for L consecutive tokens: the conv sees hist
+ * earlier tokens' x before xz, the scan starts from h and leaves the last state there. */
+static void forward_internals(const mamba_buf *b, const float *u, const lpm_mamba_params *p,
+                              int L, int hist, size_t es, float *h, float *hs) {
     matmul_in(b->xz, u, b->in_t, L);
-    conv_silu(b, p->conv_b, L);
+    conv_silu(b, p->conv_b, L, hist);
     matmul_x(b->dbc, b->xc, b->xp_t, L);
     dt_softplus(b, p, L);
-    scan_exp(b->E, b->delta, b->A, L);
-    scan_forward(b, p->D, L, keep_states ? b->hs : NULL);
+    scan_exp(b->E, es, b->delta, b->A, L);
+    scan_forward(b, es, p->D, L, h, hs);
 }
 
 /* y = y * F.silu(z), into yg (may be y itself) */
@@ -286,9 +300,20 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
                        float *scratch) {
     mamba_buf b = {0};
     carve(&b, scratch, L);
-    forward_internals(&b, u, p, L, 0);
-    gate(b.y, b.y, b.xz, L);
-    matmul_out(out, b.y, b.out_t, L);
+    prepare_weights(&b, p);
+    float h[CN] = {0};
+    for (int t0 = 0; t0 < L; t0 += TB) {
+        const int n = L - t0 < TB ? L - t0 : TB;
+        forward_internals(&b, u + (size_t)t0 * C, p, n, t0 < K - 1 ? t0 : K - 1,
+                          (size_t)TB * C, h, NULL);
+        gate(b.y, b.y, b.xz, n);
+        matmul_out(out + (size_t)t0 * C, b.y, b.out_t, n);
+        /* the block's last K - 1 tokens' x are the next block's conv history (only the
+         * last block can be shorter than K - 1 tokens) */
+        if (t0 + n < L)
+            memcpy(b.xz - (K - 1) * XZ, b.xz + (size_t)(n - (K - 1)) * XZ,
+                   (K - 1) * XZ * sizeof(float));
+    }
 }
 
 /* Adjoint of the scan, backwards in t (GRADIENTS.md, selective scan):
@@ -392,8 +417,10 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
                         const float *u, const lpm_mamba_params *p, int L, float *scratch) {
     mamba_buf b = {0};
     carve(&b, scratch, L);
-    forward_internals(&b, u, p, L, 1);
+    prepare_weights(&b, p);
     const size_t lc = (size_t)L * C;
+    float h[CN] = {0};
+    forward_internals(&b, u, p, L, 0, lc, h, b.hs);
 
     /* out_proj, then the gate y * silu(z) */
     gate(b.yg, b.y, b.xz, L);
