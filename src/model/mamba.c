@@ -38,7 +38,8 @@ typedef struct {
     float *out_t;   /* (24, 24)  out_proj transposed */
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
     float *A;       /* (8, 24)   -exp(A_log), transposed */
-    float *xz;      /* (L, 48)   in_proj output, after K - 1 rows of conv history */
+    float *x;       /* (L, 24)   in_proj's x half, after K - 1 rows of conv history */
+    float *z;       /* (L, 24)   in_proj's z half (the gate's input) */
     float *xpre;    /* (L, 24)   conv1d output before SiLU */
     float *xc;      /* (L, 24)   SiLU(conv1d) */
     float *dbc;     /* (L, 18)   x_proj output */
@@ -53,7 +54,7 @@ typedef struct {
     float *gy;      /* (L, 24)   gradient at the gate's output, then at y */
     float *dxc;     /* (L, 24)   gradient at xc, then at xpre */
     float *ddbc;    /* (L, 18) */
-    float *dxz;     /* (L, 48) */
+    float *dxz;     /* (L, 48)   gradient at in_proj's output, x | z */
 } mamba_buf;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -71,7 +72,8 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(out_t, C * C);
     PIECE(conv_t, K * C);
     PIECE(A, CN);
-    PIECE(xz, (l + K - 1) * XZ);
+    PIECE(x, (l + K - 1) * C);
+    PIECE(z, l * C);
     PIECE(xpre, l * C);
     PIECE(xc, l * C);
     PIECE(dbc, l * DBC);
@@ -86,7 +88,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(ddbc, l * DBC);
     PIECE(dxz, l * XZ);
 #undef PIECE
-    if (base) b->xz += (K - 1) * XZ;       /* 576 bytes: still 64-byte aligned */
+    if (base) b->x += (K - 1) * C;         /* 288 bytes: the pieces after stay aligned */
     return at;
 }
 
@@ -100,13 +102,22 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
         for (int j = 0; j < cols; j++) dst[j * ld + i] = src[i * cols + j];
 }
 
-/* out (L, O) = in (L, I) W^T for W (O, I) given transposed and zero-padded to (I, OP).
+/* out (L, S) | out2 (L, O - S) = in (L, I) W^T for W (O, I) given transposed and
+ * zero-padded to (I, OP): output columns from S on go to out2 (in_proj's x | z halves).
  * One function per shape, so the outputs live in registers while the I inputs stream
  * past, four tokens at a time (each weight vector loaded once for four multiply-adds);
  * each output still sums its terms in the order i = 0..I-1. */
-#define MATMUL_FORWARD(name, I, O, OP)                                                    \
-    LPM_CLONES static void name(float *restrict out, const float *restrict in,            \
-                                const float *restrict wt, int L) {                        \
+#define STORE_ROW(acc, tok, O, S)                                                         \
+    do {                                                                                  \
+        memcpy(out + (size_t)(tok) * (S), acc, (S) * sizeof(float));                      \
+        if ((O) > (S))                                                                    \
+            memcpy(out2 + (size_t)(tok) * ((O) - (S)), acc + (S),                         \
+                   ((O) - (S)) * sizeof(float));                                          \
+    } while (0)
+#define MATMUL_FORWARD(name, I, O, OP, S)                                                 \
+    LPM_CLONES static void name(float *restrict out, float *restrict out2,                \
+                                const float *restrict in, const float *restrict wt,       \
+                                int L) {                                                  \
         int t = 0;                                                                        \
         for (; t + 4 <= L; t += 4) {                                                      \
             float a0[OP] = {0}, a1[OP] = {0}, a2[OP] = {0}, a3[OP] = {0};                 \
@@ -122,11 +133,10 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
                     a3[j] += x3 * w[j];                                                   \
                 }                                                                         \
             }                                                                             \
-            float *o = out + (size_t)t * (O);                                             \
-            memcpy(o, a0, (O) * sizeof(float));                                           \
-            memcpy(o + (O), a1, (O) * sizeof(float));                                     \
-            memcpy(o + 2 * (O), a2, (O) * sizeof(float));                                 \
-            memcpy(o + 3 * (O), a3, (O) * sizeof(float));                                 \
+            STORE_ROW(a0, t, O, S);                                                       \
+            STORE_ROW(a1, t + 1, O, S);                                                   \
+            STORE_ROW(a2, t + 2, O, S);                                                   \
+            STORE_ROW(a3, t + 3, O, S);                                                   \
         }                                                                                 \
         for (; t < L; t++) {                                                              \
             float acc[OP] = {0};                                                          \
@@ -136,12 +146,13 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
                 const float *w = wt + i * (OP);                                           \
                 _Pragma("omp simd") for (int j = 0; j < (OP); j++) acc[j] += xi * w[j];   \
             }                                                                             \
-            memcpy(out + (size_t)t * (O), acc, (O) * sizeof(float));                      \
+            STORE_ROW(acc, t, O, S);                                                      \
         }                                                                                 \
     }
-MATMUL_FORWARD(matmul_in, C, XZ, XZ)
-MATMUL_FORWARD(matmul_x, C, DBC, XP)
-MATMUL_FORWARD(matmul_out, C, C, C)
+MATMUL_FORWARD(matmul_in, C, XZ, XZ, C)
+MATMUL_FORWARD(matmul_x, C, DBC, XP, DBC)
+MATMUL_FORWARD(matmul_out, C, C, C, C)
+#undef STORE_ROW
 
 /* din (L, I) += dout W;  dw (O, I) += dout^T in. The weight gradient runs o-outer with a
  * register accumulator over the L tokens, instead of a load/store of dw per (t, o). */
@@ -222,27 +233,35 @@ LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *
     }
 }
 
-/* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu.
- * The hist rows before xz's first (earlier tokens of the sequence) are read; rows before
- * those are the conv's zero padding. */
-LPM_CLONES static void conv_silu(const mamba_buf *b, const float *bias, int L, int hist) {
-    for (int t = 0; t < L; t++) {
-        float *o = b->xpre + (size_t)t * C;
-        for (int c = 0; c < C; c++) o[c] = bias[c];
-        for (int k = 0; k < K; k++) {
-            const int s = t - (K - 1) + k;
-            if (s < -hist) continue;
-            const float *x = b->xz + (size_t)s * XZ;
-            const float *w = b->conv_t + k * C;
+/* m lanes (one or two tokens) of the causal conv, taps in the order k = 0..K-1 */
+LPM_INLINE void conv_lanes(float *restrict o, const float *restrict x,
+                           const float (*w2)[2 * C], const float *b2, int m) {
 #pragma omp simd
-            for (int c = 0; c < C; c++) o[c] += w[c] * x[c];
-        }
+    for (int j = 0; j < m; j++) {
+        float a = b2[j];
+        for (int k = 0; k < K; k++) a += w2[k][j] * x[j - (K - 1 - k) * C];
+        o[j] = a;
     }
+}
+
+/* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu.
+ * The K - 1 rows before x's first hold the earlier tokens' x (zeros at the sequence's
+ * start: the conv's padding). Two tokens (48 lanes, three AVX-512 vectors) per step. */
+LPM_CLONES static void conv_silu(const mamba_buf *b, const float *bias, int L) {
+    float w2[K][2 * C], b2[2 * C];
+    for (int c = 0; c < C; c++) {
+        b2[c] = b2[C + c] = bias[c];
+        for (int k = 0; k < K; k++) w2[k][c] = w2[k][C + c] = b->conv_t[k * C + c];
+    }
+    const size_t lc = (size_t)L * C;
+    size_t s = 0;
+    for (; s + 2 * C <= lc; s += 2 * C) conv_lanes(b->xpre + s, b->x + s, w2, b2, 2 * C);
+    if (s < lc) conv_lanes(b->xpre + s, b->x + s, w2, b2, C);
     /* flat over all L x 24 values: whole vectors, no 24-lane remainders */
     const float *restrict x = b->xpre;
     float *restrict xc = b->xc;
 #pragma omp simd
-    for (size_t i = 0; i < (size_t)L * C; i++) xc[i] = x[i] * lpm_vsigmoid(x[i]);
+    for (size_t i = 0; i < lc; i++) xc[i] = x[i] * lpm_vsigmoid(x[i]);
 }
 
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
@@ -273,27 +292,22 @@ static void prepare_weights(mamba_buf *b, const lpm_mamba_params *p) {
         for (int n = 0; n < N; n++) b->A[n * C + c] = -expf(p->A_log[c * N + n]);
 }
 
-/* Everything from u up to y (before the gate) for L consecutive tokens: the conv sees hist
- * earlier tokens' x before xz, the scan starts from h and leaves the last state there. */
+/* Everything from u up to y (before the gate) for L consecutive tokens: the conv reads the
+ * K - 1 rows before b->x, the scan starts from h and leaves the last state there. */
 static void forward_internals(const mamba_buf *b, const float *u, const lpm_mamba_params *p,
-                              int L, int hist, size_t es, float *h, float *hs) {
-    matmul_in(b->xz, u, b->in_t, L);
-    conv_silu(b, p->conv_b, L, hist);
-    matmul_x(b->dbc, b->xc, b->xp_t, L);
+                              int L, size_t es, float *h, float *hs) {
+    matmul_in(b->x, b->z, u, b->in_t, L);
+    conv_silu(b, p->conv_b, L);
+    matmul_x(b->dbc, NULL, b->xc, b->xp_t, L);
     dt_softplus(b, p, L);
     scan_exp(b->E, es, b->delta, b->A, L);
     scan_forward(b, es, p->D, L, h, hs);
 }
 
 /* y = y * F.silu(z), into yg (may be y itself) */
-LPM_CLONES static void gate(float *yg, const float *y, const float *xz, int L) {
-    for (int t = 0; t < L; t++) {
-        const float *z = xz + (size_t)t * XZ + C;
-        const float *yt = y + (size_t)t * C;
-        float *g = yg + (size_t)t * C;
+LPM_CLONES static void gate(float *yg, const float *y, const float *restrict z, int L) {
 #pragma omp simd
-        for (int c = 0; c < C; c++) g[c] = yt[c] * (z[c] * lpm_vsigmoid(z[c]));
-    }
+    for (size_t i = 0; i < (size_t)L * C; i++) yg[i] = y[i] * (z[i] * lpm_vsigmoid(z[i]));
 }
 
 void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, int L,
@@ -302,17 +316,17 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
     carve(&b, scratch, L);
     prepare_weights(&b, p);
     float h[CN] = {0};
+    memset(b.x - (K - 1) * C, 0, (K - 1) * C * sizeof(float));
     for (int t0 = 0; t0 < L; t0 += TB) {
         const int n = L - t0 < TB ? L - t0 : TB;
-        forward_internals(&b, u + (size_t)t0 * C, p, n, t0 < K - 1 ? t0 : K - 1,
-                          (size_t)TB * C, h, NULL);
-        gate(b.y, b.y, b.xz, n);
-        matmul_out(out + (size_t)t0 * C, b.y, b.out_t, n);
+        forward_internals(&b, u + (size_t)t0 * C, p, n, (size_t)TB * C, h, NULL);
+        gate(b.y, b.y, b.z, n);
+        matmul_out(out + (size_t)t0 * C, NULL, b.y, b.out_t, n);
         /* the block's last K - 1 tokens' x are the next block's conv history (only the
          * last block can be shorter than K - 1 tokens) */
         if (t0 + n < L)
-            memcpy(b.xz - (K - 1) * XZ, b.xz + (size_t)(n - (K - 1)) * XZ,
-                   (K - 1) * XZ * sizeof(float));
+            memcpy(b.x - (K - 1) * C, b.x + (size_t)(n - (K - 1)) * C,
+                   (K - 1) * C * sizeof(float));
     }
 }
 
@@ -399,10 +413,10 @@ LPM_CLONES static void silu_backward(float *restrict dx, const float *restrict x
 }
 
 /* The gate's backward: dz (in dxz's z half) and gy *= silu(z), in place. */
-LPM_CLONES static void gate_backward(float *dxz, float *gy, const float *y, const float *xz,
+LPM_CLONES static void gate_backward(float *dxz, float *gy, const float *y, const float *z_all,
                                      int L) {
     for (int t = 0; t < L; t++) {
-        const float *yt = y + (size_t)t * C, *z = xz + (size_t)t * XZ + C;
+        const float *yt = y + (size_t)t * C, *z = z_all + (size_t)t * C;
         float *g = gy + (size_t)t * C, *dz = dxz + (size_t)t * XZ + C;
 #pragma omp simd
         for (int c = 0; c < C; c++) {
@@ -420,13 +434,14 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
     prepare_weights(&b, p);
     const size_t lc = (size_t)L * C;
     float h[CN] = {0};
-    forward_internals(&b, u, p, L, 0, lc, h, b.hs);
+    memset(b.x - (K - 1) * C, 0, (K - 1) * C * sizeof(float));
+    forward_internals(&b, u, p, L, lc, h, b.hs);
 
     /* out_proj, then the gate y * silu(z) */
-    gate(b.yg, b.y, b.xz, L);
+    gate(b.yg, b.y, b.z, L);
     memset(b.gy, 0, lc * sizeof(float));
     matmul_out_backward(b.gy, grad->out_proj, dout, b.yg, p->out_proj, L);
-    gate_backward(b.dxz, b.gy, b.y, b.xz, L);
+    gate_backward(b.dxz, b.gy, b.y, b.z, L);
 
     scan_backward(&b, grad, p, L);
     matmul_x_backward(b.dxc, grad->x_proj, b.ddbc, b.xc, p->x_proj, L);
@@ -435,7 +450,7 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
     /* causal conv: dx[s,c] = sum_k w[c,k] g[s+3-k,c]; dw[c,k] = sum_t g[t,c] x[t-3+k,c] */
     float dw[K][C] = {{0}}, db[C] = {0};
     for (int s = 0; s < L; s++) {
-        const float *x = b.xz + (size_t)s * XZ;
+        const float *x = b.x + (size_t)s * C;
         float *dx = b.dxz + (size_t)s * XZ;
         for (int c = 0; c < C; c++) dx[c] = 0.0f;
         for (int k = 0; k < K; k++) {
