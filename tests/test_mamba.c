@@ -113,6 +113,41 @@ static void fd_check(const char *what, float *x, const float *grad, size_t n, si
            what, worst, m < n ? m : n);
 }
 
+/* LayerNorm's forward against a double-precision one: 16-row blocks and a partial block
+ * (n = 37), rows with large means and small spreads, and a channel count above the
+ * batched path's 32 (the row-at-a-time statistics). */
+static void test_layernorm_double(lpm_rng *r) {
+    const int64_t n = 37;
+    for (int Cn = C; Cn <= 40; Cn += 16) {
+        size_t nc = (size_t)n * Cn;
+        float *in = alloc(nc), *out = alloc(nc), *mean = alloc(n), *rstd = alloc(n);
+        float *w = alloc(Cn), *b = alloc(Cn);
+        fill(in, nc, r, -2, 3);
+        for (int c = 0; c < Cn; c++) in[5 * Cn + c] = 1000.0f + 0.01f * in[5 * Cn + c];
+        fill(w, Cn, r, 0.5, 1.5);
+        fill(b, Cn, r, -0.5, 0.5);
+        lpm_layernorm_forward(out, mean, rstd, in, w, b, n, Cn);
+        double worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double m = 0, v = 0;
+            for (int c = 0; c < Cn; c++) m += in[i * Cn + c];
+            m /= Cn;
+            for (int c = 0; c < Cn; c++) v += (in[i * Cn + c] - m) * (in[i * Cn + c] - m);
+            double s = 1 / sqrt(v / Cn + 1e-5);
+            for (int c = 0; c < Cn; c++) {
+                double want = (in[i * Cn + c] - m) * s * w[c] + b[c];
+                worst = fmax(worst, fabs(out[i * Cn + c] - want));
+            }
+            worst = fmax(worst, fabs(mean[i] - m) / (fabs(m) + 1));
+            worst = fmax(worst, fabs(rstd[i] - s) / s);
+        }
+        CHECK(worst < 2e-5, "layernorm C=%d against double: %g", Cn, worst);
+        printf("  ok   layernorm C=%d n=%lld against double: max error %.2g\n", Cn, (long long)n,
+               worst);
+        free(in), free(out), free(mean), free(rstd), free(w), free(b);
+    }
+}
+
 typedef struct {
     float *out, *in, *g, *mean, *rstd, *w, *b;
     int64_t n;
@@ -405,6 +440,7 @@ int main(void) {
     lpm_rng_seed(&r, 20250101);
 
     printf("finite differences\n");
+    test_layernorm_double(&r);
     test_layernorm_fd(&r);
     test_mamba_fd(7, 0, &r);
     test_mamba_fd(1, 0, &r);

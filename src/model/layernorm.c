@@ -3,42 +3,57 @@
 #include "vmath.h"
 
 #include <math.h>
+#include <string.h>
 
 #define LN_EPS 1e-5
 
+/* Statistics of a block of up to 16 rows of C <= 32 channels: ms[j] = mean of
+ * x - x[0] (float statistics of each row shifted by its first element: the rounding
+ * errors then scale with the row's spread, not with its mean, where a row with a large
+ * mean and a small spread loses ~1e-5 of the output in a plain float mean), s[j] the
+ * reciprocal standard deviation. Two passes (the variance of x - mean avoids the
+ * cancellation of E[x^2] - mean^2), each one batched reduction of the 16 rows. */
+LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C) {
+    _Alignas(64) float terms[16][32];
+    memset(terms, 0, sizeof terms);
+    for (int j = 0; j < nb; j++) {
+        const float *x = xb + (int64_t)j * C, x0 = x[0];
+#pragma omp simd
+        for (int c = 0; c < C; c++) terms[j][c] = x[c] - x0;
+    }
+    lpm_hsum16x32(ms, (const float(*)[32])terms);
+    for (int j = 0; j < 16; j++) ms[j] /= (float)C;
+    for (int j = 0; j < nb; j++) {
+        const float m = ms[j];
+#pragma omp simd
+        for (int c = 0; c < C; c++) terms[j][c] = (terms[j][c] - m) * (terms[j][c] - m);
+    }
+    lpm_hsum16x32(s, (const float(*)[32])terms);
+    for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C + (float)LN_EPS);
+}
+
+/* The same statistics for any C, one row at a time. */
+LPM_INLINE void ln_stats_rows(float *ms, float *s, const float *xb, int nb, int C) {
+    for (int j = 0; j < nb; j++) {
+        const float *x = xb + (int64_t)j * C, x0 = x[0];
+        float m = 0.0f, v = 0.0f;
+        for (int c = 0; c < C; c++) m += x[c] - x0;
+        m /= (float)C;
+        for (int c = 0; c < C; c++) v += ((x[c] - x0) - m) * ((x[c] - x0) - m);
+        ms[j] = m;
+        s[j] = 1.0f / sqrtf(v / (float)C + (float)LN_EPS);
+    }
+}
+
 LPM_INLINE void ln_rows(float *out, float *mean, float *rstd, const float *in, const float *w,
                         const float *b, int64_t n, int C) {
-    /* Rows in blocks, each statistic for the whole block before the next: the rows'
-     * reductions and the square root are independent work the CPU overlaps, instead of
-     * one row's chain of dependent reductions at a time. */
     enum { RB = 16 };
     for (int64_t r0 = 0; r0 < n; r0 += RB) {
         const int nb = n - r0 < RB ? (int)(n - r0) : RB;
         const float *xb = in + r0 * C;
-        float ms[RB], var[RB], s[RB];
-        /* Float statistics of each row shifted by its first element: the rounding errors
-         * then scale with the row's spread, not with its mean (a row with a large mean and
-         * a small spread is where a plain float mean loses ~1e-5 of the output). */
-        for (int j = 0; j < nb; j++) {
-            const float *x = xb + (int64_t)j * C, x0 = x[0];
-            float m = 0.0f;
-#pragma omp simd reduction(+ : m)
-            for (int c = 0; c < C; c++) m += x[c] - x0;
-            ms[j] = m / (float)C;
-        }
-        /* two passes: var of (x - m) avoids the cancellation of E[x^2] - m^2 */
-        for (int j = 0; j < nb; j++) {
-            const float *x = xb + (int64_t)j * C, x0 = x[0], m = ms[j];
-            float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-            for (int c = 0; c < C; c++) {
-                const float d = (x[c] - x0) - m;
-                v += d * d;
-            }
-            var[j] = v / (float)C;
-        }
-#pragma omp simd
-        for (int j = 0; j < nb; j++) s[j] = 1.0f / sqrtf(var[j] + (float)LN_EPS);
+        float ms[RB], s[RB];
+        if (C <= 32) ln_stats16(ms, s, xb, nb, C);
+        else ln_stats_rows(ms, s, xb, nb, C);
         for (int j = 0; j < nb; j++) {
             const float *x = xb + (int64_t)j * C, x0 = x[0], m = ms[j], sj = s[j];
             float *y = out + (r0 + j) * C;

@@ -6,6 +6,7 @@
  * its backward recomputes the image's forward instead of keeping it. */
 #include "max3.h"
 #include "model.h"
+#include "vmath.h"
 
 #include <string.h>
 
@@ -97,8 +98,10 @@ static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thr
                 unsigned char *bits = n->bits + v * C;
                 for (int c = 0; c < C; c++) lpm_max3_merge(&m[c], &bits[c], o[c], k);
             } else {
-                /* torch.maximum (the value does not depend on the merge order) */
-                for (int c = 0; c < C; c++) m[c] = o[c] > m[c] ? o[c] : m[c];
+                /* torch.maximum (the value does not depend on the merge order); a select
+                 * of bits, which vectorises where a ?: on floats becomes a branch */
+#pragma omp simd
+                for (int c = 0; c < C; c++) m[c] = lpm_vsel(o[c] > m[c], o[c], m[c]);
             }
         }
 }

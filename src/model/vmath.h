@@ -3,9 +3,9 @@
  * libm's expf and log1pf are calls the compiler cannot vectorise; these are branch-free
  * (selects only), so a `#pragma omp simd` loop over them becomes straight vector code.
  * Accuracy (tests/test_vmath.c against libm over the whole float range): exp and log1p
- * within 1 ulp (exp down through the subnormals to the exact underflow to 0), softplus
- * within 3 ulp, sigmoid within 5 ulp of 1 / (1 + expf(-x)) (within 2^-126 absolute where
- * that is below 2^-126).
+ * within 1 ulp, softplus within 3 ulp, sigmoid within 5 ulp of 1 / (1 + expf(-x)); where
+ * a true result is below 2^-126 these return about 2^-126 (within 2^-126 absolute)
+ * instead of a subnormal or 0, which spares every range check but one clamp.
  * Plain IEEE float arithmetic, no fast-math and no FMA assumptions. */
 #ifndef LPM_VMATH_H
 #define LPM_VMATH_H
@@ -46,44 +46,14 @@ static inline float lpm_vsel(int cond, float a, float b) {
     return lpm_bits_float((lpm_float_bits(a) & m) | (lpm_float_bits(b) & ~m));
 }
 
-/* exp(x) = 2^k exp(r), r = x - k ln2 in [-ln2/2, ln2/2] (Cody-Waite split of ln2),
- * exp(r) by a degree-7 minimax polynomial (Cephes). 2^k is applied as two factors so
- * k down to -150 (results in the subnormals) never needs an out-of-range exponent. */
-static inline float lpm_vexpf(float x) {
-    const float hi = 88.72283935546875f, lo = -103.972084045410156f;
-    float xc = lpm_vsel(x >= lo, x, lo);   /* NaN lands on lo here and is restored below */
-    xc = lpm_vsel(xc <= hi, xc, hi);
+/* exp(x) for x in [-87.34, 87.34] (2^-126 .. 2^126): x = k ln2 + r with r in
+ * [-ln2/2, ln2/2] (Cody-Waite split of ln2), exp(r) by a degree-7 minimax polynomial
+ * (Cephes), 2^k built in the exponent bits. No range handling: callers clamp. */
+static inline float lpm_vexpf_core(float x) {
     /* round(x / ln2) by the 1.5 * 2^23 trick: exact round-to-nearest, no libm call */
-    float kf = xc * 1.44269504088896341f + 12582912.0f;
+    float kf = x * 1.44269504088896341f + 12582912.0f;
     kf -= 12582912.0f;
-    float r = xc - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    int32_t k = (int32_t)kf, k1 = k / 2, k2 = k - k1;
-    float y = p * lpm_bits_float((k1 + 127) << 23) * lpm_bits_float((k2 + 127) << 23);
-    y = lpm_vsel(x < lo, 0.0f, y);
-    y = lpm_vsel(x > hi, lpm_bits_float(0x7f800000), y);
-    return lpm_vsel(x != x, x, y);
-}
-
-/* exp(x) for x <= 0 (the scan's exp(delta A): delta >= 0, A < 0), results below 2^-126
- * returned as about 2^-126 instead of going subnormal (an absolute error under 1.2e-38);
- * NaN gives that value too (where delta is NaN, the scan's delta x B term is NaN anyway).
- * Clamping x through its bits is one integer min, where a float select costs three
- * instructions: for x <= 0, a larger magnitude is a larger signed bit pattern. */
-static inline float lpm_vexpf_nonpos(float x) {
-    const int32_t lo = lpm_float_bits(-87.3365478515625f);   /* ~ log(2^-126) */
-    int32_t xb = lpm_float_bits(x);
-    const float xc = lpm_bits_float(xb < lo ? xb : lo);
-    float kf = xc * 1.44269504088896341f + 12582912.0f;
-    kf -= 12582912.0f;
-    float r = xc - kf * 0.693359375f;
+    float r = x - kf * 0.693359375f;
     r = r - kf * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -93,6 +63,20 @@ static inline float lpm_vexpf_nonpos(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
     return p * lpm_bits_float(((int32_t)kf + 127) << 23);
+}
+
+/* The bound of the clamped exps: log(2^126), rounded down. */
+#define LPM_EXP_LIM 87.3365478515625f
+
+/* exp(x) for x <= 0 (the scan's exp(delta A): delta >= 0, A < 0), results below 2^-126
+ * returned as about 2^-126 instead of going subnormal (an absolute error under 1.2e-38);
+ * NaN gives that value too (where delta is NaN, the scan's delta x B term is NaN anyway).
+ * Clamping x through its bits is one integer min, where a float select costs two or three
+ * instructions: for x <= 0, a larger magnitude is a larger signed bit pattern. */
+static inline float lpm_vexpf_nonpos(float x) {
+    const int32_t lo = lpm_float_bits(-LPM_EXP_LIM);
+    int32_t xb = lpm_float_bits(x);
+    return lpm_vexpf_core(lpm_bits_float(xb < lo ? xb : lo));
 }
 
 /* log(u) for u >= 1 finite: u = m 2^k with m in [sqrt(1/2), sqrt(2)), log(m) by the
@@ -121,40 +105,88 @@ static inline float lpm_vlogf_ge1(float u) {
     return r + kf * 0.693359375f;
 }
 
-/* 1 / d for d >= 1 without a division: a division is one 512-bit instruction every ~10
- * cycles, which made the sigmoids cost more than the scan's exps. The seed (the float's
- * bits subtracted from a constant) is within 12% of 1/d; three Newton steps
+/* 1 / d for d in [1, 2^126] without a division: a division is one 512-bit instruction
+ * every ~10 cycles, which made the sigmoids cost more than the scan's exps. The seed (the
+ * float's bits subtracted from a constant) is within 12% of 1/d; three Newton steps
  * y += y (1 - d y) bring it within 1 ulp (checked for every float from 1 to 4 and every
- * 98th up to 1e30). d from 2^126 up is clamped there (its reciprocal, ~2^-126, is off by
- * less than 2^-126 absolute); 1/inf is 0 and NaN stays NaN. */
-static inline float lpm_vrcp_ge1(float d) {
-    const int32_t db = lpm_float_bits(d), top = 0x7e800000, inf = 0x7f800000;
-    const int32_t dcb = db < top ? db : top;
-    const float dc = lpm_bits_float(dcb);
-    float y = lpm_bits_float(0x7ef311c7 - dcb);
-    for (int i = 0; i < 3; i++) y = y + y * (1.0f - dc * y);
-    return lpm_vsel(db < inf, y, lpm_vsel(d != d, d, 0.0f));
+ * 97th up to 2^126). */
+static inline float lpm_vrcp_core(float d) {
+    float y = lpm_bits_float(0x7ef311c7 - lpm_float_bits(d));
+    for (int i = 0; i < 3; i++) y = y + y * (1.0f - d * y);
+    return y;
 }
 
-/* log1p(e) for e >= 0 finite: log(1 + e) corrected by the rounding of 1 + e. Where 1 + e
- * rounds to 1 this gives log(1) + e = e, right to within 2^-25. (No select here: GCC would
- * turn one into a branch around the division and give up vectorising.) */
+/* log1p(e) for e in [0, 2^126): log(1 + e) corrected by the rounding of 1 + e. Where
+ * 1 + e rounds to 1 this gives log(1) + e = e, right to within 2^-25. */
 static inline float lpm_vlog1pf_pos(float e) {
     float u = 1.0f + e;
     float um1 = u - 1.0f;   /* exact */
-    return lpm_vlogf_ge1(u) + (e - um1) * lpm_vrcp_ge1(u);
+    return lpm_vlogf_ge1(u) + (e - um1) * lpm_vrcp_core(u);
 }
 
 /* F.softplus(v) with threshold 20 (v above it, else log1p(exp(v))), as
  * max(v, 0) + log1p(exp(-|v|)): the same function, and above 20 the second term is below
- * half an ulp of v, so the threshold comes out exactly without a select on the log. */
+ * half an ulp of v, so the threshold comes out exactly without a select on the log.
+ * Below -87.34 (true values under 2^-126) it returns about 2^-126; NaN stays NaN. */
 static inline float lpm_vsoftplus(float v) {
     /* max(v, 0) as an integer max of the bits: negative floats are negative integers */
     const int32_t vb = lpm_float_bits(v);
     float pos = lpm_bits_float(vb > 0 ? vb : 0);
-    return pos + lpm_vlog1pf_pos(lpm_vexpf(-__builtin_fabsf(v)));
+    float sp = pos + lpm_vlog1pf_pos(lpm_vexpf_nonpos(-__builtin_fabsf(v)));
+    return lpm_vsel(v != v, v, sp);
 }
 
-static inline float lpm_vsigmoid(float x) { return lpm_vrcp_ge1(1.0f + lpm_vexpf(-x)); }
+/* 1 / (1 + exp(-x)), with -x clamped to [-87.34, 87.34] so that neither the exp nor the
+ * reciprocal needs range handling: above 87.34 the sigmoid is 1 (1 + 2^-126 rounds to 1),
+ * below -87.34 it is under 2^-126 and returned as about 2^-126. NaN stays NaN. */
+static inline float lpm_vsigmoid(float x) {
+    float t = lpm_vsel(x > LPM_EXP_LIM, LPM_EXP_LIM, x);
+    t = lpm_vsel(t < -LPM_EXP_LIM, -LPM_EXP_LIM, t);
+    const float s = lpm_vrcp_core(1.0f + lpm_vexpf_core(-t));
+    return lpm_vsel(x != x, x, s);
+}
+
+/* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
+ * (rows padded with zeros to 32). Each row's two halves are added, then a four-level
+ * butterfly of two-source shuffles and adds reduces the 16 vectors to one: 15 adds and
+ * 30 shuffles (one vpermt2ps each with AVX-512) where 16 separate reductions cost about
+ * 8 dependent instructions each. GCC vector extensions; other compilers sum in order. */
+#if defined(__GNUC__) && !defined(__clang__)
+typedef float lpm_v16 __attribute__((vector_size(64)));
+typedef int32_t lpm_m16 __attribute__((vector_size(64)));
+
+/* (a macro: a function returning a 512-bit vector draws GCC's ABI warning in the clones
+ * built without AVX-512) */
+#define LPM_SHUFFLE_ADD(x, y, a, b) (__builtin_shuffle(x, y, a) + __builtin_shuffle(x, y, b))
+
+LPM_INLINE void lpm_hsum16x32(float *sums, const float (*rows)[32]) {
+    /* the butterfly leaves row r's sum in lane bitreverse4(r): feed rows in that order */
+    static const int rev[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+    const lpm_m16 a1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const lpm_m16 a2 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    const lpm_m16 a3 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    const lpm_m16 a4 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    lpm_v16 v[16];
+    for (int i = 0; i < 16; i++) {
+        lpm_v16 lo, hi;
+        __builtin_memcpy(&lo, rows[rev[i]], sizeof lo);
+        __builtin_memcpy(&hi, rows[rev[i]] + 16, sizeof hi);
+        v[i] = lo + hi;
+    }
+    for (int i = 0; i < 8; i++) v[i] = LPM_SHUFFLE_ADD(v[2 * i], v[2 * i + 1], a1, a1 + 8);
+    for (int i = 0; i < 4; i++) v[i] = LPM_SHUFFLE_ADD(v[2 * i], v[2 * i + 1], a2, a2 + 4);
+    for (int i = 0; i < 2; i++) v[i] = LPM_SHUFFLE_ADD(v[2 * i], v[2 * i + 1], a3, a3 + 2);
+    v[0] = LPM_SHUFFLE_ADD(v[0], v[1], a4, a4 + 1);
+    __builtin_memcpy(sums, &v[0], sizeof v[0]);
+}
+#else
+LPM_INLINE void lpm_hsum16x32(float *sums, const float (*rows)[32]) {
+    for (int j = 0; j < 16; j++) {
+        float s = 0.0f;
+        for (int c = 0; c < 32; c++) s += rows[j][c];
+        sums[j] = s;
+    }
+}
+#endif
 
 #endif
