@@ -59,26 +59,43 @@ LPM_INLINE float fc_row(const float *w, float b, const float *x) {
     return s + b;
 }
 
-/* Voxels go in blocks: the 24x24 matvecs per voxel, then the output maps for the whole
- * block as one vector loop. tanh(x)/2 + 0.5 is computed as sigmoid(2x), the same
- * function (within 1e-7 of tanhf's result; tanhf itself is a libm call per value). */
+/* z[j] = fc(x_j) for a block's voxels, from x transposed to (i, j): vectorised over the
+ * voxels, each still summing w[i] x[i] in the order i = 0..23 (as fc_row), then + b. */
+LPM_INLINE void fc_block(float *z, const float *w, float b, const float (*xt)[32], int nb) {
+    float acc[32] = {0};
+    for (int i = 0; i < C; i++) {
+        const float wi = w[i];
+#pragma omp simd
+        for (int j = 0; j < 32; j++) acc[j] += wi * xt[i][j];
+    }
+    for (int j = 0; j < nb; j++) z[j] = acc[j] + b;
+}
+
+/* Voxels go in blocks of 32: the 24x24 matvecs per voxel, then fc and the output maps for
+ * the whole block as vector loops over the voxels. tanh(x)/2 + 0.5 is computed as
+ * sigmoid(2x), the same function (within 1e-7 of tanhf's result; tanhf itself is a libm
+ * call per value). */
 LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                                 const lpm_cfc_params *p, int64_t n) {
     enum { VB = 32 };
     cfc_wt wt;
     transpose_weights(&wt, p);
+    /* m, a1, a2 of the block's voxels, transposed; voxels past a short block stay 0 */
+    float mt[C][VB] = {{0}}, a1t[C][VB] = {{0}}, a2t[C][VB] = {{0}};
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
         const int nb = n - v0 < VB ? (int)(n - v0) : VB;
         float zm[NOUT_MAX][VB], z1[NOUT_MAX][VB], z2[NOUT_MAX][VB];
         for (int j = 0; j < nb; j++) {
             cfc_state s;
             cfc_voxel(&s, f + (v0 + j) * C, &wt);
-            for (int k = 0; k < p->nout; k++) {
-                const float *w = p->fc_w + k * C;
-                zm[k][j] = fc_row(w, p->fc_b[k], s.m);
-                z1[k][j] = base ? fc_row(w, p->fc_b[k], s.a1) : 0.0f;
-                z2[k][j] = detail ? fc_row(w, p->fc_b[k], s.a2) : 0.0f;
-            }
+            for (int i = 0; i < C; i++)
+                mt[i][j] = s.m[i], a1t[i][j] = s.a1[i], a2t[i][j] = s.a2[i];
+        }
+        for (int k = 0; k < p->nout; k++) {
+            const float *w = p->fc_w + k * C;
+            fc_block(zm[k], w, p->fc_b[k], (const float(*)[VB])mt, nb);
+            if (base) fc_block(z1[k], w, p->fc_b[k], (const float(*)[VB])a1t, nb);
+            if (detail) fc_block(z2[k], w, p->fc_b[k], (const float(*)[VB])a2t, nb);
         }
         for (int k = 0; k < p->nout; k++) {
             /* torch.tanh(fc(x)) / 2 + 0.5 */

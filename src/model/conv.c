@@ -1,10 +1,41 @@
 /* Conv_in: Conv3d 2 -> 8, kernel 3x3x3, zero padding 1, bias (PyTorch cross-correlation):
  * X[d,h,w,o] = bias[o] + sum_{i,kd,kh,kw} w[o,i,kd,kh,kw] in_i[d+kd-1, h+kh-1, w+kw-1]. */
 #include "model.h"
+#include "vmath.h"
 
 #include <string.h>
 
 enum { CO = LPM_C_IN, CI = 2, K3 = 27 };
+
+/* One output row (d, h): the 8 outputs of a voxel are one vector, summed over the taps. */
+LPM_CLONES static void conv_in_row(float *X, const float *const *in, const float (*wt)[CI][CO],
+                                   const float *bias, int64_t d, int64_t h, int64_t D,
+                                   int64_t H, int64_t W) {
+    for (int64_t x = 0; x < W; x++) {
+        float acc[CO];
+        for (int o = 0; o < CO; o++) acc[o] = bias[o];
+        for (int kd = 0; kd < 3; kd++) {
+            int64_t sd = d + kd - 1;
+            if (sd < 0 || sd >= D) continue;
+            for (int kh = 0; kh < 3; kh++) {
+                int64_t sh = h + kh - 1;
+                if (sh < 0 || sh >= H) continue;
+                for (int kw = 0; kw < 3; kw++) {
+                    int64_t sw = x + kw - 1;
+                    if (sw < 0 || sw >= W) continue;
+                    int64_t at = (sd * H + sh) * W + sw;
+                    const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
+                    for (int i = 0; i < CI; i++) {
+                        float v = in[i][at];
+#pragma omp simd
+                        for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
+                    }
+                }
+            }
+        }
+        memcpy(X + x * CO, acc, sizeof acc);
+    }
+}
 
 void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *w,
                          const float *bias, int64_t D, int64_t H, int64_t W) {
@@ -16,33 +47,9 @@ void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *
     const float *in[CI] = {a, b};
 
 #pragma omp parallel for schedule(static)
-    for (int64_t dh = 0; dh < D * H; dh++) {
-        int64_t d = dh / H, h = dh % H;
-        for (int64_t x = 0; x < W; x++) {
-            float acc[CO];
-            for (int o = 0; o < CO; o++) acc[o] = bias[o];
-            for (int kd = 0; kd < 3; kd++) {
-                int64_t sd = d + kd - 1;
-                if (sd < 0 || sd >= D) continue;
-                for (int kh = 0; kh < 3; kh++) {
-                    int64_t sh = h + kh - 1;
-                    if (sh < 0 || sh >= H) continue;
-                    for (int kw = 0; kw < 3; kw++) {
-                        int64_t sw = x + kw - 1;
-                        if (sw < 0 || sw >= W) continue;
-                        int64_t at = (sd * H + sh) * W + sw;
-                        const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
-                        for (int i = 0; i < CI; i++) {
-                            float v = in[i][at];
-#pragma omp simd
-                            for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
-                        }
-                    }
-                }
-            }
-            memcpy(X + ((d * H + h) * W + x) * CO, acc, sizeof acc);
-        }
-    }
+    for (int64_t dh = 0; dh < D * H; dh++)
+        conv_in_row(X + dh * W * CO, in, (const float(*)[CI][CO])wt, bias, dh / H, dh % H, D, H,
+                    W);
 }
 
 void lpm_conv_in_backward(float *dw, float *dbias, const float *dX, const float *a,
