@@ -28,6 +28,7 @@ enum {
     DBC = LPM_DTRANK + 2 * LPM_NSTATE,     /* x_proj rows: dt | B | C */
     CN = LPM_C * LPM_NSTATE,
     XP = 32,                               /* x_proj's 18 outputs padded to whole vectors */
+    OUTP = 32,                             /* out_proj's 24 outputs, likewise */
     TB = 16,                               /* tokens per block of the forward (>= K - 1) */
 };
 
@@ -35,7 +36,7 @@ enum {
 typedef struct {
     float *in_t;    /* (24, 48)  in_proj transposed */
     float *xp_t;    /* (24, 32)  x_proj transposed, zero-padded */
-    float *out_t;   /* (24, 24)  out_proj transposed */
+    float *out_t;   /* (24, 32)  out_proj transposed, zero-padded */
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
     float *A;       /* (8, 24)   -exp(A_log), transposed */
     float *x;       /* (L, 24)   in_proj's x half, after K - 1 rows of conv history */
@@ -69,7 +70,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     } while (0)
     PIECE(in_t, C * XZ);
     PIECE(xp_t, C * XP);
-    PIECE(out_t, C * C);
+    PIECE(out_t, C * OUTP);
     PIECE(conv_t, K * C);
     PIECE(A, CN);
     PIECE(x, (l + K - 1) * C);
@@ -103,56 +104,46 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
 }
 
 /* out (L, S) | out2 (L, O - S) = in (L, I) W^T for W (O, I) given transposed and
- * zero-padded to (I, OP): output columns from S on go to out2 (in_proj's x | z halves).
- * One function per shape, so the outputs live in registers while the I inputs stream
- * past, four tokens at a time (each weight vector loaded once for four multiply-adds);
- * each output still sums its terms in the order i = 0..I-1. */
-#define STORE_ROW(acc, tok, O, S)                                                         \
-    do {                                                                                  \
-        memcpy(out + (size_t)(tok) * (S), acc, (S) * sizeof(float));                      \
-        if ((O) > (S))                                                                    \
-            memcpy(out2 + (size_t)(tok) * ((O) - (S)), acc + (S),                         \
-                   ((O) - (S)) * sizeof(float));                                          \
-    } while (0)
+ * zero-padded to (I, OP), OP a multiple of 16: output columns from S on go to out2
+ * (in_proj's x | z halves). Four tokens at a time, their 4 x OP / 16 accumulators held in
+ * registers (lpm_v16) while the I inputs stream past, each weight vector loaded once for
+ * four multiply-adds; each output sums its terms in the order i = 0..I-1. */
 #define MATMUL_FORWARD(name, I, O, OP, S)                                                 \
+    /* rt (4 or 1, a constant once inlined) tokens from token t */                        \
+    LPM_INLINE void name##_rows(float *restrict out, float *restrict out2,                \
+                                const float *restrict in, const float *restrict wt,       \
+                                int t, int rt) {                                          \
+        enum { NV = (OP) / 16 };                                                          \
+        _Static_assert((OP) % 16 == 0 && (O) <= (OP), "whole vectors");                   \
+        lpm_v16 acc[4][NV];                                                               \
+        for (int r = 0; r < rt; r++)                                                      \
+            for (int v = 0; v < NV; v++) acc[r][v] = (lpm_v16){0};                        \
+        const float *x = in + (size_t)t * (I);                                            \
+        for (int i = 0; i < (I); i++)                                                     \
+            for (int v = 0; v < NV; v++) {                                                \
+                lpm_v16 w;                                                                \
+                memcpy(&w, wt + i * (OP) + 16 * v, sizeof w);                             \
+                for (int r = 0; r < rt; r++) acc[r][v] += x[r * (I) + i] * w;             \
+            }                                                                             \
+        for (int r = 0; r < rt; r++) {                                                    \
+            float row[OP];                                                                \
+            memcpy(row, acc[r], sizeof row);                                              \
+            memcpy(out + (size_t)(t + r) * (S), row, (S) * sizeof(float));                \
+            if ((O) > (S))                                                                \
+                memcpy(out2 + (size_t)(t + r) * ((O) - (S)), row + (S),                   \
+                       ((O) - (S)) * sizeof(float));                                      \
+        }                                                                                 \
+    }                                                                                     \
     LPM_CLONES static void name(float *restrict out, float *restrict out2,                \
                                 const float *restrict in, const float *restrict wt,       \
                                 int L) {                                                  \
         int t = 0;                                                                        \
-        for (; t + 4 <= L; t += 4) {                                                      \
-            float a0[OP] = {0}, a1[OP] = {0}, a2[OP] = {0}, a3[OP] = {0};                 \
-            const float *x = in + (size_t)t * (I);                                        \
-            for (int i = 0; i < (I); i++) {                                               \
-                const float x0 = x[i], x1 = x[(I) + i], x2 = x[2 * (I) + i],              \
-                            x3 = x[3 * (I) + i];                                          \
-                const float *w = wt + i * (OP);                                           \
-                _Pragma("omp simd") for (int j = 0; j < (OP); j++) {                      \
-                    a0[j] += x0 * w[j];                                                   \
-                    a1[j] += x1 * w[j];                                                   \
-                    a2[j] += x2 * w[j];                                                   \
-                    a3[j] += x3 * w[j];                                                   \
-                }                                                                         \
-            }                                                                             \
-            STORE_ROW(a0, t, O, S);                                                       \
-            STORE_ROW(a1, t + 1, O, S);                                                   \
-            STORE_ROW(a2, t + 2, O, S);                                                   \
-            STORE_ROW(a3, t + 3, O, S);                                                   \
-        }                                                                                 \
-        for (; t < L; t++) {                                                              \
-            float acc[OP] = {0};                                                          \
-            const float *x = in + (size_t)t * (I);                                        \
-            for (int i = 0; i < (I); i++) {                                               \
-                const float xi = x[i];                                                    \
-                const float *w = wt + i * (OP);                                           \
-                _Pragma("omp simd") for (int j = 0; j < (OP); j++) acc[j] += xi * w[j];   \
-            }                                                                             \
-            STORE_ROW(acc, t, O, S);                                                      \
-        }                                                                                 \
+        for (; t + 4 <= L; t += 4) name##_rows(out, out2, in, wt, t, 4);                  \
+        for (; t < L; t++) name##_rows(out, out2, in, wt, t, 1);                          \
     }
 MATMUL_FORWARD(matmul_in, C, XZ, XZ, C)
 MATMUL_FORWARD(matmul_x, C, DBC, XP, DBC)
-MATMUL_FORWARD(matmul_out, C, C, C, C)
-#undef STORE_ROW
+MATMUL_FORWARD(matmul_out, C, C, OUTP, C)
 
 /* din (L, I) += dout W;  dw (O, I) += dout^T in. The weight gradient runs o-outer with a
  * register accumulator over the L tokens, instead of a load/store of dw per (t, o). */
@@ -286,7 +277,7 @@ static void prepare_weights(mamba_buf *b, const lpm_mamba_params *p) {
     _Static_assert(R == 2, "dt_softplus unrolls dt_rank 2");
     transpose(b->in_t, p->in_proj, XZ, C, XZ);
     transpose(b->xp_t, p->x_proj, DBC, C, XP);
-    transpose(b->out_t, p->out_proj, C, C, C);
+    transpose(b->out_t, p->out_proj, C, C, OUTP);
     transpose(b->conv_t, p->conv_w, C, K, C);
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) b->A[n * C + c] = -expf(p->A_log[c * N + n]);

@@ -146,13 +146,19 @@ static inline float lpm_vsigmoid(float x) {
     return lpm_vsel(x != x, x, s);
 }
 
+/* Sixteen floats as one value (GCC and clang vector extensions): arithmetic on it is
+ * element-wise, a scalar operand is broadcast, and small arrays of it stay in registers
+ * where GCC spills a float array that a vectorised loop accumulates into. AVX-512 builds
+ * use one register per value, narrower ones split it. Loads and stores go through
+ * memcpy (no alignment assumed). */
+typedef float lpm_v16 __attribute__((vector_size(64)));
+
 /* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
  * (rows padded with zeros to 32). Each row's two halves are added, then a four-level
  * butterfly of two-source shuffles and adds reduces the 16 vectors to one: 15 adds and
  * 30 shuffles (one vpermt2ps each with AVX-512) where 16 separate reductions cost about
  * 8 dependent instructions each. GCC vector extensions; other compilers sum in order. */
 #if defined(__GNUC__) && !defined(__clang__)
-typedef float lpm_v16 __attribute__((vector_size(64)));
 typedef int32_t lpm_m16 __attribute__((vector_size(64)));
 
 /* (a macro: a function returning a 512-bit vector draws GCC's ABI warning in the clones
