@@ -145,37 +145,78 @@ MATMUL_FORWARD(matmul_in, C, XZ, XZ, C)
 MATMUL_FORWARD(matmul_x, C, DBC, XP, DBC)
 MATMUL_FORWARD(matmul_out, C, C, OUTP, C)
 
-/* din (L, I) += dout W;  dw (O, I) += dout^T in. The weight gradient runs o-outer with a
- * register accumulator over the L tokens, instead of a load/store of dw per (t, o). */
-#define MATMUL_BACKWARD(name, I, O)                                                       \
+/* din (L, 24) += dout W;  dw (O, 24) += dout^T in, for W (O, 24). A row of 24 is one
+ * lpm_v16 and one lpm_v8. Four rows at a time (tokens of din, outputs of dw), so eight
+ * independent accumulator chains hide the multiply-add latency where one row's two chains
+ * waited on it; every sum keeps its order (o = 0..O-1 for din, t = 0..L-1 for dw). */
+typedef float lpm_v8 __attribute__((vector_size(32)));
+
+LPM_INLINE void load24(lpm_v16 *lo, lpm_v8 *hi, const float *x) {
+    memcpy(lo, x, sizeof *lo);
+    memcpy(hi, x + 16, sizeof *hi);
+}
+
+LPM_INLINE void store24(float *x, lpm_v16 lo, lpm_v8 hi) {
+    memcpy(x, &lo, sizeof lo);
+    memcpy(x + 16, &hi, sizeof hi);
+}
+
+/* din rows t..t+rt-1 (rt 4 or 1, a constant once inlined) */
+LPM_INLINE void din_rows(float *restrict din, const float *restrict dout,
+                         const float *restrict w, int O, int t, int rt) {
+    lpm_v16 lo[4];
+    lpm_v8 hi[4];
+    for (int r = 0; r < rt; r++) load24(&lo[r], &hi[r], din + (size_t)(t + r) * C);
+    for (int o = 0; o < O; o++) {
+        lpm_v16 wl;
+        lpm_v8 wh;
+        load24(&wl, &wh, w + o * C);
+        for (int r = 0; r < rt; r++) {
+            const float g = dout[(size_t)(t + r) * O + o];
+            lo[r] += g * wl;
+            hi[r] += g * wh;
+        }
+    }
+    for (int r = 0; r < rt; r++) store24(din + (size_t)(t + r) * C, lo[r], hi[r]);
+}
+
+/* dw rows o..o+ro-1 (ro 4 or 1) */
+LPM_INLINE void dw_rows(float *restrict dw, const float *restrict dout,
+                        const float *restrict in, int O, int L, int o, int ro) {
+    lpm_v16 lo[4];
+    lpm_v8 hi[4];
+    for (int r = 0; r < ro; r++) lo[r] = (lpm_v16){0}, hi[r] = (lpm_v8){0};
+    for (int t = 0; t < L; t++) {
+        lpm_v16 xl;
+        lpm_v8 xh;
+        load24(&xl, &xh, in + (size_t)t * C);
+        for (int r = 0; r < ro; r++) {
+            const float g = dout[(size_t)t * O + o + r];
+            lo[r] += g * xl;
+            hi[r] += g * xh;
+        }
+    }
+    for (int r = 0; r < ro; r++) {
+        lpm_v16 dl;
+        lpm_v8 dh;
+        load24(&dl, &dh, dw + (size_t)(o + r) * C);
+        store24(dw + (size_t)(o + r) * C, dl + lo[r], dh + hi[r]);
+    }
+}
+
+#define MATMUL_BACKWARD(name, O)                                                          \
     LPM_CLONES static void name(float *restrict din, float *restrict dw,                  \
                                 const float *restrict dout, const float *restrict in,     \
                                 const float *restrict w, int L) {                         \
-        for (int t = 0; t < L; t++) {                                                     \
-            float *dx = din + (size_t)t * (I);                                            \
-            float acc[I];                                                                 \
-            memcpy(acc, dx, sizeof acc);                                                  \
-            for (int o = 0; o < (O); o++) {                                               \
-                const float g = dout[(size_t)t * (O) + o];                                \
-                const float *wo = w + o * (I);                                            \
-                _Pragma("omp simd") for (int i = 0; i < (I); i++) acc[i] += g * wo[i];    \
-            }                                                                             \
-            memcpy(dx, acc, sizeof acc);                                                  \
-        }                                                                                 \
-        for (int o = 0; o < (O); o++) {                                                   \
-            float acc[I] = {0};                                                           \
-            for (int t = 0; t < L; t++) {                                                 \
-                const float g = dout[(size_t)t * (O) + o];                                \
-                const float *x = in + (size_t)t * (I);                                    \
-                _Pragma("omp simd") for (int i = 0; i < (I); i++) acc[i] += g * x[i];     \
-            }                                                                             \
-            float *dwo = dw + o * (I);                                                    \
-            for (int i = 0; i < (I); i++) dwo[i] += acc[i];                               \
-        }                                                                                 \
+        int t = 0, o = 0;                                                                 \
+        for (; t + 4 <= L; t += 4) din_rows(din, dout, w, (O), t, 4);                     \
+        for (; t < L; t++) din_rows(din, dout, w, (O), t, 1);                             \
+        for (; o + 4 <= (O); o += 4) dw_rows(dw, dout, in, (O), L, o, 4);                 \
+        for (; o < (O); o++) dw_rows(dw, dout, in, (O), L, o, 1);                         \
     }
-MATMUL_BACKWARD(matmul_in_backward, C, XZ)
-MATMUL_BACKWARD(matmul_x_backward, C, DBC)
-MATMUL_BACKWARD(matmul_out_backward, C, C)
+MATMUL_BACKWARD(matmul_in_backward, XZ)
+MATMUL_BACKWARD(matmul_x_backward, DBC)
+MATMUL_BACKWARD(matmul_out_backward, C)
 
 /* E[n][t][c] = exp(delta[t][c] A[n][c]), for all tokens before the recurrence: the exps
  * do not depend on h, so they run as one flat loop, two tokens (48 lanes = three AVX-512
@@ -375,7 +416,7 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
         lpm_hsum16x32(ddt + R, terms);   /* dB then dC */
         float s0 = 0.0f, s1 = 0.0f;
         const float t0 = dt[0], t1 = dt[1];
-#pragma omp simd reduction(+ : s0, s1)
+#pragma omp simd simdlen(8) reduction(+ : s0, s1)
         for (int c = 0; c < C; c++) {
             dxc[c] = Dw[c] * gy[c] + delta[c] * lam_b[c];
             dD[c] += gy[c] * xc[c];
