@@ -72,9 +72,51 @@ LPM_CLONES void lpm_layernorm_forward(float *out, float *mean, float *rstd, cons
     else ln_rows(out, mean, rstd, in, w, b, n, C);
 }
 
+/* dx += s (g w - mean(g w) - xhat mean(g w xhat)); dw += g xhat; db += g. Rows of C <= 32
+ * in blocks of 16, the two row sums of each block as batched reductions. */
+LPM_INLINE void ln_backward16(float *din, float *dw, float *db, const float *dout,
+                              const float *in, const float *mean, const float *rstd,
+                              const float *w, int64_t r0, int nb, int C) {
+    _Alignas(64) float gw_t[16][32], gwx_t[16][32];
+    float sum_gw[16], sum_gwx[16];
+    memset(gw_t, 0, sizeof gw_t);
+    memset(gwx_t, 0, sizeof gwx_t);
+    for (int j = 0; j < nb; j++) {
+        const float *x = in + (r0 + j) * C, *g = dout + (r0 + j) * C;
+        const float m = mean[r0 + j], s = rstd[r0 + j];
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            const float xhat = (x[c] - m) * s, gw = g[c] * w[c];
+            gw_t[j][c] = gw;
+            gwx_t[j][c] = gw * xhat;
+            dw[c] += g[c] * xhat;
+            db[c] += g[c];
+        }
+    }
+    lpm_hsum16x32(sum_gw, (const float(*)[32])gw_t);
+    lpm_hsum16x32(sum_gwx, (const float(*)[32])gwx_t);
+    for (int j = 0; j < nb; j++) {
+        const float *x = in + (r0 + j) * C, *g = dout + (r0 + j) * C;
+        const float m = mean[r0 + j], s = rstd[r0 + j];
+        const float mean_gw = sum_gw[j] / (float)C, mean_gwx = sum_gwx[j] / (float)C;
+        float *dx = din + (r0 + j) * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            const float xhat = (x[c] - m) * s;
+            dx[c] += s * (g[c] * w[c] - mean_gw - xhat * mean_gwx);
+        }
+    }
+}
+
 LPM_CLONES void lpm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
-                            const float *in, const float *mean, const float *rstd,
-                            const float *w, int64_t n, int C) {
+                                       const float *in, const float *mean, const float *rstd,
+                                       const float *w, int64_t n, int C) {
+    if (C == LPM_C) {
+        for (int64_t r0 = 0; r0 < n; r0 += 16)
+            ln_backward16(din, dw, db, dout, in, mean, rstd, w, r0,
+                          n - r0 < 16 ? (int)(n - r0) : 16, LPM_C);
+        return;
+    }
     for (int64_t r = 0; r < n; r++) {
         const float *x = in + r * C;
         const float *g = dout + r * C;

@@ -467,6 +467,35 @@ LPM_CLONES static void gate_backward(float *dxz, float *gy, const float *y, cons
     }
 }
 
+/* The causal conv's backward: dx[s,c] = sum_k w[c,k] g[s+3-k,c] into dxz's x half (=);
+ * dw[c,k] += sum_t g[t,c] x[t-3+k,c], dbias += sum_t g[t,c], g = dxc (at xpre). */
+LPM_CLONES static void conv_backward(const mamba_buf *b, lpm_mamba_params *grad, int L) {
+    float dw[K][C] = {{0}}, db[C] = {0};
+    for (int s = 0; s < L; s++) {
+        const float *x = b->x + (size_t)s * C;
+        float *dx = b->dxz + (size_t)s * XZ;
+        for (int c = 0; c < C; c++) dx[c] = 0.0f;
+        for (int k = 0; k < K; k++) {
+            const int t = s + (K - 1) - k;
+            if (t >= L) continue;
+            const float *g = b->dxc + (size_t)t * C;
+            const float *w = b->conv_t + k * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                dx[c] += w[c] * g[c];
+                dw[k][c] += g[c] * x[c];
+            }
+        }
+        const float *g = b->dxc + (size_t)s * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) db[c] += g[c];
+    }
+    for (int c = 0; c < C; c++) {
+        grad->conv_b[c] += db[c];
+        for (int k = 0; k < K; k++) grad->conv_w[c * K + k] += dw[k][c];
+    }
+}
+
 void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
                         const float *u, const lpm_mamba_params *p, int L, float *scratch) {
     mamba_buf b = {0};
@@ -487,29 +516,6 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
     matmul_x_backward(b.dxc, grad->x_proj, b.ddbc, b.xc, p->x_proj, L);
     silu_backward(b.dxc, b.xpre, lc);
 
-    /* causal conv: dx[s,c] = sum_k w[c,k] g[s+3-k,c]; dw[c,k] = sum_t g[t,c] x[t-3+k,c] */
-    float dw[K][C] = {{0}}, db[C] = {0};
-    for (int s = 0; s < L; s++) {
-        const float *x = b.x + (size_t)s * C;
-        float *dx = b.dxz + (size_t)s * XZ;
-        for (int c = 0; c < C; c++) dx[c] = 0.0f;
-        for (int k = 0; k < K; k++) {
-            const int t = s + (K - 1) - k;
-            if (t >= L) continue;
-            const float *g = b.dxc + (size_t)t * C;
-            const float *w = b.conv_t + k * C;
-            for (int c = 0; c < C; c++) {
-                dx[c] += w[c] * g[c];
-                dw[k][c] += g[c] * x[c];
-            }
-        }
-        const float *g = b.dxc + (size_t)s * C;
-        for (int c = 0; c < C; c++) db[c] += g[c];
-    }
-    for (int c = 0; c < C; c++) {
-        grad->conv_b[c] += db[c];
-        for (int k = 0; k < K; k++) grad->conv_w[c * K + k] += dw[k][c];
-    }
-
+    conv_backward(&b, grad, L);
     matmul_in_backward(du, grad->in_proj, b.dxz, u, p->in_proj, L);
 }

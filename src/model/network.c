@@ -112,14 +112,18 @@ static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, in
     float *feat = b->img[0], *s0 = b->img[1], *gout = b->img[2], *ds0 = b->img[3];
     size_t np = (size_t)g.R * g.Q;
     image_trunk(n, p, k, &g, feat, s0, b->swin);
-    /* the branch output's gradient: dM on the elements this branch won */
+    /* the branch output's gradient: dM on the elements this branch won (the share of
+     * each of the 8 winner-bit patterns looked up, not branched on) */
+    float share[8];
+    for (unsigned w = 0; w < 8; w++) share[w] = lpm_max3_share(w, k);
     for (int r = 0; r < g.R; r++)
         for (int q = 0; q < g.Q; q++) {
             int64_t v = voxel(&g, r, q);
             const float *dm = n->dM + v * C;
             const unsigned char *bits = n->bits + v * C;
             float *go = gout + ((size_t)r * g.Q + q) * C;
-            for (int c = 0; c < C; c++) go[c] = dm[c] * lpm_max3_share(bits[c], k);
+#pragma omp simd
+            for (int c = 0; c < C; c++) go[c] = dm[c] * share[bits[c] & 7u];
         }
     memset(ds0, 0, np * C * sizeof(float));
     lpm_swin_mamba_backward(ds0, &grad->mamba[k][1], gout, s0, &p->mamba[k][1], g.R, g.Q, 8,
