@@ -5,14 +5,13 @@
 #define LPM_MAX3_H
 
 /* Merge branch k's value v into the running max *m and its winner bits *bits (the first
- * branch merged sets *m = v, *bits = 1 << k instead). */
+ * branch merged sets *m = v, *bits = 1 << k instead). Selects, no branches, so a loop over
+ * channels vectorises. */
 static inline void lpm_max3_merge(float *m, unsigned char *bits, float v, int k) {
-    if (v > *m) {
-        *m = v;
-        *bits = (unsigned char)(1u << k);
-    } else if (v == *m) {
-        *bits |= (unsigned char)(1u << k);
-    }
+    const unsigned char bk = (unsigned char)(1u << k);
+    const int gt = v > *m, eq = v == *m;
+    *bits = (unsigned char)(gt ? bk : eq ? *bits | bk : *bits);
+    *m = gt ? v : *m;
 }
 
 /* PyTorch's maximum backward halves the gradient on an exact tie, at each of the two

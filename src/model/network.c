@@ -96,6 +96,7 @@ static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thr
                 if (n->training) memset(n->bits + v * C, 1, C);
             } else if (n->training) {
                 unsigned char *bits = n->bits + v * C;
+#pragma omp simd
                 for (int c = 0; c < C; c++) lpm_max3_merge(&m[c], &bits[c], o[c], k);
             } else {
                 /* torch.maximum (the value does not depend on the merge order); a select
