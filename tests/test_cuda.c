@@ -128,6 +128,7 @@ static void test_mamba(const lpm_weights *w, const lpm_params *p) {
     lpm_params_bind(&gp, gc);
     for (int s = 0; s < nseq; s++) {
         size_t at = (size_t)s * L * 24;
+        lpm_mamba_prepare(&p->mamba[k][l], scratch);
         lpm_mamba_forward(oc + at, u + at, &p->mamba[k][l], L, scratch);
         lpm_mamba_backward(dc + at, &gp.mamba[k][l], g + at, u + at, &p->mamba[k][l], L, scratch);
     }

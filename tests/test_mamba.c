@@ -185,6 +185,7 @@ typedef struct {
 
 static double mamba_loss(void *v) {
     mamba_ctx *c = v;
+    lpm_mamba_prepare(&c->p, c->scratch);
     lpm_mamba_forward(c->out, c->u, &c->p, c->L, c->scratch);
     return dot(c->out, c->g, (size_t)c->L * C);
 }
@@ -203,6 +204,7 @@ static void test_mamba_fd(int L, size_t sample, lpm_rng *r) {
     /* du starts at 1 and grad at 0.5: backward must add, not overwrite */
     for (size_t i = 0; i < lc; i++) du[i] = 1.0f;
     for (size_t i = 0; i < np; i++) gflat[i] = 0.5f;
+    lpm_mamba_prepare(&c.p, c.scratch);
     lpm_mamba_backward(du, &grad, c.g, c.u, &c.p, L, c.scratch);
     for (size_t i = 0; i < lc; i++) du[i] -= 1.0f;
     for (size_t i = 0; i < np; i++) gflat[i] -= 0.5f;
@@ -288,6 +290,7 @@ static void test_swin_permutation(int shift, lpm_rng *r) {
                 memcpy(tok + t * C, rolled + at, C * sizeof(float));
             }
             lpm_layernorm_forward(ln, mean, rstd, tok, p.norm_w, p.norm_b, T, C);
+            lpm_mamba_prepare(&p, scratch);
             lpm_mamba_forward(mo, ln, &p, T, scratch);
             /* roll back by +s: the token at rolled (y, x) lands on ((y + s) mod R, (x + s) mod Q) */
             for (int t = 0; t < T; t++) {
@@ -391,6 +394,7 @@ static void test_fixture_mamba(const lpm_st_file *f) {
                 *g = need(f, "mamba.", "grad_out", lc), *gu = need(f, "mamba.", "grad_u", lc);
     if (u && out && g && gu && load_params(&p, flat, f, "mamba.", 1)) {
         float *y = alloc(lc), *du = alloc(lc), *scratch = alloc(lpm_mamba_scratch_floats(L));
+        lpm_mamba_prepare(&p, scratch);
         lpm_mamba_forward(y, u, &p, L, scratch);
         CHECK_CLOSE("mamba out", y, out, lc, 1e-5, 1e-5);
         lpm_mamba_backward(du, &grad, g, u, &p, L, scratch);

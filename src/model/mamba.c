@@ -313,8 +313,11 @@ LPM_CLONES static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p
     for (size_t i = 0; i < (size_t)L * C; i++) delta[i] = lpm_vsoftplus(v[i]);
 }
 
-/* The weights in the layouts the kernels read. */
-static void prepare_weights(mamba_buf *b, const lpm_mamba_params *p) {
+/* The weights in the layouts the kernels read (the first pieces of the scratch, whatever
+ * L is). */
+void lpm_mamba_prepare(const lpm_mamba_params *p, float *scratch) {
+    mamba_buf bv = {0}, *b = &bv;
+    carve(b, scratch, 0);
     _Static_assert(R == 2, "dt_softplus unrolls dt_rank 2");
     transpose(b->in_t, p->in_proj, XZ, C, XZ);
     transpose(b->xp_t, p->x_proj, DBC, C, XP);
@@ -346,7 +349,6 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
                        float *scratch) {
     mamba_buf b = {0};
     carve(&b, scratch, L);
-    prepare_weights(&b, p);
     float h[CN] = {0};
     memset(b.x - (K - 1) * C, 0, (K - 1) * C * sizeof(float));
     for (int t0 = 0; t0 < L; t0 += TB) {
@@ -500,7 +502,6 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
                         const float *u, const lpm_mamba_params *p, int L, float *scratch) {
     mamba_buf b = {0};
     carve(&b, scratch, L);
-    prepare_weights(&b, p);
     const size_t lc = (size_t)L * C;
     float h[CN] = {0};
     memset(b.x - (K - 1) * C, 0, (K - 1) * C * sizeof(float));

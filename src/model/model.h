@@ -85,8 +85,11 @@ void lpm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
                             const float *w, int64_t n, int C);
 
 /* ---- Mamba block on one sequence (mamba.c): u, out (L, 24); state starts at 0.
- * scratch: lpm_mamba_scratch_floats(L) floats, private to the caller's thread. */
+ * scratch: lpm_mamba_scratch_floats(L) floats, private to the caller's thread, where
+ * lpm_mamba_prepare puts the weights in the kernels' layouts: call it before forward and
+ * backward, once for any number of sequences, and again whenever p changes. */
 size_t lpm_mamba_scratch_floats(int L);
+void lpm_mamba_prepare(const lpm_mamba_params *p, float *scratch);
 void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, int L,
                        float *scratch);
 /* Recomputes the forward internals from u; du += , grad += . */

@@ -56,6 +56,7 @@ void lpm_swin_mamba_forward(float *out, const float *in, const lpm_mamba_params 
                             int Q, int shift, float *scratch) {
     swin_buf b = {0};
     carve(&b, scratch);
+    lpm_mamba_prepare(p, b.mamba);
     int64_t pix[T];
     for (int wr = 0; wr < R / W; wr++)
         for (int wq = 0; wq < Q / W; wq++) {
@@ -73,6 +74,7 @@ void lpm_swin_mamba_backward(float *din, lpm_mamba_params *grad, const float *do
                              int shift, float *scratch) {
     swin_buf b = {0};
     carve(&b, scratch);
+    lpm_mamba_prepare(p, b.mamba);
     int64_t pix[T];
     for (int wr = 0; wr < R / W; wr++)
         for (int wq = 0; wq < Q / W; wq++) {
