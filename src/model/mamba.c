@@ -48,7 +48,7 @@ typedef struct {
     float *delta;   /* (L, 24) */
     float *y;       /* (L, 24)   scan output before the gate */
     float *E;       /* (8, L, 24) exp(delta A), state-major; the backward reuses it
-                       (the forward's blocks use (8, 16, 24)) */
+                       (the forward's blocks of 16 use (8, min(L, 16), 24)) */
     /* backward only */
     float *hs;      /* (L, 8, 24) scan states h_t */
     float *yg;      /* (L, 24)   gated y (input of out_proj) */
@@ -351,9 +351,11 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
     carve(&b, scratch, L);
     float h[CN] = {0};
     memset(b.x - (K - 1) * C, 0, (K - 1) * C * sizeof(float));
+    /* E's state stride: a block's tokens (the piece holds L x 192 floats) */
+    const size_t es = (size_t)(L < TB ? L : TB) * C;
     for (int t0 = 0; t0 < L; t0 += TB) {
         const int n = L - t0 < TB ? L - t0 : TB;
-        forward_internals(&b, u + (size_t)t0 * C, p, n, (size_t)TB * C, h, NULL);
+        forward_internals(&b, u + (size_t)t0 * C, p, n, es, h, NULL);
         gate(b.y, b.y, b.z, n);
         matmul_out(out + (size_t)t0 * C, NULL, b.y, b.out_t, n);
         /* the block's last K - 1 tokens' x are the next block's conv history (only the
