@@ -62,7 +62,7 @@ static inline float lpm_vexpf_core(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    return p * lpm_bits_float(((int32_t)kf + 127) << 23);
+    return p * lpm_bits_float((int32_t)((uint32_t)((int32_t)kf + 127) << 23));
 }
 
 /* The bound of the clamped exps: log(2^126), rounded down. */
@@ -141,7 +141,7 @@ static inline float lpm_vsoftplus(float v) {
  * below -87.34 it is under 2^-126 and returned as about 2^-126. NaN stays NaN. */
 static inline float lpm_vsigmoid(float x) {
     float t = lpm_vsel(x > LPM_EXP_LIM, LPM_EXP_LIM, x);
-    t = lpm_vsel(t < -LPM_EXP_LIM, -LPM_EXP_LIM, t);
+    t = lpm_vsel(t >= -LPM_EXP_LIM, t, -LPM_EXP_LIM);   /* NaN lands here, restored below */
     const float s = lpm_vrcp_core(1.0f + lpm_vexpf_core(-t));
     return lpm_vsel(x != x, x, s);
 }
