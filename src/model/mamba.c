@@ -156,9 +156,9 @@ LPM_INLINE void load24(lpm_v16 *lo, lpm_v8 *hi, const float *x) {
     memcpy(hi, x + 16, sizeof *hi);
 }
 
-LPM_INLINE void store24(float *x, lpm_v16 lo, lpm_v8 hi) {
-    memcpy(x, &lo, sizeof lo);
-    memcpy(x + 16, &hi, sizeof hi);
+LPM_INLINE void store24(float *x, const lpm_v16 *lo, const lpm_v8 *hi) {
+    memcpy(x, lo, sizeof *lo);
+    memcpy(x + 16, hi, sizeof *hi);
 }
 
 /* din rows t..t+rt-1 (rt 4 or 1, a constant once inlined) */
@@ -177,7 +177,7 @@ LPM_INLINE void din_rows(float *restrict din, const float *restrict dout,
             hi[r] += g * wh;
         }
     }
-    for (int r = 0; r < rt; r++) store24(din + (size_t)(t + r) * C, lo[r], hi[r]);
+    for (int r = 0; r < rt; r++) store24(din + (size_t)(t + r) * C, &lo[r], &hi[r]);
 }
 
 /* dw rows o..o+ro-1 (ro 4 or 1) */
@@ -200,7 +200,9 @@ LPM_INLINE void dw_rows(float *restrict dw, const float *restrict dout,
         lpm_v16 dl;
         lpm_v8 dh;
         load24(&dl, &dh, dw + (size_t)(o + r) * C);
-        store24(dw + (size_t)(o + r) * C, dl + lo[r], dh + hi[r]);
+        dl += lo[r];
+        dh += hi[r];
+        store24(dw + (size_t)(o + r) * C, &dl, &dh);
     }
 }
 

@@ -13,8 +13,11 @@
 #include <stdint.h>
 
 /* Hot functions are compiled three times (AVX-512, AVX2+FMA, baseline x86-64) and the
- * loader picks the best the CPU runs; elsewhere they are ordinary functions. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+ * loader picks the best the CPU runs; elsewhere they are ordinary functions. -DLPM_NO_CLONES
+ * builds them once, for the compiler's target (with -march=x86-64: the baseline path,
+ * testable on any x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(LPM_NO_CLONES)
 #define LPM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LPM_CLONES
