@@ -2,10 +2,11 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+BASELINE_BUILD ?= build-baseline
 CUDA_BUILD ?= build-cuda
 OUT ?= demo
 
-.PHONY: all deps build cuda test test-release test-asan test-cuda demo bench clean
+.PHONY: all deps build cuda test test-release test-asan test-baseline test-cuda demo bench clean
 
 all: build
 
@@ -22,9 +23,10 @@ cuda: deps
 		-DLPM_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures >/dev/null
 	@cmake --build $(CUDA_BUILD) -j $(JOBS)
 
-# The README's test command: install, build, test, the same tests under ASan+UBSan, and the
+# The README's test command: install, build, test, the same tests under ASan+UBSan, the
+# numeric tests on the baseline x86-64 code path (what a CPU without AVX2 runs), and the
 # CUDA backend compiled (its tests skip without a GPU).
-test: test-release test-asan test-cuda
+test: test-release test-asan test-baseline test-cuda
 
 test-cuda: test-release
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
@@ -40,9 +42,17 @@ test-asan: test-release
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
+test-baseline: test-release
+	@cmake -S . -B $(BASELINE_BUILD) -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_C_FLAGS="-DLPM_NO_CLONES -march=x86-64" \
+		-DLPM_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures >/dev/null
+	@cmake --build $(BASELINE_BUILD) -j $(JOBS)
+	cd $(BASELINE_BUILD) && ctest --output-on-failure -j $(JOBS) \
+		-R 'fixtures|test_vmath|test_layers|test_mamba|test_model|test_train$$'
+
 # The README's main command: build, make a phantom pair, fuse it every way, score it.
 demo: build
 	@./scripts/demo.sh $(OUT)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(CUDA_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BASELINE_BUILD) $(CUDA_BUILD)
