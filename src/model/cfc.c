@@ -53,72 +53,81 @@ LPM_INLINE void cfc_voxel(cfc_state *s, const float *f, const cfc_wt *wt) {
     }
 }
 
-/* z[j] = fc(x_j) for a block's voxels, from x transposed to (i, j): vectorised over the
- * voxels, each summing w[i] x[i] in the order i = 0..23, then + b. */
-LPM_INLINE void fc_block(float *z, const float *w, float b, const float (*xt)[32], int nb) {
-    float acc[32] = {0};
+enum { VB = 32 };   /* voxels per block */
+
+/* A block's voxel states, and their m, a1, a2 transposed to (i, j) for fc_out (zeroed
+ * once: past a short block fc_out computes on zeros and stores nothing). */
+typedef struct {
+    cfc_state st[VB];
+    float mt[C][VB], a1t[C][VB], a2t[C][VB];
+} cfc_block;
+
+LPM_INLINE void block_states(cfc_block *b, const float *f, const cfc_wt *wt, int nb) {
+    for (int j = 0; j < nb; j++) {
+        cfc_state *s = &b->st[j];
+        cfc_voxel(s, f + (int64_t)j * C, wt);
+        for (int i = 0; i < C; i++)
+            b->mt[i][j] = s->m[i], b->a1t[i][j] = s->a1[i], b->a2t[i][j] = s->a2[i];
+    }
+}
+
+/* s[j] = sigmoid(2 fc(x_j)) = tanh(fc(x_j))/2 + 0.5 for a block's voxels, from x transposed
+ * to (i, j): vectorised over the voxels, each fc summing w[i] x[i] in the order
+ * i = 0..23, then + b. tanh(z)/2 + 0.5 as sigmoid(2z) is the same function (within 1e-7 of
+ * tanhf's result; tanhf itself is a libm call per value). */
+LPM_INLINE void fc_out(float *s, const float *w, float b, const float (*xt)[VB], int nb) {
+    float acc[VB] = {0};
     for (int i = 0; i < C; i++) {
         const float wi = w[i];
 #pragma omp simd
-        for (int j = 0; j < 32; j++) acc[j] += wi * xt[i][j];
+        for (int j = 0; j < VB; j++) acc[j] += wi * xt[i][j];
     }
-    for (int j = 0; j < nb; j++) z[j] = acc[j] + b;
+#pragma omp simd
+    for (int j = 0; j < nb; j++) s[j] = lpm_vsigmoid(2.0f * (acc[j] + b));
 }
 
 /* Voxels go in blocks of 32: the 24x24 matvecs per voxel, then fc and the output maps for
- * the whole block as vector loops over the voxels. tanh(x)/2 + 0.5 is computed as
- * sigmoid(2x), the same function (within 1e-7 of tanhf's result; tanhf itself is a libm
- * call per value). */
+ * the whole block as vector loops over the voxels. */
 LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                                 const lpm_cfc_params *p, int64_t n) {
-    enum { VB = 32 };
     cfc_wt wt;
     transpose_weights(&wt, p);
-    /* m, a1, a2 of the block's voxels, transposed; voxels past a short block stay 0 */
-    float mt[C][VB] = {{0}}, a1t[C][VB] = {{0}}, a2t[C][VB] = {{0}};
+    cfc_block b;
+    memset(&b, 0, sizeof b);
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
         const int nb = n - v0 < VB ? (int)(n - v0) : VB;
-        float zm[NOUT_MAX][VB], z1[NOUT_MAX][VB], z2[NOUT_MAX][VB];
-        for (int j = 0; j < nb; j++) {
-            cfc_state s;
-            cfc_voxel(&s, f + (v0 + j) * C, &wt);
-            for (int i = 0; i < C; i++)
-                mt[i][j] = s.m[i], a1t[i][j] = s.a1[i], a2t[i][j] = s.a2[i];
-        }
-        for (int k = 0; k < p->nout; k++) {
-            const float *w = p->fc_w + k * C;
-            fc_block(zm[k], w, p->fc_b[k], (const float(*)[VB])mt, nb);
-            if (base) fc_block(z1[k], w, p->fc_b[k], (const float(*)[VB])a1t, nb);
-            if (detail) fc_block(z2[k], w, p->fc_b[k], (const float(*)[VB])a2t, nb);
-        }
+        block_states(&b, f + v0 * C, &wt, nb);
         for (int k = 0; k < p->nout; k++) {
             /* torch.tanh(fc(x)) / 2 + 0.5 */
-            float *o = out + k * n + v0;
-#pragma omp simd
-            for (int j = 0; j < nb; j++) o[j] = lpm_vsigmoid(2.0f * zm[k][j]);
-            if (base) {
-                float *ob = base + k * n + v0;
-#pragma omp simd
-                for (int j = 0; j < nb; j++) ob[j] = lpm_vsigmoid(2.0f * z1[k][j]);
-            }
-            if (detail) {
-                float *od = detail + k * n + v0;
-#pragma omp simd
-                for (int j = 0; j < nb; j++) od[j] = lpm_vsigmoid(2.0f * z2[k][j]);
-            }
+            const float *w = p->fc_w + k * C;
+            fc_out(out + k * n + v0, w, p->fc_b[k], (const float(*)[VB])b.mt, nb);
+            if (base) fc_out(base + k * n + v0, w, p->fc_b[k], (const float(*)[VB])b.a1t, nb);
+            if (detail)
+                fc_out(detail + k * n + v0, w, p->fc_b[k], (const float(*)[VB])b.a2t, nb);
         }
     }
 }
 
-/* The CfC backward in blocks of 32 voxels: the forward recomputed voxel by voxel, fc and
- * the output maps' derivatives as vector loops over the block (d(tanh(z)/2 + 0.5)/dz =
- * (1 - tanh^2)/2 = 2 s (1 - s) with s = sigmoid(2z), the forward's own form), then each
- * voxel's gradients. Weight gradients sum in double: millions of voxels keep float
- * accuracy. */
+/* g[j] = dy[j] d(tanh(z)/2 + 0.5)/dz at z = fc(x_j): (1 - tanh^2)/2 = 2 s (1 - s) with
+ * s = sigmoid(2z), the forward's own form; 0 where dy is NULL. */
+LPM_INLINE void fc_grad(float *g, const float *dy, const float *w, float b,
+                        const float (*xt)[VB], int nb) {
+    if (!dy) {
+        for (int j = 0; j < nb; j++) g[j] = 0.0f;
+        return;
+    }
+    float s[VB];
+    fc_out(s, w, b, xt, nb);
+#pragma omp simd
+    for (int j = 0; j < nb; j++) g[j] = dy[j] * 2.0f * s[j] * (1.0f - s[j]);
+}
+
+/* The CfC backward in blocks of 32 voxels: the forward recomputed, the gradients at fc's
+ * outputs as vector loops over the block, then each voxel's gradients. Weight gradients
+ * sum in double: millions of voxels keep float accuracy. */
 LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout,
                                  const float *dbase, const float *ddetail, const float *f,
                                  const lpm_cfc_params *p, int64_t n) {
-    enum { VB = 32 };
     const int nout = p->nout;
     double g_ff1[C * C], g_ff2[C * C], g_time[C * C], g_fcw[NOUT_MAX * C], g_fcb[NOUT_MAX];
     memset(g_ff1, 0, sizeof g_ff1);
@@ -128,46 +137,23 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
     memset(g_fcb, 0, sizeof g_fcb);
     cfc_wt wt;
     transpose_weights(&wt, p);
-    cfc_state st[VB];
-    float mt[C][VB] = {{0}}, a1t[C][VB] = {{0}}, a2t[C][VB] = {{0}};
-
+    cfc_block blk;
+    memset(&blk, 0, sizeof blk);
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
         const int nb = n - v0 < VB ? (int)(n - v0) : VB;
-        for (int j = 0; j < nb; j++) {
-            cfc_voxel(&st[j], f + (v0 + j) * C, &wt);
-            for (int i = 0; i < C; i++)
-                mt[i][j] = st[j].m[i], a1t[i][j] = st[j].a1[i], a2t[i][j] = st[j].a2[i];
-        }
+        block_states(&blk, f + v0 * C, &wt, nb);
         /* gradients at fc's outputs: go (out), gb (base), gd (detail) per voxel */
-        float go[NOUT_MAX][VB], gb[NOUT_MAX][VB] = {{0}}, gd[NOUT_MAX][VB] = {{0}};
+        float go[NOUT_MAX][VB], gb[NOUT_MAX][VB], gd[NOUT_MAX][VB];
         for (int k = 0; k < nout; k++) {
             const float *w = p->fc_w + k * C, b = p->fc_b[k];
-            float z[VB];
-            fc_block(z, w, b, (const float(*)[VB])mt, nb);
-#pragma omp simd
-            for (int j = 0; j < nb; j++) {
-                const float s = lpm_vsigmoid(2.0f * z[j]);
-                go[k][j] = dout[k * n + v0 + j] * 2.0f * s * (1.0f - s);
-            }
-            if (dbase) {
-                fc_block(z, w, b, (const float(*)[VB])a1t, nb);
-#pragma omp simd
-                for (int j = 0; j < nb; j++) {
-                    const float s = lpm_vsigmoid(2.0f * z[j]);
-                    gb[k][j] = dbase[k * n + v0 + j] * 2.0f * s * (1.0f - s);
-                }
-            }
-            if (ddetail) {
-                fc_block(z, w, b, (const float(*)[VB])a2t, nb);
-#pragma omp simd
-                for (int j = 0; j < nb; j++) {
-                    const float s = lpm_vsigmoid(2.0f * z[j]);
-                    gd[k][j] = ddetail[k * n + v0 + j] * 2.0f * s * (1.0f - s);
-                }
-            }
+            const int64_t at = k * n + v0;
+            fc_grad(go[k], dout + at, w, b, (const float(*)[VB])blk.mt, nb);
+            fc_grad(gb[k], dbase ? dbase + at : NULL, w, b, (const float(*)[VB])blk.a1t, nb);
+            fc_grad(gd[k], ddetail ? ddetail + at : NULL, w, b, (const float(*)[VB])blk.a2t,
+                    nb);
         }
         for (int j = 0; j < nb; j++) {
-            const cfc_state *s = &st[j];
+            const cfc_state *s = &blk.st[j];
             const float *fv = f + (v0 + j) * C;
             float dm[C] = {0}, da1[C] = {0}, da2[C] = {0};
             for (int k = 0; k < nout; k++) {
