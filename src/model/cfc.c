@@ -4,7 +4,6 @@
 #include "model.h"
 #include "vmath.h"
 
-#include <math.h>
 #include <string.h>
 
 enum { C = LPM_C, NOUT_MAX = 2 };

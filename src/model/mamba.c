@@ -146,11 +146,9 @@ MATMUL_FORWARD(matmul_x, C, DBC, XP, DBC)
 MATMUL_FORWARD(matmul_out, C, C, OUTP, C)
 
 /* din (L, 24) += dout W;  dw (O, 24) += dout^T in, for W (O, 24). A row of 24 is one
- * lpm_v16 and one lpm_v8. Four rows at a time (tokens of din, outputs of dw), so eight
- * independent accumulator chains hide the multiply-add latency where one row's two chains
- * waited on it; every sum keeps its order (o = 0..O-1 for din, t = 0..L-1 for dw). */
-typedef float lpm_v8 __attribute__((vector_size(32)));
-
+ * lpm_v16 and one lpm_v8 (vmath.h). Four rows at a time (tokens of din, outputs of dw), so
+ * eight independent accumulator chains hide the multiply-add latency where one row's two
+ * chains waited on it; every sum keeps its order (o = 0..O-1 for din, t = 0..L-1 for dw). */
 LPM_INLINE void load24(lpm_v16 *lo, lpm_v8 *hi, const float *x) {
     memcpy(lo, x, sizeof *lo);
     memcpy(hi, x + 16, sizeof *hi);

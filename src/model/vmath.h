@@ -155,6 +155,7 @@ static inline float lpm_vsigmoid(float x) {
  * use one register per value, narrower ones split it. Loads and stores go through
  * memcpy (no alignment assumed). */
 typedef float lpm_v16 __attribute__((vector_size(64)));
+typedef float lpm_v8 __attribute__((vector_size(32)));   /* the 8 left of 24 channels */
 
 /* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
  * (rows padded with zeros to 32). Each row's two halves are added, then a four-level
