@@ -42,10 +42,10 @@ int main(void) {
             if (g > worst_sig) worst_sig = g;
         }
     }
-    /* log1p over [0, 5e8] (softplus's range of exp(v) for v <= 20), every 61st float */
-    for (int32_t i = 0; i < lpm_float_bits(5e8f); i += 61) {
-        float e = lpm_bits_float(i);
-        double d = ulps(lpm_vlog1pf_pos(e), log1pf(e));
+    /* log1p over [0, 1] (softplus' range of exp(-|v|)): every 61st float, and 1 */
+    for (int32_t i = 0; i <= lpm_float_bits(1.0f) + 61; i += 61) {
+        float e = i > lpm_float_bits(1.0f) ? 1.0f : lpm_bits_float(i);
+        double d = ulps(lpm_vlog1pf_unit(e), log1pf(e));
         if (d > worst_log) worst_log = d, at_log = e;
     }
     printf("max ulp error: exp %.0f (at %g), log1p %.0f (at %g), softplus %.0f (at %g), "
