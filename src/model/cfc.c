@@ -8,65 +8,67 @@
 
 enum { C = LPM_C, NOUT_MAX = 2 };
 
+enum { VB = 32, NV = VB / 16 };   /* voxels per block, in vectors of 16 */
+
+/* One voxel's head values (the backward's per-voxel form). */
 typedef struct {
     float a1[C], a2[C], t[C], m[C];
 } cfc_state;
 
-/* The four 24x24 matrices transposed to (i, o), so one pass over a voxel's inputs updates
- * 24 outputs at once; each output still sums its terms in the order i = 0..23. */
+/* A block's values with the voxels innermost (c, j): the four 1x1 convs as one (96, 24)
+ * matrix times the block's inputs, 16 voxels to a vector, so every multiply-add is a whole
+ * vector and fc_out reads m, a1, a2 as they are. Rows past a short block hold stale
+ * values that are computed on and never stored. */
 typedef struct {
-    float ff1[C][C], ff2[C][C], ta[C][C], tb[C][C];
-} cfc_wt;
-
-static void transpose_weights(cfc_wt *wt, const lpm_cfc_params *p) {
-    for (int o = 0; o < C; o++)
-        for (int i = 0; i < C; i++) {
-            wt->ff1[i][o] = p->ff1[o * C + i];
-            wt->ff2[i][o] = p->ff2[o * C + i];
-            wt->ta[i][o] = p->time_a[o * C + i];
-            wt->tb[i][o] = p->time_b[o * C + i];
-        }
-}
-
-LPM_INLINE void cfc_voxel(cfc_state *s, const float *f, const cfc_wt *wt) {
-    float ta[C] = {0}, tb[C] = {0};
-    memset(s->a1, 0, sizeof s->a1);
-    memset(s->a2, 0, sizeof s->a2);
-    for (int i = 0; i < C; i++) {
-        float x = f[i];
-#pragma omp simd
-        for (int o = 0; o < C; o++) {
-            s->a1[o] += wt->ff1[i][o] * x;
-            s->a2[o] += wt->ff2[i][o] * x;
-            ta[o] += wt->ta[i][o] * x;
-            tb[o] += wt->tb[i][o] * x;
-        }
-    }
-#pragma omp simd
-    for (int c = 0; c < C; c++) {
-        /* t_interp = torch.sigmoid(time_a(x) + time_b(x)) */
-        float t = lpm_vsigmoid(ta[c] + tb[c]);
-        s->t[c] = t;
-        /* ff1 * (1.0 - t_interp) + t_interp * ff2 */
-        s->m[c] = s->a1[c] * (1.0f - t) + t * s->a2[c];
-    }
-}
-
-enum { VB = 32 };   /* voxels per block */
-
-/* A block's voxel states, and their m, a1, a2 transposed to (i, j) for fc_out (zeroed
- * once: past a short block fc_out computes on zeros and stores nothing). */
-typedef struct {
-    cfc_state st[VB];
-    float mt[C][VB], a1t[C][VB], a2t[C][VB];
+    float ft[C][VB];        /* the inputs, transposed */
+    float cv[4 * C][VB];    /* the four convs' outputs: rows A1, A2, TA, TB on */
+    float t[C][VB], mt[C][VB];
 } cfc_block;
 
+enum { A1 = 0, A2 = C, TA = 2 * C, TB = 3 * C };   /* ff1, ff2, time_a, time_b in cv */
+
+/* The four convs' weights stacked in PyTorch's (out, in) layout: rows ff1 | ff2 | time_a |
+ * time_b, the order of cfc_block's output arrays. */
+typedef struct {
+    float w[4 * C][C];
+} cfc_wt;
+
+static void stack_weights(cfc_wt *wt, const lpm_cfc_params *p) {
+    const float *mats[4] = {p->ff1, p->ff2, p->time_a, p->time_b};
+    for (int k = 0; k < 4; k++) memcpy(wt->w[k * C], mats[k], sizeof(float) * C * C);
+}
+
+/* OG outputs of the stacked convs for the whole block, their OG x NV accumulators in
+ * registers while the 24 inputs stream past; each output sums w[o][i] f[i] in the order
+ * i = 0..23, as PyTorch's 1x1 conv does. */
+enum { OG = 12 };
+LPM_INLINE void block_convs(float (*out)[VB], const float (*w)[C], const float (*ft)[VB]) {
+    lpm_v16 acc[OG][NV];
+    for (int o = 0; o < OG; o++)
+        for (int v = 0; v < NV; v++) acc[o][v] = (lpm_v16){0};
+    for (int i = 0; i < C; i++) {
+        lpm_v16 x[NV];
+        memcpy(x, ft[i], sizeof x);
+        for (int o = 0; o < OG; o++)
+            for (int v = 0; v < NV; v++) acc[o][v] += w[o][i] * x[v];
+    }
+    for (int o = 0; o < OG; o++) memcpy(out[o], acc[o], sizeof acc[o]);
+}
+
 LPM_INLINE void block_states(cfc_block *b, const float *f, const cfc_wt *wt, int nb) {
-    for (int j = 0; j < nb; j++) {
-        cfc_state *s = &b->st[j];
-        cfc_voxel(s, f + (int64_t)j * C, wt);
-        for (int i = 0; i < C; i++)
-            b->mt[i][j] = s->m[i], b->a1t[i][j] = s->a1[i], b->a2t[i][j] = s->a2[i];
+    for (int j = 0; j < nb; j++)
+        for (int i = 0; i < C; i++) b->ft[i][j] = f[(int64_t)j * C + i];
+    _Static_assert(4 * C % OG == 0, "whole output groups");
+    for (int o = 0; o < 4 * C; o += OG)
+        block_convs(b->cv + o, (const float(*)[C])wt->w[o], (const float(*)[VB])b->ft);
+    float *t = &b->t[0][0], *m = &b->mt[0][0];
+    const float *a1 = b->cv[A1], *a2 = b->cv[A2], *ta = b->cv[TA], *tb = b->cv[TB];
+#pragma omp simd
+    for (int e = 0; e < C * VB; e++) {
+        /* t_interp = torch.sigmoid(time_a(x) + time_b(x)) */
+        t[e] = lpm_vsigmoid(ta[e] + tb[e]);
+        /* ff1 * (1.0 - t_interp) + t_interp * ff2 */
+        m[e] = a1[e] * (1.0f - t[e]) + t[e] * a2[e];
     }
 }
 
@@ -90,7 +92,7 @@ LPM_INLINE void fc_out(float *s, const float *w, float b, const float (*xt)[VB],
 LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                                 const lpm_cfc_params *p, int64_t n) {
     cfc_wt wt;
-    transpose_weights(&wt, p);
+    stack_weights(&wt, p);
     cfc_block b;
     memset(&b, 0, sizeof b);
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
@@ -100,9 +102,9 @@ LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const fl
             /* torch.tanh(fc(x)) / 2 + 0.5 */
             const float *w = p->fc_w + k * C;
             fc_out(out + k * n + v0, w, p->fc_b[k], (const float(*)[VB])b.mt, nb);
-            if (base) fc_out(base + k * n + v0, w, p->fc_b[k], (const float(*)[VB])b.a1t, nb);
+            if (base) fc_out(base + k * n + v0, w, p->fc_b[k], (const float(*)[VB])(b.cv + A1), nb);
             if (detail)
-                fc_out(detail + k * n + v0, w, p->fc_b[k], (const float(*)[VB])b.a2t, nb);
+                fc_out(detail + k * n + v0, w, p->fc_b[k], (const float(*)[VB])(b.cv + A2), nb);
         }
     }
 }
@@ -135,7 +137,7 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
     memset(g_fcw, 0, sizeof g_fcw);
     memset(g_fcb, 0, sizeof g_fcb);
     cfc_wt wt;
-    transpose_weights(&wt, p);
+    stack_weights(&wt, p);
     cfc_block blk;
     memset(&blk, 0, sizeof blk);
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
@@ -147,12 +149,16 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
             const float *w = p->fc_w + k * C, b = p->fc_b[k];
             const int64_t at = k * n + v0;
             fc_grad(go[k], dout + at, w, b, (const float(*)[VB])blk.mt, nb);
-            fc_grad(gb[k], dbase ? dbase + at : NULL, w, b, (const float(*)[VB])blk.a1t, nb);
-            fc_grad(gd[k], ddetail ? ddetail + at : NULL, w, b, (const float(*)[VB])blk.a2t,
+            fc_grad(gb[k], dbase ? dbase + at : NULL, w, b, (const float(*)[VB])(blk.cv + A1), nb);
+            fc_grad(gd[k], ddetail ? ddetail + at : NULL, w, b, (const float(*)[VB])(blk.cv + A2),
                     nb);
         }
         for (int j = 0; j < nb; j++) {
-            const cfc_state *s = &blk.st[j];
+            cfc_state sv, *s = &sv;
+            for (int c = 0; c < C; c++) {
+                sv.a1[c] = blk.cv[A1 + c][j], sv.a2[c] = blk.cv[A2 + c][j];
+                sv.t[c] = blk.t[c][j], sv.m[c] = blk.mt[c][j];
+            }
             const float *fv = f + (v0 + j) * C;
             float dm[C] = {0}, da1[C] = {0}, da2[C] = {0};
             for (int k = 0; k < nout; k++) {
