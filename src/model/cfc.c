@@ -44,15 +44,23 @@ static void stack_weights(cfc_wt *wt, const lpm_cfc_params *p) {
 enum { OG = 12 };
 LPM_INLINE void block_convs(float (*out)[VB], const float (*w)[C], const float (*ft)[VB]) {
     lpm_v16 acc[OG][NV];
+#pragma GCC unroll 16
     for (int o = 0; o < OG; o++)
+#pragma GCC unroll 16
         for (int v = 0; v < NV; v++) acc[o][v] = (lpm_v16){0};
     for (int i = 0; i < C; i++) {
         lpm_v16 x[NV];
-        memcpy(x, ft[i], sizeof x);
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++) x[v] = LPM_LOAD16(&ft[i][16 * v]);
+#pragma GCC unroll 16
         for (int o = 0; o < OG; o++)
+#pragma GCC unroll 16
             for (int v = 0; v < NV; v++) acc[o][v] += w[o][i] * x[v];
     }
-    for (int o = 0; o < OG; o++) memcpy(out[o], acc[o], sizeof acc[o]);
+#pragma GCC unroll 16
+    for (int o = 0; o < OG; o++)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; v++) LPM_STORE16(&out[o][16 * v], acc[o][v]);
 }
 
 LPM_INLINE void block_states(cfc_block *b, const float *f, const cfc_wt *wt, int nb) {

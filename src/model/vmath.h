@@ -153,6 +153,14 @@ static inline float lpm_vsigmoid(float x) {
 typedef float lpm_v16 __attribute__((vector_size(64)));
 typedef float lpm_v8 __attribute__((vector_size(32)));   /* the 8 left of 24 channels */
 
+/* Unaligned loads and stores of an lpm_v16 without taking the vector's address: GCC keeps
+ * a register-blocked kernel's accumulators in registers either way, but where a memcpy
+ * takes their address it can also store them back on every pass of the loop. (Macros: a
+ * function returning a 512-bit vector draws GCC's ABI warning in the non-AVX-512 clones.) */
+typedef float lpm_v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LPM_LOAD16(p) (*(const lpm_v16u *)(p))
+#define LPM_STORE16(p, v) (*(lpm_v16u *)(p) = (v))
+
 /* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
  * (rows padded with zeros to 32). Each row's two halves are added, then a four-level
  * butterfly of two-source shuffles and adds reduces the 16 vectors to one: 15 adds and
