@@ -7,34 +7,78 @@
 
 enum { CO = LPM_C_IN, CI = 2, K3 = 27 };
 
-/* One output row (d, h): the 8 outputs of a voxel are one vector, summed over the taps. */
-LPM_CLONES static void conv_in_row(float *X, const float *const *in, const float (*wt)[CI][CO],
-                                   const float *bias, int64_t d, int64_t h, int64_t D,
-                                   int64_t H, int64_t W) {
-    for (int64_t x = 0; x < W; x++) {
-        float acc[CO];
-        for (int o = 0; o < CO; o++) acc[o] = bias[o];
-        for (int kd = 0; kd < 3; kd++) {
-            int64_t sd = d + kd - 1;
-            if (sd < 0 || sd >= D) continue;
-            for (int kh = 0; kh < 3; kh++) {
-                int64_t sh = h + kh - 1;
-                if (sh < 0 || sh >= H) continue;
-                for (int kw = 0; kw < 3; kw++) {
-                    int64_t sw = x + kw - 1;
-                    if (sw < 0 || sw >= W) continue;
-                    int64_t at = (sd * H + sh) * W + sw;
-                    const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
-                    for (int i = 0; i < CI; i++) {
-                        float v = in[i][at];
+/* Voxel x of an output row (d, h): the 8 outputs are one vector, summed over the taps that
+ * exist (the row's borders). */
+LPM_INLINE void conv_in_voxel(float *X, const float *const *in, const float (*wt)[CI][CO],
+                              const float *bias, int64_t d, int64_t h, int64_t x, int64_t D,
+                              int64_t H, int64_t W) {
+    float acc[CO];
+    for (int o = 0; o < CO; o++) acc[o] = bias[o];
+    for (int kd = 0; kd < 3; kd++) {
+        int64_t sd = d + kd - 1;
+        if (sd < 0 || sd >= D) continue;
+        for (int kh = 0; kh < 3; kh++) {
+            int64_t sh = h + kh - 1;
+            if (sh < 0 || sh >= H) continue;
+            for (int kw = 0; kw < 3; kw++) {
+                int64_t sw = x + kw - 1;
+                if (sw < 0 || sw >= W) continue;
+                int64_t at = (sd * H + sh) * W + sw;
+                const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
+                for (int i = 0; i < CI; i++) {
+                    float v = in[i][at];
 #pragma omp simd
-                        for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
-                    }
+                    for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
                 }
             }
         }
-        memcpy(X + x * CO, acc, sizeof acc);
     }
+    memcpy(X + x * CO, acc, sizeof acc);
+}
+
+/* Voxels x .. x+15 of a row, all inside it in w: 16 voxels to a vector and one
+ * accumulator per output, so each tap's 16 inputs are one load for 8 independent
+ * multiply-adds (one chain of 54 per voxel before); the block is transposed to (x, o) at
+ * the end. Each output sums the same taps in the same order as conv_in_voxel. */
+LPM_INLINE void conv_in_block(float *X, const float *const *in, const float (*wt)[CI][CO],
+                              const float *bias, int64_t d, int64_t h, int64_t x, int64_t D,
+                              int64_t H, int64_t W) {
+    lpm_v16 acc[CO];
+#pragma GCC unroll 8
+    for (int o = 0; o < CO; o++) acc[o] = (lpm_v16){0} + bias[o];
+    for (int kd = 0; kd < 3; kd++) {
+        int64_t sd = d + kd - 1;
+        if (sd < 0 || sd >= D) continue;
+        for (int kh = 0; kh < 3; kh++) {
+            int64_t sh = h + kh - 1;
+            if (sh < 0 || sh >= H) continue;
+            for (int kw = 0; kw < 3; kw++) {
+                const int64_t at = (sd * H + sh) * W + x + kw - 1;
+                const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
+                for (int i = 0; i < CI; i++) {
+                    const lpm_v16 v = LPM_LOAD16(in[i] + at);
+#pragma GCC unroll 8
+                    for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
+                }
+            }
+        }
+    }
+    float t[CO][16];
+#pragma GCC unroll 8
+    for (int o = 0; o < CO; o++) LPM_STORE16(t[o], acc[o]);
+    for (int j = 0; j < 16; j++)
+        for (int o = 0; o < CO; o++) X[(x + j) * CO + o] = t[o][j];
+}
+
+/* One output row (d, h): the two border voxels and any remainder one at a time, the rest
+ * in blocks of 16. */
+LPM_CLONES static void conv_in_row(float *X, const float *const *in, const float (*wt)[CI][CO],
+                                   const float *bias, int64_t d, int64_t h, int64_t D,
+                                   int64_t H, int64_t W) {
+    int64_t x = 0;
+    conv_in_voxel(X, in, wt, bias, d, h, x++, D, H, W);
+    for (; x + 16 < W; x += 16) conv_in_block(X, in, wt, bias, d, h, x, D, H, W);
+    for (; x < W; x++) conv_in_voxel(X, in, wt, bias, d, h, x, D, H, W);
 }
 
 void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *w,
