@@ -2,8 +2,9 @@
  * complete gzip member, and the members are written one after the other. A gzip file may
  * hold several members (RFC 1952, 2.2); zlib's gzread (nifti_clib, ITK, FSL), Python's
  * gzip (nibabel) and gunzip all read them as one stream. Compressing float volumes is
- * slow (about 14 MB/s at the default level), so on two cores this halves the time of
- * writing a .nii.gz. */
+ * slow (about 16 MB/s at zlib's default level 6), so on two cores this halves the time of
+ * writing a .nii.gz. The level is 1: on float volumes it compresses 1.4-1.7x faster than
+ * level 6 for files at most 7% larger (a fused BraTS volume: 14.6 MB against 13.7 MB). */
 #include "io.h"
 
 #include <stdlib.h>
@@ -58,7 +59,7 @@ lpm_status lpm_gzip_file(const char *src, const char *dst) {
         pieces[i] = (piece){.in = data + a, .n_in = b - a};
     }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < np; i++) compress_piece(&pieces[i], Z_DEFAULT_COMPRESSION);
+    for (int i = 0; i < np; i++) compress_piece(&pieces[i], Z_BEST_SPEED);
 
     int ok = 1;
     for (int i = 0; i < np; i++) ok = ok && pieces[i].ok;
