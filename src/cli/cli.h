@@ -45,4 +45,8 @@ void cli_progress_end(cli_progress_state *s);
  * else <source tree>/models/lpmnet-mri.safetensors. NULL when none exists. */
 const char *cli_default_model(void);
 
+/* Reads two volumes at once, each on its own thread (decompressing a .nii.gz is serial):
+ * the status of the first that failed, A's before B's, with its message. */
+lpm_status cli_read_pair(const char *path_a, lpm_volume *a, const char *path_b, lpm_volume *b);
+
 #endif

@@ -130,3 +130,19 @@ int cli_parse_device(const char *cmd, const char *s, int *cuda) {
     *cuda = 1;
     return 0;
 }
+
+lpm_status cli_read_pair(const char *path_a, lpm_volume *a, const char *path_b, lpm_volume *b) {
+    const char *paths[2] = {path_a, path_b};
+    lpm_volume *vols[2] = {a, b};
+    lpm_status st[2] = {LPM_OK, LPM_OK};
+    /* an error message lives on the thread that recorded it: carried back here */
+    char msg[2][2048] = {"", ""};
+#pragma omp parallel for num_threads(lpm_get_threads() > 1 ? 2 : 1) schedule(static, 1)
+    for (int i = 0; i < 2; i++) {
+        st[i] = lpm_volume_read(paths[i], vols[i]);
+        if (st[i]) snprintf(msg[i], sizeof msg[i], "%s", lpm_last_error());
+    }
+    for (int i = 0; i < 2; i++)
+        if (st[i]) return lpm_fail(st[i], "%s", msg[i]);
+    return LPM_OK;
+}

@@ -154,8 +154,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
     uint8_t *mask = NULL;
     char name[256];
     safe_name(ds->name[c], name, sizeof name);
-    lpm_status st = lpm_volume_read(ds->a[c], &a);
-    if (!st) st = lpm_volume_read(ds->b[c], &b);
+    lpm_status st = cli_read_pair(ds->a[c], &a, ds->b[c], &b);
     if (!st) st = lpm_check_same_grid(&a, &b, ds->a[c], ds->b[c]);
     if (!st) st = lpm_normalize_minmax(&a, ds->a[c]);
     if (!st) st = lpm_normalize_minmax(&b, ds->b[c]);

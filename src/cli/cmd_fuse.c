@@ -139,7 +139,7 @@ static int run(const fuse_args *o) {
         goto done;
     if (o->preview && (st = check_writable(o->preview))) goto done;
 
-    if ((st = lpm_volume_read(o->a, &a)) || (st = lpm_volume_read(o->b, &b))) goto done;
+    if ((st = cli_read_pair(o->a, &a, o->b, &b))) goto done;
     if (o->resample) {
         if ((st = lpm_resample_to(&b, &a, &b_on_a))) goto done;
         lpm_volume_free(&b);
