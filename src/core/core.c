@@ -1,9 +1,14 @@
+/* madvise and MADV_HUGEPAGE (the build defines _POSIX_C_SOURCE, which hides them) */
+#define _DEFAULT_SOURCE
 #include "core.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
 #include <time.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -36,9 +41,18 @@ void *lpm_malloc(size_t n, size_t size) {
         lpm_fail(LPM_ERR_INTERNAL, "allocation of %zu x %zu bytes overflows", n, size);
         return NULL;
     }
-    size_t rounded = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    /* Volumes (from 8 MB) on 2 MB boundaries, in whole 2 MB pages, marked for the kernel's
+     * transparent huge pages: a branch walking the volume with a stride of kilobytes
+     * touches a new 4 KB page at every voxel, and first touches fault 512x less often. */
+    const size_t huge = (size_t)2 << 20;
+    const int big = bytes >= 4 * huge && bytes <= SIZE_MAX - huge;
+    const size_t align = big ? huge : 64;
+    size_t rounded = (bytes + align - 1) / align * align;
+    void *p = aligned_alloc(align, rounded ? rounded : align);
     if (!p) lpm_fail(LPM_ERR_INTERNAL, "out of memory allocating %zu bytes", bytes);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p && big) madvise(p, rounded, MADV_HUGEPAGE);   /* advice only: errors change nothing */
+#endif
     return p;
 }
 
