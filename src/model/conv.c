@@ -96,6 +96,36 @@ void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *
                     W);
 }
 
+/* Row (d, h)'s terms of the weight and bias gradients, added to g (double):
+ * g[(k*CI + i)*CO + o] for the weights, g[K3*CI*CO + o] for the bias. */
+LPM_CLONES static void wgrad_row(double *g, const float *dX, const float *const *in, int64_t d,
+                                 int64_t h, int64_t D, int64_t H, int64_t W) {
+    for (int64_t x = 0; x < W; x++) {
+        const float *gx = dX + ((d * H + h) * W + x) * CO;
+        for (int o = 0; o < CO; o++) g[K3 * CI * CO + o] += gx[o];
+        for (int kd = 0; kd < 3; kd++) {
+            int64_t sd = d + kd - 1;
+            if (sd < 0 || sd >= D) continue;
+            for (int kh = 0; kh < 3; kh++) {
+                int64_t sh = h + kh - 1;
+                if (sh < 0 || sh >= H) continue;
+                for (int kw = 0; kw < 3; kw++) {
+                    int64_t sw = x + kw - 1;
+                    if (sw < 0 || sw >= W) continue;
+                    int64_t at = (sd * H + sh) * W + sw;
+                    int k = (kd * 3 + kh) * 3 + kw;
+                    for (int i = 0; i < CI; i++) {
+                        double v = in[i][at];
+                        double *gk = g + (k * CI + i) * CO;
+#pragma omp simd
+                        for (int o = 0; o < CO; o++) gk[o] += gx[o] * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 void lpm_conv_in_backward(float *dw, float *dbias, const float *dX, const float *a,
                           const float *b, int64_t D, int64_t H, int64_t W) {
     const float *in[CI] = {a, b};
@@ -113,33 +143,7 @@ void lpm_conv_in_backward(float *dw, float *dbias, const float *dX, const float 
         double *g = acc ? acc + (size_t)lpm_thread_id() * NG : local_acc;
         /* g[(k*CI + i)*CO + o] for the weights, g[K3*CI*CO + o] for the bias */
 #pragma omp for schedule(static)
-        for (int64_t dh = 0; dh < D * H; dh++) {
-            int64_t d = dh / H, h = dh % H;
-            for (int64_t x = 0; x < W; x++) {
-                const float *gx = dX + ((d * H + h) * W + x) * CO;
-                for (int o = 0; o < CO; o++) g[K3 * CI * CO + o] += gx[o];
-                for (int kd = 0; kd < 3; kd++) {
-                    int64_t sd = d + kd - 1;
-                    if (sd < 0 || sd >= D) continue;
-                    for (int kh = 0; kh < 3; kh++) {
-                        int64_t sh = h + kh - 1;
-                        if (sh < 0 || sh >= H) continue;
-                        for (int kw = 0; kw < 3; kw++) {
-                            int64_t sw = x + kw - 1;
-                            if (sw < 0 || sw >= W) continue;
-                            int64_t at = (sd * H + sh) * W + sw;
-                            int k = (kd * 3 + kh) * 3 + kw;
-                            for (int i = 0; i < CI; i++) {
-                                double v = in[i][at];
-                                double *gk = g + (k * CI + i) * CO;
-#pragma omp simd
-                                for (int o = 0; o < CO; o++) gk[o] += gx[o] * v;
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        for (int64_t dh = 0; dh < D * H; dh++) wgrad_row(g, dX, in, dh / H, dh % H, D, H, W);
     }
 
     for (int t = 0; t < nt; t++) {

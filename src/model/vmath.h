@@ -18,7 +18,9 @@
  * testable on any x86-64). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
     !defined(LPM_NO_CLONES)
-#define LPM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* (noinline: GCC may inline a static function with one caller and drop its clones) */
+#define LPM_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), noinline))
 #else
 #define LPM_CLONES
 #endif
