@@ -39,6 +39,7 @@ typedef struct {
     float *out_t;   /* (24, 32)  out_proj transposed, zero-padded */
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
     float *A;       /* (8, 24)   -exp(A_log), transposed */
+    float *A2;      /* (8, 24)   A log2(e), for the AVX-512 scan exp */
     float *x;       /* (L, 24)   in_proj's x half, after K - 1 rows of conv history */
     float *z;       /* (L, 24)   in_proj's z half (the gate's input) */
     float *xpre;    /* (L, 24)   conv1d output before SiLU */
@@ -73,6 +74,7 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(out_t, C * OUTP);
     PIECE(conv_t, K * C);
     PIECE(A, CN);
+    PIECE(A2, CN);
     PIECE(x, (l + K - 1) * C);
     PIECE(z, l * C);
     PIECE(xpre, l * C);
@@ -222,8 +224,9 @@ MATMUL_BACKWARD(matmul_out_backward, C)
  * do not depend on h, so they run as one flat loop, two tokens (48 lanes = three AVX-512
  * vectors) per step, and leave the sequential part three multiply-adds per lane.
  * State n's values start at E + n es. */
-LPM_CLONES static void scan_exp(float *restrict E, size_t es, const float *restrict delta,
-                                const float *restrict A, int L) {
+LPM_CLONES static void scan_exp_portable(float *restrict E, size_t es,
+                                         const float *restrict delta, const float *restrict A,
+                                         int L) {
     const size_t lc = (size_t)L * C, pairs = lc / (2 * C) * (2 * C);
     for (int n = 0; n < N; n++) {
         float a2[2 * C];
@@ -235,6 +238,42 @@ LPM_CLONES static void scan_exp(float *restrict E, size_t es, const float *restr
         }
         for (size_t s = pairs; s < lc; s++) En[s] = lpm_vexpf_nonpos(delta[s] * a2[s - pairs]);
     }
+}
+
+#ifdef LPM_AVX512_EXP
+/* The same as 2^(delta A log2(e)) with AVX-512 intrinsics (vmath.h), A log2(e) given as
+ * A2: three vectors of two tokens per step, an odd last token through the portable exp. */
+__attribute__((target("avx512f"), noinline)) static void scan_exp_avx512(
+    float *restrict E, size_t es, const float *restrict delta, const float *restrict A,
+    const float *restrict A2, int L) {
+    const size_t lc = (size_t)L * C, pairs = lc / (2 * C) * (2 * C);
+    for (int n = 0; n < N; n++) {
+        float a2[2 * C];
+        for (int c = 0; c < C; c++) a2[c] = a2[C + c] = A2[n * C + c];
+        const __m512 w0 = _mm512_loadu_ps(a2), w1 = _mm512_loadu_ps(a2 + 16),
+                     w2 = _mm512_loadu_ps(a2 + 32);
+        float *restrict En = E + (size_t)n * es;
+        for (size_t s = 0; s < pairs; s += 2 * C) {
+            _mm512_storeu_ps(En + s, lpm_exp2_nonpos16(_mm512_mul_ps(_mm512_loadu_ps(delta + s), w0)));
+            _mm512_storeu_ps(En + s + 16,
+                             lpm_exp2_nonpos16(_mm512_mul_ps(_mm512_loadu_ps(delta + s + 16), w1)));
+            _mm512_storeu_ps(En + s + 32,
+                             lpm_exp2_nonpos16(_mm512_mul_ps(_mm512_loadu_ps(delta + s + 32), w2)));
+        }
+        for (size_t s = pairs; s < lc; s++)
+            En[s] = lpm_vexpf_nonpos(delta[s] * A[n * C + (s - pairs)]);
+    }
+}
+#endif
+
+static void scan_exp(const mamba_buf *b, size_t es, int L) {
+#ifdef LPM_AVX512_EXP
+    if (lpm_cpu_avx512()) {
+        scan_exp_avx512(b->E, es, b->delta, b->A, b->A2, L);
+        return;
+    }
+#endif
+    scan_exp_portable(b->E, es, b->delta, b->A, L);
 }
 
 /* h_t = exp(delta_t A) h_(t-1) + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t, from the
@@ -324,7 +363,10 @@ void lpm_mamba_prepare(const lpm_mamba_params *p, float *scratch) {
     transpose(b->out_t, p->out_proj, C, C, OUTP);
     transpose(b->conv_t, p->conv_w, C, K, C);
     for (int c = 0; c < C; c++)
-        for (int n = 0; n < N; n++) b->A[n * C + c] = -expf(p->A_log[c * N + n]);
+        for (int n = 0; n < N; n++) {
+            b->A[n * C + c] = -expf(p->A_log[c * N + n]);
+            b->A2[n * C + c] = b->A[n * C + c] * 1.44269504088896341f;
+        }
 }
 
 /* Everything from u up to y (before the gate) for L consecutive tokens: the conv reads the
@@ -335,7 +377,7 @@ static void forward_internals(const mamba_buf *b, const float *u, const lpm_mamb
     conv_silu(b, p->conv_b, L);
     matmul_x(b->dbc, NULL, b->xc, b->xp_t, L);
     dt_softplus(b, p, L);
-    scan_exp(b->E, es, b->delta, b->A, L);
+    scan_exp(b, es, L);
     scan_forward(b, es, p->D, L, h, hs);
 }
 
