@@ -19,6 +19,10 @@ static double ulps(float a, float b) {
 __attribute__((target("avx512f"))) static void exp2_lanes(float *out, const float *t) {
     _mm512_storeu_ps(out, lpm_exp2_nonpos16(_mm512_loadu_ps(t)));
 }
+
+__attribute__((target("avx512f"))) static void sigmoid_lanes(float *out, const float *x) {
+    _mm512_storeu_ps(out, lpm_sigmoid16(_mm512_loadu_ps(x)));
+}
 #endif
 
 int main(void) {
@@ -135,6 +139,31 @@ int main(void) {
         exp2_lanes(ev, tv);
         CHECK(ev[0] == 0.0f && ev[1] == 0.0f && ev[2] == 1.0f && ev[3] == 1.0f && ev[4] == 0.5f,
               "AVX-512 exp2 edge cases");
+
+        /* the AVX-512 sigmoid: every 251st float in [-110, 110], as for lpm_vsigmoid */
+        double worst_s16 = 0;
+        float at_s16 = 0;
+        nv = 0;
+        for (int64_t i = 0; i < 0x100000000LL; i += 251) {
+            const float x = lpm_bits_float((int32_t)(uint32_t)i);
+            if (fabsf(x) <= 110.0f) tv[nv++] = x;
+            if (nv < 16 && i + 251 < 0x100000000LL) continue;
+            sigmoid_lanes(ev, tv);
+            for (int j = 0; j < nv; j++) {
+                const float sig = 1.0f / (1.0f + expf(-tv[j]));
+                double g = sig < 0x1p-126f ? (fabsf(ev[j] - sig) <= 0x1p-126f ? 0 : 1e9)
+                                           : ulps(ev[j], sig);
+                if (g > worst_s16) worst_s16 = g, at_s16 = tv[j];
+            }
+            nv = 0;
+        }
+        printf("AVX-512 sigmoid: max error %.0f ulp (at %g)\n", worst_s16, at_s16);
+        CHECK(worst_s16 <= 5, "AVX-512 sigmoid ulp bound: %g", worst_s16);
+        tv[0] = NAN, tv[1] = INFINITY, tv[2] = -INFINITY, tv[3] = 0.0f, tv[4] = 200.0f;
+        sigmoid_lanes(ev, tv);
+        CHECK(isnan(ev[0]) && ev[1] == 1.0f && ev[2] <= 0x1p-126f && ev[3] == 0.5f &&
+                  ev[4] == 1.0f,
+              "AVX-512 sigmoid edge cases");
     } else {
         printf("AVX-512 exp2: skipped, this CPU has no AVX-512\n");
     }

@@ -304,6 +304,42 @@ LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *
     }
 }
 
+/* out = F.silu(x), times mul where mul is not NULL (the gate), flat over n values: whole
+ * vectors, no 24-lane remainders. */
+LPM_CLONES static void silu_portable(float *out, const float *mul, const float *x, size_t n) {
+    if (mul) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) out[i] = mul[i] * (x[i] * lpm_vsigmoid(x[i]));
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) out[i] = x[i] * lpm_vsigmoid(x[i]);
+    }
+}
+
+#ifdef LPM_AVX512_EXP
+__attribute__((target("avx512f"), noinline)) static void silu_avx512(float *out,
+                                                                      const float *mul,
+                                                                      const float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 y = _mm512_mul_ps(v, lpm_sigmoid16(v));
+        if (mul) y = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, mul + i), y);
+        _mm512_mask_storeu_ps(out + i, m, y);
+    }
+}
+#endif
+
+static void silu(float *out, const float *mul, const float *x, size_t n) {
+#ifdef LPM_AVX512_EXP
+    if (lpm_cpu_avx512()) {
+        silu_avx512(out, mul, x, n);
+        return;
+    }
+#endif
+    silu_portable(out, mul, x, n);
+}
+
 /* m lanes (one or two tokens) of the causal conv, taps in the order k = 0..K-1 */
 LPM_INLINE void conv_lanes(float *restrict o, const float *restrict x,
                            const float (*w2)[2 * C], const float *b2, int m) {
@@ -328,11 +364,7 @@ LPM_CLONES static void conv_silu(const mamba_buf *b, const float *bias, int L) {
     size_t s = 0;
     for (; s + 2 * C <= lc; s += 2 * C) conv_lanes(b->xpre + s, b->x + s, w2, b2, 2 * C);
     if (s < lc) conv_lanes(b->xpre + s, b->x + s, w2, b2, C);
-    /* flat over all L x 24 values: whole vectors, no 24-lane remainders */
-    const float *restrict x = b->xpre;
-    float *restrict xc = b->xc;
-#pragma omp simd
-    for (size_t i = 0; i < lc; i++) xc[i] = x[i] * lpm_vsigmoid(x[i]);
+    silu(b->xc, NULL, b->xpre, lc);
 }
 
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
@@ -382,10 +414,7 @@ static void forward_internals(const mamba_buf *b, const float *u, const lpm_mamb
 }
 
 /* y = y * F.silu(z), into yg (may be y itself) */
-LPM_CLONES static void gate(float *yg, const float *y, const float *restrict z, int L) {
-#pragma omp simd
-    for (size_t i = 0; i < (size_t)L * C; i++) yg[i] = y[i] * (z[i] * lpm_vsigmoid(z[i]));
-}
+static void gate(float *yg, const float *y, const float *z, int L) { silu(yg, y, z, (size_t)L * C); }
 
 void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, int L,
                        float *scratch) {

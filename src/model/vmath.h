@@ -147,10 +147,11 @@ static inline float lpm_vsigmoid(float x) {
     return lpm_vsel(x != x, x, s);
 }
 
-/* AVX-512 through intrinsics, for the one loop where the instruction count decides (the
- * scan's exp(delta A), the largest single cost): vrndscaleps and vscalefps do the range
- * reduction and 2^k in one instruction each, 11 where the portable exp takes 14. Called
- * only where lpm_cpu_avx512() says the CPU runs it; elsewhere the portable code runs. */
+/* AVX-512 through intrinsics, for the loops where the instruction count decides (the
+ * scan's exp(delta A), the largest single cost, and the SiLUs): vrndscaleps and vscalefps
+ * do the range reduction and 2^k in one instruction each, vrcp14ps the reciprocal's first
+ * 14 bits. Called only where lpm_cpu_avx512() says the CPU runs it; elsewhere the portable
+ * code runs. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(LPM_NO_CLONES)
 #include <immintrin.h>
 #define LPM_AVX512_EXP 1
@@ -173,6 +174,30 @@ __attribute__((target("avx512f"))) static inline __m512 lpm_exp2_nonpos16(__m512
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720286e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, k);
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)) for 16 lanes: -x clamped to [-87.34, 87.34] as in
+ * lpm_vsigmoid (a NaN passes: max and min return their second operand for a NaN), exp by
+ * the same Cody-Waite reduction and polynomial as lpm_vexpf_core with vrndscaleps and
+ * vscalefps, the reciprocal by vrcp14ps and one Newton step. Within 5 ulp, like
+ * lpm_vsigmoid (tests/test_vmath.c). */
+__attribute__((target("avx512f"))) static inline __m512 lpm_sigmoid16(__m512 x) {
+    __m512 t = _mm512_max_ps(_mm512_set1_ps(-LPM_EXP_LIM), _mm512_sub_ps(_mm512_setzero_ps(), x));
+    t = _mm512_min_ps(_mm512_set1_ps(LPM_EXP_LIM), t);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), t);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.3814610267e-3f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3687103951e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1668387444e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666520684e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.9999993451e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_scalef_ps(p, k));
+    const __m512 y = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(1.0f)), y);
 }
 #endif
 
