@@ -67,10 +67,10 @@ static int64_t voxel(const image_geom *g, int r, int q) {
     return g->base + (int64_t)r * g->sr + (int64_t)q * g->sq;
 }
 
-/* Branch 3's images (and branch 2's columns) walk the volume with a stride of thousands of
- * bytes, where the hardware prefetchers do not follow: a pixel's entries of a full-volume
- * array (per floats each) are fetched PREFETCH pixels ahead, so the loads that used to
- * wait on memory find them in the cache. */
+/* Branch 3's images (one per w) step through the volume W voxels at a time, a stride of
+ * kilobytes that the hardware prefetchers do not follow: there the per floats of the pixel
+ * PREFETCH columns ahead in a full-volume array are fetched early, so the loads that used
+ * to wait on memory find them in the cache. Branches 1 and 2 read rows; nothing to do. */
 enum { PREFETCH = 16 };
 static inline void prefetch_ahead(const float *vol, int per, const image_geom *g, int r, int q,
                                   int write) {
