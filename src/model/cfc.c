@@ -95,8 +95,8 @@ LPM_INLINE void fc_out(float *s, const float *w, float b, const float (*xt)[VB],
     for (int j = 0; j < nb; j++) s[j] = lpm_vsigmoid(2.0f * (acc[j] + b));
 }
 
-/* Voxels go in blocks of 32: the 24x24 matvecs per voxel, then fc and the output maps for
- * the whole block as vector loops over the voxels. */
+/* Voxels go in blocks of 32: the stacked 1x1 convs, then fc and the output maps, each as
+ * vector loops over the block's voxels. */
 LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                                 const lpm_cfc_params *p, int64_t n) {
     cfc_wt wt;

@@ -7,32 +7,44 @@
 
 enum { CO = LPM_C_IN, CI = 2, K3 = 27 };
 
-/* Voxel x of an output row (d, h): the 8 outputs are one vector, summed over the taps that
- * exist (the row's borders). */
+/* The (kd, kh) taps of output row (d, h) that fall inside the volume, in the order kd, kh:
+ * each one's first kernel index (kd * 3 + kh) * 3 and the offset of its source row. The
+ * forward and the weight gradient both walk them, then kw along the row. */
+typedef struct {
+    int n;
+    int k[9];
+    int64_t row[9];
+} row_taps;
+
+static row_taps taps_of_row(int64_t d, int64_t h, int64_t D, int64_t H, int64_t W) {
+    row_taps t = {0};
+    for (int kd = 0; kd < 3; kd++)
+        for (int kh = 0; kh < 3; kh++) {
+            const int64_t sd = d + kd - 1, sh = h + kh - 1;
+            if (sd < 0 || sd >= D || sh < 0 || sh >= H) continue;
+            t.k[t.n] = (kd * 3 + kh) * 3;
+            t.row[t.n++] = (sd * H + sh) * W;
+        }
+    return t;
+}
+
+/* Voxel x of an output row: the 8 outputs are one vector, summed over the taps that exist
+ * (the row's ends). */
 LPM_INLINE void conv_in_voxel(float *X, const float *const *in, const float (*wt)[CI][CO],
-                              const float *bias, int64_t d, int64_t h, int64_t x, int64_t D,
-                              int64_t H, int64_t W) {
+                              const float *bias, const row_taps *rt, int64_t x, int64_t W) {
     float acc[CO];
     for (int o = 0; o < CO; o++) acc[o] = bias[o];
-    for (int kd = 0; kd < 3; kd++) {
-        int64_t sd = d + kd - 1;
-        if (sd < 0 || sd >= D) continue;
-        for (int kh = 0; kh < 3; kh++) {
-            int64_t sh = h + kh - 1;
-            if (sh < 0 || sh >= H) continue;
-            for (int kw = 0; kw < 3; kw++) {
-                int64_t sw = x + kw - 1;
-                if (sw < 0 || sw >= W) continue;
-                int64_t at = (sd * H + sh) * W + sw;
-                const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
-                for (int i = 0; i < CI; i++) {
-                    float v = in[i][at];
+    for (int t = 0; t < rt->n; t++)
+        for (int kw = 0; kw < 3; kw++) {
+            const int64_t sw = x + kw - 1;
+            if (sw < 0 || sw >= W) continue;
+            const float(*wk)[CO] = wt[rt->k[t] + kw];
+            for (int i = 0; i < CI; i++) {
+                const float v = in[i][rt->row[t] + sw];
 #pragma omp simd
-                    for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
-                }
+                for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
             }
         }
-    }
     memcpy(X + x * CO, acc, sizeof acc);
 }
 
@@ -41,28 +53,19 @@ LPM_INLINE void conv_in_voxel(float *X, const float *const *in, const float (*wt
  * multiply-adds (one chain of 54 per voxel before); the block is transposed to (x, o) at
  * the end. Each output sums the same taps in the same order as conv_in_voxel. */
 LPM_INLINE void conv_in_block(float *X, const float *const *in, const float (*wt)[CI][CO],
-                              const float *bias, int64_t d, int64_t h, int64_t x, int64_t D,
-                              int64_t H, int64_t W) {
+                              const float *bias, const row_taps *rt, int64_t x) {
     lpm_v16 acc[CO];
 #pragma GCC unroll 8
     for (int o = 0; o < CO; o++) acc[o] = (lpm_v16){0} + bias[o];
-    for (int kd = 0; kd < 3; kd++) {
-        int64_t sd = d + kd - 1;
-        if (sd < 0 || sd >= D) continue;
-        for (int kh = 0; kh < 3; kh++) {
-            int64_t sh = h + kh - 1;
-            if (sh < 0 || sh >= H) continue;
-            for (int kw = 0; kw < 3; kw++) {
-                const int64_t at = (sd * H + sh) * W + x + kw - 1;
-                const float(*wk)[CO] = wt[(kd * 3 + kh) * 3 + kw];
-                for (int i = 0; i < CI; i++) {
-                    const lpm_v16 v = LPM_LOAD16(in[i] + at);
+    for (int t = 0; t < rt->n; t++)
+        for (int kw = 0; kw < 3; kw++) {
+            const float(*wk)[CO] = wt[rt->k[t] + kw];
+            for (int i = 0; i < CI; i++) {
+                const lpm_v16 v = LPM_LOAD16(in[i] + rt->row[t] + x + kw - 1);
 #pragma GCC unroll 8
-                    for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
-                }
+                for (int o = 0; o < CO; o++) acc[o] += wk[i][o] * v;
             }
         }
-    }
     float t[CO][16];
 #pragma GCC unroll 8
     for (int o = 0; o < CO; o++) LPM_STORE16(t[o], acc[o]);
@@ -70,15 +73,16 @@ LPM_INLINE void conv_in_block(float *X, const float *const *in, const float (*wt
         for (int o = 0; o < CO; o++) X[(x + j) * CO + o] = t[o][j];
 }
 
-/* One output row (d, h): the two border voxels and any remainder one at a time, the rest
- * in blocks of 16. */
+/* One output row (d, h): the two end voxels and any remainder one at a time, the rest in
+ * blocks of 16. */
 LPM_CLONES static void conv_in_row(float *X, const float *const *in, const float (*wt)[CI][CO],
                                    const float *bias, int64_t d, int64_t h, int64_t D,
                                    int64_t H, int64_t W) {
+    const row_taps rt = taps_of_row(d, h, D, H, W);
     int64_t x = 0;
-    conv_in_voxel(X, in, wt, bias, d, h, x++, D, H, W);
-    for (; x + 16 < W; x += 16) conv_in_block(X, in, wt, bias, d, h, x, D, H, W);
-    for (; x < W; x++) conv_in_voxel(X, in, wt, bias, d, h, x, D, H, W);
+    conv_in_voxel(X, in, wt, bias, &rt, x++, W);
+    for (; x + 16 < W; x += 16) conv_in_block(X, in, wt, bias, &rt, x);
+    for (; x < W; x++) conv_in_voxel(X, in, wt, bias, &rt, x, W);
 }
 
 void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *w,
@@ -100,29 +104,21 @@ void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *
  * g[(k*CI + i)*CO + o] for the weights, g[K3*CI*CO + o] for the bias. */
 LPM_CLONES static void wgrad_row(double *g, const float *dX, const float *const *in, int64_t d,
                                  int64_t h, int64_t D, int64_t H, int64_t W) {
+    const row_taps rt = taps_of_row(d, h, D, H, W);
     for (int64_t x = 0; x < W; x++) {
         const float *gx = dX + ((d * H + h) * W + x) * CO;
         for (int o = 0; o < CO; o++) g[K3 * CI * CO + o] += gx[o];
-        for (int kd = 0; kd < 3; kd++) {
-            int64_t sd = d + kd - 1;
-            if (sd < 0 || sd >= D) continue;
-            for (int kh = 0; kh < 3; kh++) {
-                int64_t sh = h + kh - 1;
-                if (sh < 0 || sh >= H) continue;
-                for (int kw = 0; kw < 3; kw++) {
-                    int64_t sw = x + kw - 1;
-                    if (sw < 0 || sw >= W) continue;
-                    int64_t at = (sd * H + sh) * W + sw;
-                    int k = (kd * 3 + kh) * 3 + kw;
-                    for (int i = 0; i < CI; i++) {
-                        double v = in[i][at];
-                        double *gk = g + (k * CI + i) * CO;
+        for (int t = 0; t < rt.n; t++)
+            for (int kw = 0; kw < 3; kw++) {
+                const int64_t sw = x + kw - 1;
+                if (sw < 0 || sw >= W) continue;
+                for (int i = 0; i < CI; i++) {
+                    const double v = in[i][rt.row[t] + sw];
+                    double *gk = g + ((rt.k[t] + kw) * CI + i) * CO;
 #pragma omp simd
-                        for (int o = 0; o < CO; o++) gk[o] += gx[o] * v;
-                    }
+                    for (int o = 0; o < CO; o++) gk[o] += gx[o] * v;
                 }
             }
-        }
     }
 }
 

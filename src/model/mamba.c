@@ -242,26 +242,25 @@ LPM_CLONES static void scan_exp_portable(float *restrict E, size_t es,
 
 #ifdef LPM_AVX512_EXP
 /* The same as 2^(delta A log2(e)) with AVX-512 intrinsics (vmath.h), A log2(e) given as
- * A2: three vectors of two tokens per step, an odd last token through the portable exp. */
+ * A2: three vectors of two tokens per step; an odd last token is one vector and a masked
+ * half (its 24 lanes read the first 24 of the two-token pattern). */
 __attribute__((target("avx512f"), noinline)) static void scan_exp_avx512(
-    float *restrict E, size_t es, const float *restrict delta, const float *restrict A,
-    const float *restrict A2, int L) {
-    const size_t lc = (size_t)L * C, pairs = lc / (2 * C) * (2 * C);
+    float *restrict E, size_t es, const float *restrict delta, const float *restrict A2, int L) {
+    const size_t lc = (size_t)L * C;
     for (int n = 0; n < N; n++) {
         float a2[2 * C];
         for (int c = 0; c < C; c++) a2[c] = a2[C + c] = A2[n * C + c];
-        const __m512 w0 = _mm512_loadu_ps(a2), w1 = _mm512_loadu_ps(a2 + 16),
-                     w2 = _mm512_loadu_ps(a2 + 32);
+        const __m512 w[3] = {_mm512_loadu_ps(a2), _mm512_loadu_ps(a2 + 16),
+                             _mm512_loadu_ps(a2 + 32)};
         float *restrict En = E + (size_t)n * es;
-        for (size_t s = 0; s < pairs; s += 2 * C) {
-            _mm512_storeu_ps(En + s, lpm_exp2_nonpos16(_mm512_mul_ps(_mm512_loadu_ps(delta + s), w0)));
-            _mm512_storeu_ps(En + s + 16,
-                             lpm_exp2_nonpos16(_mm512_mul_ps(_mm512_loadu_ps(delta + s + 16), w1)));
-            _mm512_storeu_ps(En + s + 32,
-                             lpm_exp2_nonpos16(_mm512_mul_ps(_mm512_loadu_ps(delta + s + 32), w2)));
-        }
-        for (size_t s = pairs; s < lc; s++)
-            En[s] = lpm_vexpf_nonpos(delta[s] * A[n * C + (s - pairs)]);
+        for (size_t s = 0; s < lc; s += 2 * C)
+            for (int v = 0; v < 3; v++) {
+                const size_t at = s + 16 * (size_t)v;
+                if (at >= lc) break;
+                const __mmask16 m = lc - at >= 16 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+                const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, delta + at), w[v]);
+                _mm512_mask_storeu_ps(En + at, m, lpm_exp2_nonpos16(t));
+            }
     }
 }
 #endif
@@ -269,7 +268,7 @@ __attribute__((target("avx512f"), noinline)) static void scan_exp_avx512(
 static void scan_exp(const mamba_buf *b, size_t es, int L) {
 #ifdef LPM_AVX512_EXP
     if (lpm_cpu_avx512()) {
-        scan_exp_avx512(b->E, es, b->delta, b->A, b->A2, L);
+        scan_exp_avx512(b->E, es, b->delta, b->A2, L);
         return;
     }
 #endif

@@ -56,6 +56,10 @@ static inline float lpm_vsel(int cond, float a, float b) {
  * form (minimax for the relative error, fitted for lpmnet: 3.1e-9 before rounding), 2^k
  * built in the exponent bits. Within 0.91 ulp of exp over the whole range (every float
  * checked). No range handling: callers clamp. */
+/* exp(r) on [-ln2/2, ln2/2], highest power first (shared with the AVX-512 sigmoid) */
+static const float lpm_exp_poly[7] = {1.3814610267e-3f, 8.3687103951e-3f, 4.1668387444e-2f,
+                                      1.6666520684e-1f, 4.9999993451e-1f, 1.0f, 1.0f};
+
 static inline float lpm_vexpf_core(float x) {
     /* kb = 1.5 * 2^23 + 127 + round(x / ln2): adding the constant rounds to the nearest
      * integer, and the low bits of kb's mantissa are then k + 127, 2^k's exponent field */
@@ -64,13 +68,8 @@ static inline float lpm_vexpf_core(float x) {
     const float kf = kb - shift;
     float r = x - kf * 0.693359375f;
     r = r - kf * -2.12194440e-4f;
-    float p = 1.3814610267e-3f;
-    p = p * r + 8.3687103951e-3f;
-    p = p * r + 4.1668387444e-2f;
-    p = p * r + 1.6666520684e-1f;
-    p = p * r + 4.9999993451e-1f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    float p = lpm_exp_poly[0];
+    for (int i = 1; i < 7; i++) p = p * r + lpm_exp_poly[i];
     return p * lpm_bits_float((int32_t)((uint32_t)lpm_float_bits(kb) << 23));
 }
 
@@ -188,13 +187,8 @@ __attribute__((target("avx512f"))) static inline __m512 lpm_sigmoid16(__m512 x) 
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), t);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.3814610267e-3f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3687103951e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1668387444e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666520684e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.9999993451e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_set1_ps(lpm_exp_poly[0]);
+    for (int i = 1; i < 7; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(lpm_exp_poly[i]));
     const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_scalef_ps(p, k));
     const __m512 y = _mm512_rcp14_ps(d);
     return _mm512_fmadd_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(1.0f)), y);
