@@ -9,6 +9,7 @@
 #include "cuda/cuda.h"
 #include "train/train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,22 @@ int main(int argc, char **argv) {
         printf("inference %lldx%lldx%lld: network %.1f ms (%.2f volumes/s), lpm_fuse_cuda %.1f ms "
                "(%.2f volumes/s), peak device memory %.2f GiB\n",
                D, H, W, 1e3 * net_s, 1 / net_s, 1e3 * fuse_s, 1 / fuse_s, peak / 1073741824.0);
+        /* the same fusion on the CPU (all cores): the GPU's output must stay within 1e-3 */
+        lpm_volume fc, fg;
+        double t0 = lpm_seconds();
+        if (lpm_fuse(&w, &va, &vb, &fc, NULL, NULL, 0, NULL, NULL)) return fail("lpm_fuse");
+        const double cpu_s = lpm_seconds() - t0;
+        if (lpm_fuse_cuda(&w, &va, &vb, &fg, NULL, NULL)) return fail("lpm_fuse_cuda");
+        double worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double d = fabs((double)fg.data[i] - fc.data[i]);
+            if (!(d <= worst)) worst = d; /* NaN wins */
+        }
+        printf("  fused output against the CPU (lpm_fuse, %.2f s): max |diff| %.3g (%s 1e-3)\n",
+               cpu_s, worst, worst <= 1e-3 ? "within" : "NOT within");
+        lpm_volume_free(&fc), lpm_volume_free(&fg);
         lpm_volume_free(&va), lpm_volume_free(&vb);
+        if (!(worst <= 1e-3)) return 1;
     } else {
         lpm_cuda_mem_reset();
         lpm_cuda_trainer *tr = lpm_cuda_trainer_create(D, H, W);
@@ -114,6 +130,22 @@ int main(int argc, char **argv) {
                "peak device memory %.2f GiB\n", D, H, W, 1e3 * s, 1 / s,
                lpm_cuda_mem_sample() / 1073741824.0);
         lpm_cuda_trainer_free(tr);
+        /* the part of a step spent on the host: both losses and their gradients (loss.c) */
+        float *o = lpm_malloc((size_t)(2 * n), sizeof(float)), *det = lpm_malloc((size_t)n, sizeof(float));
+        float *g1 = lpm_malloc((size_t)(2 * n), sizeof(float)), *g2 = lpm_malloc((size_t)n, sizeof(float));
+        if (!o || !det || !g1 || !g2) return fail("host memory");
+        for (int64_t i = 0; i < 2 * n; i++) o[i] = 0.5f * (a[i % n] + b[i % n]);
+        for (int64_t i = 0; i < n; i++) det[i] = 0.1f * (a[i] - b[i]);
+        for (int r = 0; r < reps; r++) {
+            lpm_loss_terms terms;
+            double t0 = lpm_seconds();
+            if (lpm_loss_fusion(&terms, &lw, a, b, o, det, D, H, W, g1, g2) ||
+                lpm_loss_recon(&terms, a, b, o, D, H, W, g1))
+                return fail("host loss");
+            t[r] = lpm_seconds() - t0;
+        }
+        printf("  of which the losses on the host (all cores): %.1f ms\n", 1e3 * median(t, reps));
+        free(o), free(det), free(g1), free(g2);
     }
     free(t), free(a), free(b);
     lpm_weights_free(&w);

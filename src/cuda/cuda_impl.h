@@ -90,9 +90,10 @@ lpm_status cu_mamba_forward(float *out, const float *u, const lpm_mamba_params *
 lpm_status cu_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
                              const float *u, const lpm_mamba_params *p, int64_t nseq, int L,
                              mamba_dev *m);
-/* One Swin-Mamba layer over every image of a branch (in, out, din: (D,H,W,24) volumes). */
+/* One Swin-Mamba layer over every image of a branch (in, out, din: (D,H,W,24) volumes); the
+ * forward is one fused kernel and needs no scratch, the backward recomputes in chunks. */
 lpm_status cu_swin_forward(float *out, const float *in, const lpm_mamba_params *p,
-                           const branch_geom *g, int shift, swin_dev *s);
+                           const branch_geom *g, int shift);
 lpm_status cu_swin_backward(float *din, lpm_mamba_params *grad, const float *dout,
                             const float *in, const lpm_mamba_params *p, const branch_geom *g,
                             int shift, swin_dev *s);

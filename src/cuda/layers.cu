@@ -4,8 +4,8 @@
  * Kernels are the simplest that are correct: one thread per output element (or per scan
  * lane), sums in the CPU's order where one thread owns a sum. Parameter gradients are
  * reductions over millions of voxels or tokens: either cuBLAS (projections, as a GEMM over
- * all tokens) or reduce_params (one block per parameter, a double sum, no atomics, so the
- * result is the same on every run). */
+ * all tokens) or reduce_params (a block per parameter and chunk of elements, double sums, no
+ * atomics, so the result is the same on every run). */
 #include "cuda_impl.h"
 
 #include <limits.h>
@@ -26,26 +26,52 @@ template <class F> static lpm_status each(int64_t n, F f) {
     return LPM_OK;
 }
 
-enum { RED_THREADS = 256 };
+enum { RED_THREADS = 256, RED_CHUNK = 1 << 16 };
 
-template <class F> __global__ void reduce_kernel(float *grad, int64_t n, F f) {
-    __shared__ double part[RED_THREADS];
+/* Block (j, c) sums f(j, e) over chunk c of the elements into part[c][j]. Blocks of one
+ * chunk are numbered together, so they run together and share that chunk's data in L2. */
+template <class F> __global__ void reduce_kernel(double *part, int64_t n, F f) {
+    __shared__ double sh[RED_THREADS];
     const int j = blockIdx.x;
+    const int64_t e0 = (int64_t)blockIdx.y * RED_CHUNK, e1 = e0 + RED_CHUNK < n ? e0 + RED_CHUNK : n;
     double s = 0;
-    for (int64_t e = threadIdx.x; e < n; e += RED_THREADS) s += f(j, e);
-    part[threadIdx.x] = s;
+    for (int64_t e = e0 + threadIdx.x; e < e1; e += RED_THREADS) s += f(j, e);
+    sh[threadIdx.x] = s;
     __syncthreads();
     for (int w = RED_THREADS / 2; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
         __syncthreads();
     }
-    if (threadIdx.x == 0) grad[j] += (float)part[0];
+    if (threadIdx.x == 0) part[(int64_t)blockIdx.y * gridDim.x + j] = sh[0];
 }
 
-/* grad[j] += sum_{e < n} f(j, e) for j in [0, nparam). */
+__global__ void reduce_finish(float *grad, const double *part, int nparam, int nchunk) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= nparam) return;
+    double s = 0;
+    for (int c = 0; c < nchunk; c++) s += part[(int64_t)c * nparam + j];
+    grad[j] += (float)s;
+}
+
+/* grad[j] += sum_{e < n} f(j, e) for j in [0, nparam): partial sums over fixed chunks, then
+ * the chunks in order, so the result is the same on every run (no atomics). */
+static double *red_part; /* the partial sums, grown on demand, one stream so one buffer */
+static size_t red_cap;
+
 template <class F> static lpm_status reduce_params(float *grad, int nparam, int64_t n, F f) {
     if (nparam <= 0 || n <= 0) return LPM_OK;
-    reduce_kernel<<<nparam, RED_THREADS>>>(grad, n, f);
+    const int64_t nchunk = (n + RED_CHUNK - 1) / RED_CHUNK;
+    if (nchunk > 65535) return lpm_fail(LPM_ERR_INTERNAL, "cuda: %lld elements to reduce", (long long)n);
+    const size_t need = (size_t)nchunk * (size_t)nparam;
+    if (need > red_cap) {
+        cudaFree(red_part); /* synchronises: no kernel still reads the old one */
+        red_part = NULL, red_cap = 0;
+        CK(cudaMalloc((void **)&red_part, need * sizeof(double)));
+        red_cap = need;
+    }
+    reduce_kernel<<<dim3((unsigned)nparam, (unsigned)nchunk), RED_THREADS>>>(red_part, n, f);
+    CKL();
+    reduce_finish<<<(nparam + 255) / 256, 256>>>(grad, red_part, nparam, (int)nchunk);
     CKL();
     return LPM_OK;
 }
@@ -185,28 +211,57 @@ lpm_status cu_conv_in_backward(float *dw, float *dbias, const float *dX, const f
 
 constexpr float slope = 0.01f;
 
-/* feat[v, out_off + o] = lrelu(b[o] + sum_{kh,kw,i} w[o,i,kh,kw] feat[v', in_off + i]) */
-static lpm_status conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
-                             const float *b, const branch_geom *gp) {
-    const branch_geom g = *gp;
-    return each(g.nvox * 8, [=] __device__(int64_t e) {
-        const int o = (int)(e % 8);
-        const int64_t v = e / 8;
-        int r, q;
-        voxel_rq(g, v, &r, &q);
-        float acc = b[o];
-        for (int kh = 0; kh < 3; kh++) {
-            const int sr = r + kh - 1;
-            if (sr < 0 || sr >= g.R) continue;
-            for (int kw = 0; kw < 3; kw++) {
-                const int sq = q + kw - 1;
-                if (sq < 0 || sq >= g.Q) continue;
-                const float *src = feat + (v + (kh - 1) * g.sr + (kw - 1) * g.sq) * NC + in_off;
-                for (int i = 0; i < ci; i++) acc += w[(o * ci + i) * 9 + kh * 3 + kw] * src[i];
+/* The weights of the dense conv being run, (8, ci, 3, 3) then the bias (8): uniform over a
+ * warp, so in constant memory they are operands of the FMAs themselves (no load at all). */
+__constant__ float c_conv[8 * 16 * 9 + 8];
+
+/* feat[v, out_off + o] = lrelu(b[o] + sum_{kh,kw,i} w[o,i,kh,kw] feat[v', in_off + i]); one
+ * thread a voxel with its 8 outputs in registers, its inputs read as float4 */
+template <int CI>
+__global__ void conv_lrelu_kernel(float *feat, int out_off, int in_off, const branch_geom g) {
+    const int64_t v = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (v >= g.nvox) return;
+    int r, q;
+    voxel_rq(g, v, &r, &q);
+    float acc[8];
+#pragma unroll
+    for (int o = 0; o < 8; o++) acc[o] = c_conv[8 * CI * 9 + o];
+#pragma unroll
+    for (int kh = 0; kh < 3; kh++) {
+        const int sr = r + kh - 1;
+        if (sr < 0 || sr >= g.R) continue;
+#pragma unroll
+        for (int kw = 0; kw < 3; kw++) {
+            const int sq = q + kw - 1;
+            if (sq < 0 || sq >= g.Q) continue;
+            const float4 *src = reinterpret_cast<const float4 *>(
+                feat + (v + (kh - 1) * g.sr + (kw - 1) * g.sq) * NC + in_off);
+#pragma unroll
+            for (int i4 = 0; i4 < CI / 4; i4++) {
+                const float4 x4 = src[i4];
+                const float xs[4] = {x4.x, x4.y, x4.z, x4.w};
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+#pragma unroll
+                    for (int o = 0; o < 8; o++)
+                        acc[o] += c_conv[(o * CI + i4 * 4 + j) * 9 + kh * 3 + kw] * xs[j];
             }
         }
-        feat[v * NC + out_off + o] = acc > 0 ? acc : slope * acc;
-    });
+    }
+#pragma unroll
+    for (int o = 0; o < 8; o++) feat[v * NC + out_off + o] = acc[o] > 0 ? acc[o] : slope * acc[o];
+}
+
+static lpm_status conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
+                             const float *b, const branch_geom *gp) {
+    const size_t nw = (size_t)8 * ci * 9;
+    CK(cudaMemcpyToSymbolAsync(c_conv, w, nw * sizeof(float), 0, cudaMemcpyDeviceToDevice));
+    CK(cudaMemcpyToSymbolAsync(c_conv, b, 8 * sizeof(float), nw * sizeof(float), cudaMemcpyDeviceToDevice));
+    const unsigned blocks = (unsigned)((gp->nvox + 255) / 256);
+    if (ci == 8) conv_lrelu_kernel<8><<<blocks, 256>>>(feat, out_off, in_off, *gp);
+    else conv_lrelu_kernel<16><<<blocks, 256>>>(feat, out_off, in_off, *gp);
+    CKL();
+    return LPM_OK;
 }
 
 lpm_status cu_dense_forward(float *feat, const lpm_dense_params *p, const branch_geom *g) {
@@ -649,16 +704,185 @@ static int64_t branch_windows(const branch_geom *g) {
     return g->nimg * (g->R / NWIN) * (g->Q / NWIN);
 }
 
-lpm_status cu_swin_forward(float *out, const float *in, const lpm_mamba_params *p,
-                           const branch_geom *g, int shift, swin_dev *s) {
-    const int64_t total = branch_windows(g);
-    for (int64_t w0 = 0; w0 < total; w0 += s->nwin) {
-        const int64_t nw = total - w0 < s->nwin ? total - w0 : s->nwin;
-        TRY(gather(s->tok, in, g, shift, w0, nw));
-        TRY(cu_layernorm_forward(s->ln, NULL, NULL, s->tok, p->norm_w, p->norm_b, nw * NTOK));
-        TRY(cu_mamba_forward(s->seq, s->ln, p, nw, NTOK, &s->m));
-        TRY(scatter(out, s->seq, g, shift, w0, nw, 0));
+/* The forward of one Swin-Mamba layer, fused: one block of 256 threads a window, every
+ * intermediate in shared memory, so a window's tokens go from the gather through LayerNorm,
+ * in_proj, the causal conv, x_proj, dt_proj, the scan, the gate and out_proj to the scatter
+ * without touching global memory (the unfused kernels above, which the backward uses to
+ * recompute, move about 200 floats a token through it).
+ *
+ * Thread t owns token t in the token-wise steps and keeps its LayerNorm output in registers
+ * until the gate, where z is computed from it (storing z would cost 2 blocks an SM their
+ * room). The scan runs in chunks of SCAN_K tokens: threads 0..191 own the (channel, state)
+ * lanes and write h C of each token to hc; then all threads sum the 8 states of each
+ * (token, channel) in the CPU's order into y. Rows are padded to odd pitches so that
+ * threads reading consecutive rows (or lanes) hit different banks.
+ *
+ * Every store below goes through a float pointer computed once from the base of its array.
+ * nvcc 13.0 placed the store `s.x[k][c] = ...` of an earlier version of this scan, written
+ * with struct member arrays, in s.z (seen in the PTX, and in test_cuda's results on an H100). */
+enum { PITCH = NC + 1, DPITCH = NDBC + 1, HPITCH = NS + 1, SCAN_K = 32 };
+
+struct swin_smem {
+    float u[NTOK * PITCH];          /* input tokens, then xc (conv + SiLU), then the output */
+    float x[NTOK * PITCH];          /* in_proj's x, then delta, then y */
+    float dbc[NTOK * DPITCH];       /* x_proj: dt | B | C */
+    float hc[SCAN_K * NC * HPITCH]; /* h C of a chunk, (token, channel, state) */
+    long long vox[NTOK];            /* the voxel of each token */
+    float in_proj[NXZ * NC], x_proj[NDBC * NC], out_proj[NC * NC];
+    float conv_w[NC * NK], conv_b[NC], dt_w[NC * NR], dt_b[NC], A[NCN], D[NC], ln_w[NC], ln_b[NC];
+};
+
+__device__ __forceinline__ void load_(float *dst, const float *src, int n) {
+    for (int j = threadIdx.x; j < n; j += blockDim.x) dst[j] = src[j];
+}
+
+__global__ void __launch_bounds__(NTOK, 2)
+swin_forward_kernel(float *out, const float *in, const lpm_mamba_params p, const branch_geom g,
+                    int shift) {
+    extern __shared__ __align__(16) unsigned char smem_bytes[];
+    swin_smem *s = reinterpret_cast<swin_smem *>(smem_bytes);
+    float *const U = s->u, *const X = s->x, *const DBC = s->dbc, *const HC = s->hc;
+    const int t = threadIdx.x;
+    load_(s->in_proj, p.in_proj, NXZ * NC);
+    load_(s->x_proj, p.x_proj, NDBC * NC);
+    load_(s->out_proj, p.out_proj, NC * NC);
+    load_(s->conv_w, p.conv_w, NC * NK);
+    load_(s->conv_b, p.conv_b, NC);
+    load_(s->dt_w, p.dt_proj_w, NC * NR);
+    load_(s->dt_b, p.dt_proj_b, NC);
+    load_(s->D, p.D, NC);
+    load_(s->ln_w, p.norm_w, NC);
+    load_(s->ln_b, p.norm_b, NC);
+    if (t < NCN) s->A[t] = -expf(p.A_log[t]);
+    s->vox[t] = token_voxel(g, shift, blockIdx.x, t);
+    __syncthreads();
+    /* gather, consecutive threads on consecutive floats of a token */
+    for (int e = t; e < NTOK * NC; e += NTOK) U[(e / NC) * PITCH + e % NC] = in[s->vox[e / NC] * NC + e % NC];
+    __syncthreads();
+
+    /* LayerNorm of token t (cu_layernorm_forward's arithmetic), kept in ln[] until the gate */
+    float ln[NC], r[NC];
+    const float *const ut = U + t * PITCH;
+#pragma unroll
+    for (int c = 0; c < NC; c++) ln[c] = ut[c];
+    double m = 0.0;
+#pragma unroll
+    for (int c = 0; c < NC; c++) m += ln[c];
+    m /= NC;
+    double var = 0.0;
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        const double d = ln[c] - m;
+        var += d * d;
     }
+    var /= NC;
+    const double rs = 1.0 / sqrt(var + 1e-5);
+#pragma unroll
+    for (int c = 0; c < NC; c++) ln[c] = (float)((ln[c] - m) * rs) * s->ln_w[c] + s->ln_b[c];
+
+    /* in_proj's x half */
+    float *const xt = X + t * PITCH;
+#pragma unroll 4
+    for (int o = 0; o < NC; o++) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NC; c++) acc += s->in_proj[o * NC + c] * ln[c];
+        xt[o] = acc;
+    }
+    __syncthreads();
+
+    /* causal depthwise conv + SiLU (reads tokens t-3..t), then x_proj of the result */
+    float *const ut_w = U + t * PITCH;
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        float o = s->conv_b[c];
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            const int src = t - (NK - 1) + k;
+            if (src >= 0) o += s->conv_w[c * NK + k] * X[src * PITCH + c];
+        }
+        r[c] = o * sigmoidf_(o);
+        ut_w[c] = r[c];
+    }
+    float *const dt_row = DBC + t * DPITCH;
+#pragma unroll 2
+    for (int j = 0; j < NDBC; j++) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NC; c++) acc += s->x_proj[j * NC + c] * r[c];
+        dt_row[j] = acc;
+    }
+    __syncthreads(); /* every conv has read x: it can be overwritten */
+
+    /* delta = softplus(dt_proj(dt)), threshold 20, over x */
+    const float dt0 = dt_row[0], dt1 = dt_row[1];
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        const float v = s->dt_b[c] + s->dt_w[c * NR] * dt0 + s->dt_w[c * NR + 1] * dt1;
+        xt[c] = v > 20.0f ? v : log1pf(expf(v));
+    }
+    __syncthreads();
+
+    /* the scan: h = exp(delta A) h + delta x B;  y = C . h + D x, y over delta */
+    const int c = t / NS, n = t % NS;
+    const float A = t < NCN ? s->A[t] : 0.0f;
+    float h = 0.0f;
+    for (int k0 = 0; k0 < NTOK; k0 += SCAN_K) {
+        if (t < NCN) {
+            const float *dk = X + k0 * PITCH + c, *xk = U + k0 * PITCH + c;
+            const float *bk = DBC + k0 * DPITCH + NR + n;
+            float *hk = HC + c * HPITCH + n;
+#pragma unroll 8
+            for (int k = 0; k < SCAN_K; k++) {
+                const float d = dk[k * PITCH], xv = xk[k * PITCH];
+                h = expf(d * A) * h + (d * xv) * bk[k * DPITCH];
+                hk[k * NC * HPITCH] = h * bk[k * DPITCH + NS];
+            }
+        }
+        __syncthreads();
+        for (int e = t; e < SCAN_K * NC; e += NTOK) {
+            const int k = e / NC, cc = e % NC;
+            const float *hp = HC + k * NC * HPITCH + cc * HPITCH;
+            float acc = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NS; j++) acc += hp[j];
+            X[(k0 + k) * PITCH + cc] = acc + U[(k0 + k) * PITCH + cc] * s->D[cc];
+        }
+        __syncthreads();
+    }
+
+    /* gate y * SiLU(z) with z = in_proj's z half of ln, then out_proj into u */
+#pragma unroll 4
+    for (int o = 0; o < NC; o++) {
+        float z = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NC; j++) z += s->in_proj[(NC + o) * NC + j] * ln[j];
+        r[o] = xt[o] * (z * sigmoidf_(z));
+    }
+#pragma unroll 4
+    for (int o = 0; o < NC; o++) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NC; j++) acc += s->out_proj[o * NC + j] * r[j];
+        ut_w[o] = acc;
+    }
+    __syncthreads();
+    for (int e = t; e < NTOK * NC; e += NTOK) out[s->vox[e / NC] * NC + e % NC] = U[(e / NC) * PITCH + e % NC];
+}
+
+lpm_status cu_swin_forward(float *out, const float *in, const lpm_mamba_params *p,
+                           const branch_geom *g, int shift) {
+    static int ready;
+    const int bytes = (int)sizeof(swin_smem);
+    if (!ready) {
+        CK(cudaFuncSetAttribute(swin_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        ready = 1;
+    }
+    const int64_t nwin = branch_windows(g);
+    if (nwin <= 0) return LPM_OK;
+    if (nwin > INT_MAX) return lpm_fail(LPM_ERR_INTERNAL, "cuda: %lld windows", (long long)nwin);
+    swin_forward_kernel<<<(unsigned)nwin, NTOK, bytes>>>(out, in, *p, *g, shift);
+    CKL();
     return LPM_OK;
 }
 

@@ -96,10 +96,11 @@ static lpm_status net_alloc(lpm_cuda_net *n) {
     TRY(lpm_cuda_malloc(&p, (nbuf * nv * NC + (n->training ? 6 * nv : 0)) * sizeof(float)));
     n->bufs = (float *)p;
     for (size_t i = 0; i < nbuf; i++) n->buf[i] = n->bufs + i * nv * NC;
-    TRY(lpm_cuda_malloc(&p, lpm_cuda_swin_floats(nwin, n->training) * sizeof(float)));
-    n->swin_mem = (float *)p;
-    lpm_cuda_swin_carve(&n->swin, n->swin_mem, nwin, n->training);
     if (n->training) {
+        /* the backward's chunk scratch; the forward is fused and needs none */
+        TRY(lpm_cuda_malloc(&p, lpm_cuda_swin_floats(nwin, 1) * sizeof(float)));
+        n->swin_mem = (float *)p;
+        lpm_cuda_swin_carve(&n->swin, n->swin_mem, nwin, 1);
         TRY(lpm_cuda_malloc(&p, nv * NC));
         n->bits = (unsigned char *)p;
         TRY(lpm_cuda_malloc(&p, nv * NCX * sizeof(float)));
@@ -146,7 +147,7 @@ static lpm_status branch_trunk(lpm_cuda_net *n, const lpm_params *p, const branc
                                float *feat, float *s0) {
     TRY(cu_put_input(feat, n->X, n->nvox));
     TRY(cu_dense_forward(feat, &p->dense[g->k], g));
-    return cu_swin_forward(s0, feat, &p->mamba[g->k][0], g, 0, &n->swin);
+    return cu_swin_forward(s0, feat, &p->mamba[g->k][0], g, 0);
 }
 
 lpm_status lpm_cuda_net_forward(lpm_cuda_net *n, const float *params, const float *a,
@@ -166,7 +167,7 @@ lpm_status lpm_cuda_net_forward(lpm_cuda_net *n, const float *params, const floa
         float *feat = n->buf[0], *s0 = n->buf[1];
         TRY(branch_trunk(n, &p, &g, feat, s0));
         /* the dense output is no longer needed: the branch output goes over it */
-        TRY(cu_swin_forward(feat, s0, &p.mamba[k][1], &g, 8, &n->swin));
+        TRY(cu_swin_forward(feat, s0, &p.mamba[k][1], &g, 8));
         TRY(cu_max_merge(n->M, n->training ? n->bits : NULL, feat, k, n->nvox));
     }
     TRY(cu_cfc_forward(out, base, detail, n->M, head == 0 ? &p.cfc : &p.cfc_mask, n->nvox));
@@ -675,15 +676,15 @@ static lpm_status swin_op(arena *A, float *out, float *din, float *grad, const f
     lpm_params p, g;
     TRY(dparams(A, w, &dw, &p, training ? &dg : NULL, &g));
     TRY(dput(A, &dIn, in, n));
-    TRY(dalloc(A, &scr, lpm_cuda_swin_floats(nwin, training)));
-    swin_dev s;
-    lpm_cuda_swin_carve(&s, scr, nwin, training);
     const branch_geom geo = lpm_cuda_geom(1, R, Q, 0);
     if (!training) {
         TRY(dalloc(A, &dOut, n));
-        TRY(cu_swin_forward(dOut, dIn, &p.mamba[k][l], &geo, shift, &s));
+        TRY(cu_swin_forward(dOut, dIn, &p.mamba[k][l], &geo, shift));
         return dget(out, dOut, n);
     }
+    TRY(dalloc(A, &scr, lpm_cuda_swin_floats(nwin, 1)));
+    swin_dev s;
+    lpm_cuda_swin_carve(&s, scr, nwin, 1);
     TRY(dput(A, &dOut, dout, n));
     TRY(dput(A, &dDin, din, n));
     TRY(cu_swin_backward(dDin, &g.mamba[k][l], dOut, dIn, &p.mamba[k][l], &geo, shift, &s));
