@@ -58,20 +58,71 @@ __global__ void reduce_finish(float *grad, const double *part, int nparam, int n
 static double *red_part; /* the partial sums, grown on demand, one stream so one buffer */
 static size_t red_cap;
 
+static lpm_status reduce_room(size_t need) {
+    if (need <= red_cap) return LPM_OK;
+    cudaFree(red_part); /* synchronises: no kernel still reads the old one */
+    red_part = NULL, red_cap = 0;
+    CK(cudaMalloc((void **)&red_part, need * sizeof(double)));
+    red_cap = need;
+    return LPM_OK;
+}
+
 template <class F> static lpm_status reduce_params(float *grad, int nparam, int64_t n, F f) {
     if (nparam <= 0 || n <= 0) return LPM_OK;
     const int64_t nchunk = (n + RED_CHUNK - 1) / RED_CHUNK;
     if (nchunk > 65535) return lpm_fail(LPM_ERR_INTERNAL, "cuda: %lld elements to reduce", (long long)n);
-    const size_t need = (size_t)nchunk * (size_t)nparam;
-    if (need > red_cap) {
-        cudaFree(red_part); /* synchronises: no kernel still reads the old one */
-        red_part = NULL, red_cap = 0;
-        CK(cudaMalloc((void **)&red_part, need * sizeof(double)));
-        red_cap = need;
-    }
+    TRY(reduce_room((size_t)nchunk * (size_t)nparam));
     reduce_kernel<<<dim3((unsigned)nparam, (unsigned)nchunk), RED_THREADS>>>(red_part, n, f);
     CKL();
     reduce_finish<<<(nparam + 255) / 256, 256>>>(grad, red_part, nparam, (int)nchunk);
+    CKL();
+    return LPM_OK;
+}
+
+/* The same for parameters that come in groups of 8 sharing their inputs (a conv's 8 output
+ * channels): f(j, e, v) writes the 8 terms of group j at element e, or returns false when
+ * there are none, and grad[o * stride + j] += sum_e v[o]. */
+template <class F> __global__ void reduce8_kernel(double *part, int64_t n, F f) {
+    __shared__ double sh[8][RED_THREADS];
+    const int j = blockIdx.x, ng = gridDim.x;
+    const int64_t e0 = (int64_t)blockIdx.y * RED_CHUNK, e1 = e0 + RED_CHUNK < n ? e0 + RED_CHUNK : n;
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t e = e0 + threadIdx.x; e < e1; e += RED_THREADS) {
+        double v[8];
+        if (!f(j, e, v)) continue;
+#pragma unroll
+        for (int o = 0; o < 8; o++) s[o] += v[o];
+    }
+#pragma unroll
+    for (int o = 0; o < 8; o++) sh[o][threadIdx.x] = s[o];
+    __syncthreads();
+    for (int w = RED_THREADS / 2; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w)
+#pragma unroll
+            for (int o = 0; o < 8; o++) sh[o][threadIdx.x] += sh[o][threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x < 8) part[((int64_t)blockIdx.y * 8 + threadIdx.x) * ng + j] = sh[threadIdx.x][0];
+}
+
+__global__ void reduce8_finish(float *grad, const double *part, int ngroup, int stride, int nchunk) {
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= 8 * ngroup) return;
+    const int o = idx / ngroup, j = idx % ngroup;
+    double s = 0;
+    for (int c = 0; c < nchunk; c++) s += part[((int64_t)c * 8 + o) * ngroup + j];
+    grad[o * stride + j] += (float)s;
+}
+
+template <class F>
+static lpm_status reduce_params8(float *grad, int ngroup, int stride, int64_t n, F f) {
+    if (ngroup <= 0 || n <= 0) return LPM_OK;
+    const int64_t nchunk = (n + RED_CHUNK - 1) / RED_CHUNK;
+    if (nchunk > 65535) return lpm_fail(LPM_ERR_INTERNAL, "cuda: %lld elements to reduce", (long long)n);
+    TRY(reduce_room((size_t)nchunk * 8 * (size_t)ngroup));
+    reduce8_kernel<<<dim3((unsigned)ngroup, (unsigned)nchunk), RED_THREADS>>>(red_part, n, f);
+    CKL();
+    reduce8_finish<<<(8 * ngroup + 255) / 256, 256>>>(grad, red_part, ngroup, stride, (int)nchunk);
     CKL();
     return LPM_OK;
 }
@@ -194,14 +245,15 @@ lpm_status cu_conv_in_forward(float *X, const float *a, const float *b, const fl
 lpm_status cu_conv_in_backward(float *dw, float *dbias, const float *dX, const float *a,
                                const float *b, int64_t D, int64_t H, int64_t W) {
     const int64_t nvox = D * H * W;
-    /* dw[o,c,k] = sum_v dX[v,o] in_c[v + tap k] */
-    TRY(reduce_params(dw, NCX * 2 * 27, nvox, [=] __device__(int j, int64_t v) -> double {
-        const int k = j % 27, c = (j / 27) % 2, o = j / 54;
+    /* dw[o,c,k] = sum_v dX[v,o] in_c[v + tap k], the 8 o of a (c, k) at once */
+    TRY(reduce_params8(dw, 2 * 27, 2 * 27, nvox, [=] __device__(int j, int64_t v, double *t) -> bool {
+        const int k = j % 27, c = j / 27;
         const int kd = k / 9, kh = (k / 3) % 3, kw = k % 3;
         const int64_t d = v / (H * W) + kd - 1, h = (v / W) % H + kh - 1, x = v % W + kw - 1;
-        if (d < 0 || d >= D || h < 0 || h >= H || x < 0 || x >= W) return 0.0;
-        const float *in = c ? b : a;
-        return (double)dX[v * NCX + o] * in[(d * H + h) * W + x];
+        if (d < 0 || d >= D || h < 0 || h >= H || x < 0 || x >= W) return false;
+        const double in = (c ? b : a)[(d * H + h) * W + x];
+        for (int o = 0; o < NCX; o++) t[o] = in * dX[v * NCX + o];
+        return true;
     }));
     return reduce_params(dbias, NCX, nvox,
                          [=] __device__(int o, int64_t v) -> double { return dX[v * NCX + o]; });
@@ -211,21 +263,28 @@ lpm_status cu_conv_in_backward(float *dw, float *dbias, const float *dX, const f
 
 constexpr float slope = 0.01f;
 
-/* The weights of the dense conv being run, (8, ci, 3, 3) then the bias (8): uniform over a
- * warp, so in constant memory they are operands of the FMAs themselves (no load at all). */
-__constant__ float c_conv[8 * 16 * 9 + 8];
-
 /* feat[v, out_off + o] = lrelu(b[o] + sum_{kh,kw,i} w[o,i,kh,kw] feat[v', in_off + i]); one
- * thread a voxel with its 8 outputs in registers, its inputs read as float4 */
+ * thread a voxel with its 8 outputs in registers, its inputs read as float4, the weights in
+ * shared memory as [tap][i][o] so the 8 weights of an input are two float4 reads. (Constant
+ * memory was tried: 1152 weights overflow its cache, and the FMAs waited on it.) */
 template <int CI>
-__global__ void conv_lrelu_kernel(float *feat, int out_off, int in_off, const branch_geom g) {
+__global__ void conv_lrelu_kernel(float *feat, int out_off, int in_off, const float *w,
+                                  const float *b, const branch_geom g) {
+    __shared__ __align__(16) float sw[9 * CI * 8];
+    __shared__ float sb[8];
+    for (int j = threadIdx.x; j < 8 * CI * 9; j += blockDim.x) {
+        const int o = j / (CI * 9), i = (j / 9) % CI, k = j % 9;
+        sw[(k * CI + i) * 8 + o] = w[j];
+    }
+    if (threadIdx.x < 8) sb[threadIdx.x] = b[threadIdx.x];
+    __syncthreads();
     const int64_t v = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (v >= g.nvox) return;
     int r, q;
     voxel_rq(g, v, &r, &q);
     float acc[8];
 #pragma unroll
-    for (int o = 0; o < 8; o++) acc[o] = c_conv[8 * CI * 9 + o];
+    for (int o = 0; o < 8; o++) acc[o] = sb[o];
 #pragma unroll
     for (int kh = 0; kh < 3; kh++) {
         const int sr = r + kh - 1;
@@ -236,15 +295,19 @@ __global__ void conv_lrelu_kernel(float *feat, int out_off, int in_off, const br
             if (sq < 0 || sq >= g.Q) continue;
             const float4 *src = reinterpret_cast<const float4 *>(
                 feat + (v + (kh - 1) * g.sr + (kw - 1) * g.sq) * NC + in_off);
+            const float4 *wk = reinterpret_cast<const float4 *>(sw + (kh * 3 + kw) * CI * 8);
 #pragma unroll
             for (int i4 = 0; i4 < CI / 4; i4++) {
                 const float4 x4 = src[i4];
                 const float xs[4] = {x4.x, x4.y, x4.z, x4.w};
 #pragma unroll
-                for (int j = 0; j < 4; j++)
-#pragma unroll
-                    for (int o = 0; o < 8; o++)
-                        acc[o] += c_conv[(o * CI + i4 * 4 + j) * 9 + kh * 3 + kw] * xs[j];
+                for (int j = 0; j < 4; j++) {
+                    const float4 lo = wk[(i4 * 4 + j) * 2], hi = wk[(i4 * 4 + j) * 2 + 1];
+                    acc[0] += lo.x * xs[j], acc[1] += lo.y * xs[j];
+                    acc[2] += lo.z * xs[j], acc[3] += lo.w * xs[j];
+                    acc[4] += hi.x * xs[j], acc[5] += hi.y * xs[j];
+                    acc[6] += hi.z * xs[j], acc[7] += hi.w * xs[j];
+                }
             }
         }
     }
@@ -254,12 +317,9 @@ __global__ void conv_lrelu_kernel(float *feat, int out_off, int in_off, const br
 
 static lpm_status conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
                              const float *b, const branch_geom *gp) {
-    const size_t nw = (size_t)8 * ci * 9;
-    CK(cudaMemcpyToSymbolAsync(c_conv, w, nw * sizeof(float), 0, cudaMemcpyDeviceToDevice));
-    CK(cudaMemcpyToSymbolAsync(c_conv, b, 8 * sizeof(float), nw * sizeof(float), cudaMemcpyDeviceToDevice));
     const unsigned blocks = (unsigned)((gp->nvox + 255) / 256);
-    if (ci == 8) conv_lrelu_kernel<8><<<blocks, 256>>>(feat, out_off, in_off, *gp);
-    else conv_lrelu_kernel<16><<<blocks, 256>>>(feat, out_off, in_off, *gp);
+    if (ci == 8) conv_lrelu_kernel<8><<<blocks, 256>>>(feat, out_off, in_off, w, b, *gp);
+    else conv_lrelu_kernel<16><<<blocks, 256>>>(feat, out_off, in_off, w, b, *gp);
     CKL();
     return LPM_OK;
 }
@@ -281,16 +341,19 @@ static lpm_status conv_lrelu_backward(float *dfeat, float *dw, float *db, const 
     TRY(reduce_params(db, 8, g.nvox, [=] __device__(int o, int64_t v) -> double {
         return dfeat[v * NC + out_off + o];
     }));
-    /* dw[o,i,kh,kw] = sum_v g[v,o] feat[v + tap, in_off + i] */
-    TRY(reduce_params(dw, 8 * ci * 9, g.nvox, [=] __device__(int j, int64_t v) -> double {
-        const int k = j % 9, i = (j / 9) % ci, o = j / (9 * ci);
+    /* dw[o,i,kh,kw] = sum_v g[v,o] feat[v + tap, in_off + i], the 8 o of an (i, tap) at once */
+    TRY(reduce_params8(dw, ci * 9, ci * 9, g.nvox, [=] __device__(int j, int64_t v, double *t) -> bool {
+        const int k = j % 9, i = j / 9;
         const int kh = k / 3, kw = k % 3;
         int r, q;
         voxel_rq(g, v, &r, &q);
         const int sr = r + kh - 1, sq = q + kw - 1;
-        if (sr < 0 || sr >= g.R || sq < 0 || sq >= g.Q) return 0.0;
+        if (sr < 0 || sr >= g.R || sq < 0 || sq >= g.Q) return false;
         const int64_t src = v + (kh - 1) * g.sr + (kw - 1) * g.sq;
-        return (double)feat[src * NC + in_off + i] * dfeat[v * NC + out_off + o];
+        const double x = feat[src * NC + in_off + i];
+        const float *gv = dfeat + v * NC + out_off;
+        for (int o = 0; o < 8; o++) t[o] = x * gv[o];
+        return true;
     }));
     /* din[v,i] = sum w[o,i,kh,kw] g[v - tap, o]; the channels read and written never overlap */
     return each(g.nvox * ci, [=] __device__(int64_t e) {
@@ -732,6 +795,11 @@ struct swin_smem {
     float conv_w[NC * NK], conv_b[NC], dt_w[NC * NR], dt_b[NC], A[NCN], D[NC], ln_w[NC], ln_b[NC];
 };
 
+/* The exps of the fused forward use the hardware's exp2 (__expf: a few ulp, growing with
+ * |x|, instead of IEEE expf's 1): they were half of its instructions. The outputs stay
+ * within test_cuda's 1e-9 NMSE of the CPU's; the backward keeps IEEE math. */
+__device__ __forceinline__ float fast_sigmoid(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+
 __device__ __forceinline__ void load_(float *dst, const float *src, int n) {
     for (int j = threadIdx.x; j < n; j += blockDim.x) dst[j] = src[j];
 }
@@ -801,7 +869,7 @@ swin_forward_kernel(float *out, const float *in, const lpm_mamba_params p, const
             const int src = t - (NK - 1) + k;
             if (src >= 0) o += s->conv_w[c * NK + k] * X[src * PITCH + c];
         }
-        r[c] = o * sigmoidf_(o);
+        r[c] = o * fast_sigmoid(o);
         ut_w[c] = r[c];
     }
     float *const dt_row = DBC + t * DPITCH;
@@ -819,7 +887,7 @@ swin_forward_kernel(float *out, const float *in, const lpm_mamba_params p, const
 #pragma unroll
     for (int c = 0; c < NC; c++) {
         const float v = s->dt_b[c] + s->dt_w[c * NR] * dt0 + s->dt_w[c * NR + 1] * dt1;
-        xt[c] = v > 20.0f ? v : log1pf(expf(v));
+        xt[c] = v > 20.0f ? v : log1pf(__expf(v));
     }
     __syncthreads();
 
@@ -832,11 +900,17 @@ swin_forward_kernel(float *out, const float *in, const lpm_mamba_params p, const
             const float *dk = X + k0 * PITCH + c, *xk = U + k0 * PITCH + c;
             const float *bk = DBC + k0 * DPITCH + NR + n;
             float *hk = HC + c * HPITCH + n;
+            /* token k+1's operands are read before token k's h C is stored: the compiler
+             * cannot tell that the store leaves them alone, and would wait for it */
+            float d = dk[0], xv = xk[0], B = bk[0], C = bk[NS];
 #pragma unroll 8
             for (int k = 0; k < SCAN_K; k++) {
-                const float d = dk[k * PITCH], xv = xk[k * PITCH];
-                h = expf(d * A) * h + (d * xv) * bk[k * DPITCH];
-                hk[k * NC * HPITCH] = h * bk[k * DPITCH + NS];
+                const int k1 = k + 1 < SCAN_K ? k + 1 : k;
+                const float d1 = dk[k1 * PITCH], x1 = xk[k1 * PITCH];
+                const float B1 = bk[k1 * DPITCH], C1 = bk[k1 * DPITCH + NS];
+                h = __expf(d * A) * h + (d * xv) * B;
+                hk[k * NC * HPITCH] = h * C;
+                d = d1, xv = x1, B = B1, C = C1;
             }
         }
         __syncthreads();
@@ -857,7 +931,7 @@ swin_forward_kernel(float *out, const float *in, const lpm_mamba_params p, const
         float z = 0.0f;
 #pragma unroll
         for (int j = 0; j < NC; j++) z += s->in_proj[(NC + o) * NC + j] * ln[j];
-        r[o] = xt[o] * (z * sigmoidf_(z));
+        r[o] = xt[o] * (z * fast_sigmoid(z));
     }
 #pragma unroll 4
     for (int o = 0; o < NC; o++) {
@@ -947,20 +1021,48 @@ __device__ void load_cfc_weights(float *sw, const lpm_cfc_params &p) {
     __syncthreads();
 }
 
+/* The forward alone needs no cfc_state: the voxel's features go to registers once, and each
+ * o's m, a1, a2 go straight into the fc sums (fc_row's order: w . x over i, then + b). */
 __global__ void cfc_forward_kernel(float *out, float *base, float *detail, const float *f,
                                    lpm_cfc_params p, int64_t n) {
     __shared__ float sw[4 * NC * NC];
+    __shared__ float sfc[2 * NC];
     load_cfc_weights(sw, p);
+    if ((int)threadIdx.x < p.nout * NC) sfc[threadIdx.x] = p.fc_w[threadIdx.x];
+    __syncthreads();
     const int64_t v = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (v >= n) return;
-    cfc_state s;
-    cfc_voxel(&s, f + v * NC, sw);
+    float x[NC];
+    const float4 *f4 = reinterpret_cast<const float4 *>(f + v * NC);
+#pragma unroll
+    for (int i4 = 0; i4 < NC / 4; i4++) {
+        const float4 q = f4[i4];
+        x[4 * i4] = q.x, x[4 * i4 + 1] = q.y, x[4 * i4 + 2] = q.z, x[4 * i4 + 3] = q.w;
+    }
+    const float *ff1 = sw, *ff2 = sw + NC * NC, *wa = sw + 2 * NC * NC, *wb = sw + 3 * NC * NC;
+    float om[2] = {0.0f, 0.0f}, o1[2] = {0.0f, 0.0f}, o2[2] = {0.0f, 0.0f};
+    const int two = p.nout == 2;
+#pragma unroll 2
+    for (int o = 0; o < NC; o++) {
+        float a1 = 0.0f, a2 = 0.0f, ta = 0.0f, tb = 0.0f;
+#pragma unroll
+        for (int i = 0; i < NC; i++) {
+            a1 += ff1[o * NC + i] * x[i];
+            a2 += ff2[o * NC + i] * x[i];
+            ta += wa[o * NC + i] * x[i];
+            tb += wb[o * NC + i] * x[i];
+        }
+        const float t = 1.0f / (1.0f + expf(-(ta + tb)));
+        const float m = a1 * (1.0f - t) + t * a2;
+        om[0] += sfc[o] * m, o1[0] += sfc[o] * a1, o2[0] += sfc[o] * a2;
+        if (two) om[1] += sfc[NC + o] * m;
+    }
     for (int k = 0; k < p.nout; k++) {
-        const float *w = p.fc_w + k * NC, b = p.fc_b[k];
+        const float b = p.fc_b[k];
         /* torch.tanh(fc(x)) / 2 + 0.5 */
-        out[k * n + v] = tanhf(fc_row(w, b, s.m)) / 2 + 0.5f;
-        if (base) base[k * n + v] = tanhf(fc_row(w, b, s.a1)) / 2 + 0.5f;
-        if (detail) detail[k * n + v] = tanhf(fc_row(w, b, s.a2)) / 2 + 0.5f;
+        out[k * n + v] = tanhf(om[k] + b) / 2 + 0.5f;
+        if (base) base[k * n + v] = tanhf(o1[k] + b) / 2 + 0.5f;
+        if (detail) detail[k * n + v] = tanhf(o2[k] + b) / 2 + 0.5f;
     }
 }
 
