@@ -1,5 +1,7 @@
-/* lpmnet info FILE | --model: describe a NIfTI volume or a weights file. */
+/* lpmnet info FILE | --model | --device: describe a NIfTI volume or a weights file, name the
+ * bundled model, or say which GPU --device cuda would use. */
 #include "cli.h"
+#include "cuda/cuda.h"
 #include "io/io.h"
 
 #include <math.h>
@@ -12,7 +14,8 @@ static const char *CMD = "info";
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lpmnet info FILE      NIfTI header summary, or a weights file's tensors\n"
-            "       lpmnet info --model   which bundled model fuse uses without -m\n");
+            "       lpmnet info --model   which bundled model fuse uses without -m\n"
+            "       lpmnet info --device  the GPU --device cuda would use, or why there is none\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -96,6 +99,13 @@ int cmd_info(int argc, char **argv) {
         const char *m = cli_default_model();
         if (!m) return cli_error(CMD, LPM_ERR_INPUT, "no bundled model found (set LPM_MODEL or pass -m to fuse)");
         printf("%s\n", m);
+        return 0;
+    }
+    if (!strcmp(argv[0], "--device")) {
+        char what[400];
+        if (!lpm_cuda_available(what, sizeof what))
+            return cli_error(CMD, LPM_ERR_INPUT, "--device cuda is not usable here: %s", what);
+        printf("cuda: %s\n", what);
         return 0;
     }
     return ends_with(argv[0], ".safetensors") ? info_weights(argv[0]) : info_volume(argv[0]);

@@ -25,7 +25,8 @@ extern "C" {
 #include "../model/model.h"
 #include "../train/loss.h"
 
-/* 1 when a CUDA device can be used; otherwise 0 and why in why[0..n) (may be NULL). */
+/* 1 when a CUDA device can be used, with the device described in why[0..n) (name, compute
+ * capability, memory); otherwise 0 and the reason there. why may be NULL. */
 int lpm_cuda_available(char *why, size_t n);
 
 /* Exactly lpm_fuse (normalise, pad to 16, network, crop) with the network on the GPU. */

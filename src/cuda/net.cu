@@ -34,7 +34,11 @@ int lpm_cuda_available(char *why, size_t n) {
     } else if ((e = cudaFree(0)) != cudaSuccess) { /* creates the context */
         reason = cudaGetErrorString(e);
     }
-    if (reason && why && n) snprintf(why, n, "%s", reason);
+    if (why && n) {
+        if (reason) snprintf(why, n, "%s", reason);
+        else snprintf(why, n, "%s, compute capability %d.%d, %.0f GiB", prop.name, prop.major,
+                      prop.minor, (double)prop.totalGlobalMem / 1073741824.0);
+    }
     return reason == NULL;
 }
 
