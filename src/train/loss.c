@@ -5,6 +5,7 @@
  * and the partial sums are added in a fixed order, so a value does not depend on the
  * number of threads. */
 #include "loss.h"
+#include "model/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -29,36 +30,76 @@ static void gauss_taps(float g[WIN]) {
     for (int k = 0; k < WIN; k++) g[k] = (float)(t[k] / s);
 }
 
+/* o[j] += g v[j] for j < n: the filter's inner loop, over contiguous memory */
+LPM_INLINE void add_tap(float *restrict o, const float *restrict v, float g, int64_t n) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) o[j] += g * v[j];
+}
+
 /* One 11-tap zero-padded "same" pass over n rows of len contiguous floats, rows stride
  * apart: o[i] = sum_k g[k] v[i+k-5] with v = 0 outside [0, n). Rows are added tap by
  * tap so the inner loop runs over contiguous memory. */
-static void pass_rows(float *o, const float *v, int64_t n, int64_t stride, int64_t len,
-                      const float g[WIN]) {
+LPM_INLINE void pass_rows(float *o, const float *v, int64_t n, int64_t stride, int64_t len,
+                          const float g[WIN]) {
     for (int64_t i = 0; i < n; i++) {
         float *oi = o + i * stride;
         for (int64_t j = 0; j < len; j++) oi[j] = 0.0f;
         int64_t k0 = i < RAD ? RAD - i : 0;
         int64_t k1 = i + RAD >= n ? n - 1 - i + RAD : WIN - 1;
-        for (int64_t k = k0; k <= k1; k++) {
-            const float *vi = v + (i + k - RAD) * stride;
-            float gk = g[k];
-            for (int64_t j = 0; j < len; j++) oi[j] += gk * vi[j];
-        }
+        for (int64_t k = k0; k <= k1; k++) add_tap(oi, v + (i + k - RAD) * stride, g[k], len);
     }
 }
 
-/* The same pass along one contiguous row of n values (the innermost axis). */
-static void pass_line(float *o, const float *v, int64_t n, const float g[WIN]) {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k0 = i < RAD ? RAD - i : 0;
-        int64_t k1 = i + RAD >= n ? n - 1 - i + RAD : WIN - 1;
-        float s = 0.0f;
-        if (k0 == 0 && k1 == WIN - 1)
-            for (int k = 0; k < WIN; k++) s += g[k] * v[i + k - RAD];
-        else
-            for (int64_t k = k0; k <= k1; k++) s += g[k] * v[i + k - RAD];
-        o[i] = s;
+/* sum_k g[k] v[i+k-5] over the taps inside [0, n), in the order k = 0..10 */
+LPM_INLINE float tap_sum(const float *v, int64_t n, int64_t i, const float g[WIN]) {
+    int64_t k0 = i < RAD ? RAD - i : 0;
+    int64_t k1 = i + RAD >= n ? n - 1 - i + RAD : WIN - 1;
+    float s = 0.0f;
+    for (int64_t k = k0; k <= k1; k++) s += g[k] * v[i + k - RAD];
+    return s;
+}
+
+/* The same pass along one contiguous row of n values (the innermost axis): the outputs
+ * whose 11 taps are all inside, tap by tap over the row (whole vectors); the 5 at each end
+ * one at a time. Both add the taps in the order k = 0..10. */
+LPM_INLINE void pass_line(float *o, const float *v, int64_t n, const float g[WIN]) {
+    const int64_t lo = n < RAD ? n : RAD, hi = n - RAD > lo ? n - RAD : lo;
+    for (int64_t i = 0; i < lo; i++) o[i] = tap_sum(v, n, i, g);
+    for (int64_t i = hi; i < n; i++) o[i] = tap_sum(v, n, i, g);
+    for (int64_t i = lo; i < hi; i++) o[i] = 0.0f;
+    for (int k = 0; k < WIN; k++) add_tap(o + lo, v + lo + k - RAD, g[k], hi - lo);
+}
+
+/* Slice d of the filter's first two passes (along W, then H) into tmp. Cloned (AVX-512,
+ * AVX2, baseline) and called per slice from the OpenMP loop, whose own body GCC compiles
+ * for baseline x86-64 only. */
+LPM_CLONES static void plane_passes(float *tmp, const float *a, const float *b, int kind,
+                                    float *src, float *wpass, int64_t H, int64_t W,
+                                    const float g[WIN]) {
+    for (int64_t h = 0; h < H; h++) {
+        const float *ar = a + h * W, *row = ar;
+        if (kind == SRC_AA) {
+#pragma omp simd
+            for (int64_t w = 0; w < W; w++) src[w] = ar[w] * ar[w];
+            row = src;
+        } else if (kind == SRC_AB) {
+            const float *br = b + h * W;
+#pragma omp simd
+            for (int64_t w = 0; w < W; w++) src[w] = ar[w] * br[w];
+            row = src;
+        }
+        pass_line(wpass + h * W, row, W, g);
     }
+    pass_rows(tmp, wpass, H, W, W, g);
+}
+
+/* Slice d of the pass along D: out[d] = sum_k g[k] tmp[d+k-5] (zero outside). */
+LPM_CLONES static void depth_pass(float *o, const float *tmp, int64_t d, int64_t D, int64_t HW,
+                                  const float g[WIN]) {
+    int64_t k0 = d < RAD ? RAD - d : 0;
+    int64_t k1 = d + RAD >= D ? D - 1 - d + RAD : WIN - 1;
+    for (int64_t j = 0; j < HW; j++) o[j] = 0.0f;
+    for (int64_t k = k0; k <= k1; k++) add_tap(o, tmp + (d + k - RAD) * HW, g[k], HW);
 }
 
 /* out = G * src, G the separable 11^3 Gaussian, zero padding 5, (D,H,W) in and out.
@@ -70,29 +111,10 @@ static void gauss_filter(float *out, const float *a, const float *b, int kind, f
 #pragma omp parallel for schedule(static)
     for (int64_t d = 0; d < D; d++) {
         float *src = rows + (size_t)lpm_thread_id() * (size_t)(HW + W);
-        float *wpass = src + W;
-        for (int64_t h = 0; h < H; h++) {
-            const float *ar = a + d * HW + h * W;
-            const float *br = b ? b + d * HW + h * W : NULL;
-            for (int64_t w = 0; w < W; w++)
-                src[w] = kind == SRC_A ? ar[w] : kind == SRC_AA ? ar[w] * ar[w] : ar[w] * br[w];
-            pass_line(wpass + h * W, src, W, g);
-        }
-        pass_rows(tmp + d * HW, wpass, H, W, W, g);
+        plane_passes(tmp + d * HW, a + d * HW, b ? b + d * HW : NULL, kind, src, src + W, H, W, g);
     }
-    /* along D: slice d of out reads slices d-5..d+5 of tmp */
 #pragma omp parallel for schedule(static)
-    for (int64_t d = 0; d < D; d++) {
-        int64_t k0 = d < RAD ? RAD - d : 0;
-        int64_t k1 = d + RAD >= D ? D - 1 - d + RAD : WIN - 1;
-        float *o = out + d * HW;
-        for (int64_t j = 0; j < HW; j++) o[j] = 0.0f;
-        for (int64_t k = k0; k <= k1; k++) {
-            const float *v = tmp + (d + k - RAD) * HW;
-            float gk = g[k];
-            for (int64_t j = 0; j < HW; j++) o[j] += gk * v[j];
-        }
-    }
+    for (int64_t d = 0; d < D; d++) depth_pass(out + d * HW, tmp, d, D, HW, g);
 }
 
 static lpm_status check_dims(const char *fn, const void *p, const void *q, int64_t D, int64_t H,
