@@ -128,55 +128,93 @@ static lpm_status check_dims(const char *fn, const void *p, const void *q, int64
 
 /* ------------------------------------------------------------------ SSIM */
 
-lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, int64_t H,
-                      int64_t W, float *dy, double scale) {
-    lpm_status st = check_dims("lpm_ssim3d", x, y, D, H, W);
-    if (st) return st;
+/* The SSIM map of n voxels from the five filtered volumes, its sum returned; with q != 0
+ * the backward coefficients q dS/dmy, q dS/dEyy, q dS/dExy overwrite my, eyy, exy
+ * (GRADIENTS.md "Losses"). Double arithmetic; cloned, so the divisions run 8 at a time. */
+LPM_CLONES static double ssim_map(const float *mx, float *my, const float *exx, float *eyy,
+                                  float *exy, int64_t n, double q) {
+    double s_sum = 0.0;
+#pragma omp simd reduction(+ : s_sum)
+    for (int64_t i = 0; i < n; i++) {
+        double ux = mx[i], uy = my[i];
+        double a1 = 2.0 * ux * uy + SSIM_C1;
+        double b1 = 2.0 * ((double)exy[i] - ux * uy) + SSIM_C2;
+        double a2 = ux * ux + uy * uy + SSIM_C1;
+        double b2 = ((double)exx[i] - ux * ux) + ((double)eyy[i] - uy * uy) + SSIM_C2;
+        /* four divisions where the formulas have seven */
+        double ia1 = 1.0 / a1, ib1 = 1.0 / b1, ia2 = 1.0 / a2, ib2 = 1.0 / b2;
+        double s = (a1 * b1) * (ia2 * ib2);
+        s_sum += s;
+        if (q != 0.0) {
+            my[i] = (float)(q * s * (2.0 * ux * ia1 - 2.0 * ux * ib1 - 2.0 * uy * ia2 + 2.0 * uy * ib2));
+            eyy[i] = (float)(-q * s * ib2);
+            exy[i] = (float)(2.0 * q * s * ib1);
+        }
+    }
+    return s_sum;
+}
+
+/* dL/dy += G*(q dS/dmy) + 2y G*(q dS/dEyy) + x G*(q dS/dExy), the three filtered already */
+LPM_CLONES static void ssim_grad(float *dy, const float *x, const float *y, const float *gmy,
+                                 const float *geyy, const float *gexy, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dy[i] += gmy[i] + 2.0f * y[i] * geyy[i] + x[i] * gexy[i];
+}
+
+/* Scratch of an SSIM: the five filtered volumes, the filter's temporary volume, per-thread
+ * rows and per-slice sums. Kept across the SSIMs of one loss: mx and exx, x's statistics,
+ * survive a call (the backward overwrites only the other three), so an SSIM against the
+ * same x again skips two of its five filters. */
+typedef struct {
+    int64_t D, H, W;
+    float *buf, *rows;
+    double *slice_sum;
+} ssim_ws;
+
+static void ssim_ws_free(ssim_ws *ws) {
+    free(ws->buf), free(ws->rows), free(ws->slice_sum);
+    ws->buf = ws->rows = NULL, ws->slice_sum = NULL;
+}
+
+static lpm_status ssim_ws_alloc(ssim_ws *ws, int64_t D, int64_t H, int64_t W) {
     int64_t HW = H * W, N = D * HW;
     int ok = 1;
     size_t nbuf = lpm_mul_size((size_t)N, 6, &ok);
     size_t nrows = lpm_mul_size((size_t)lpm_get_threads(), (size_t)(HW + W), &ok);
     if (!ok) return lpm_fail(LPM_ERR_INTERNAL, "lpm_ssim3d: volume too large");
-    float *buf = lpm_malloc(nbuf, sizeof(float));
-    float *rows = lpm_malloc(nrows, sizeof(float));
-    double *slice_sum = lpm_malloc((size_t)D, sizeof(double));
-    if (!buf || !rows || !slice_sum) {
-        free(buf), free(rows), free(slice_sum);
+    *ws = (ssim_ws){D, H, W, lpm_malloc(nbuf, sizeof(float)), lpm_malloc(nrows, sizeof(float)),
+                    lpm_malloc((size_t)D, sizeof(double))};
+    if (!ws->buf || !ws->rows || !ws->slice_sum) {
+        ssim_ws_free(ws);
         return lpm_fail(LPM_ERR_INTERNAL, "lpm_ssim3d: out of memory for %lld voxels", (long long)N);
     }
+    return LPM_OK;
+}
+
+/* lpm_ssim3d in a workspace; x_ready: ws already holds x's mx and exx */
+static void ssim3d_ws(ssim_ws *ws, double *ssim, const float *x, const float *y, int x_ready,
+                      float *dy, double scale) {
+    const int64_t D = ws->D, H = ws->H, W = ws->W, HW = H * W, N = D * HW;
+    float *buf = ws->buf, *rows = ws->rows;
+    double *slice_sum = ws->slice_sum;
     float *mx = buf, *my = buf + N, *exx = buf + 2 * N, *eyy = buf + 3 * N, *exy = buf + 4 * N;
     float *tmp = buf + 5 * N;
     float g[WIN];
     gauss_taps(g);
 
-    gauss_filter(mx, x, NULL, SRC_A, tmp, rows, D, H, W, g);
+    if (!x_ready) {
+        gauss_filter(mx, x, NULL, SRC_A, tmp, rows, D, H, W, g);
+        gauss_filter(exx, x, NULL, SRC_AA, tmp, rows, D, H, W, g);
+    }
     gauss_filter(my, y, NULL, SRC_A, tmp, rows, D, H, W, g);
-    gauss_filter(exx, x, NULL, SRC_AA, tmp, rows, D, H, W, g);
     gauss_filter(eyy, y, NULL, SRC_AA, tmp, rows, D, H, W, g);
     gauss_filter(exy, x, y, SRC_AB, tmp, rows, D, H, W, g);
 
     /* q = d(scale * mean S)/dS; the backward coefficients overwrite my, eyy, exy */
     double q = scale / (double)N;
 #pragma omp parallel for schedule(static)
-    for (int64_t d = 0; d < D; d++) {
-        double s_sum = 0.0;
-        for (int64_t i = d * HW; i < (d + 1) * HW; i++) {
-            double ux = mx[i], uy = my[i];
-            double a1 = 2.0 * ux * uy + SSIM_C1;
-            double b1 = 2.0 * ((double)exy[i] - ux * uy) + SSIM_C2;
-            double a2 = ux * ux + uy * uy + SSIM_C1;
-            double b2 = ((double)exx[i] - ux * ux) + ((double)eyy[i] - uy * uy) + SSIM_C2;
-            double s = (a1 * b1) / (a2 * b2);
-            s_sum += s;
-            if (dy) {
-                /* dS/dmy, dS/dEyy, dS/dExy (GRADIENTS.md "Losses") */
-                my[i] = (float)(q * s * (2.0 * ux / a1 - 2.0 * ux / b1 - 2.0 * uy / a2 + 2.0 * uy / b2));
-                eyy[i] = (float)(-q * s / b2);
-                exy[i] = (float)(2.0 * q * s / b1);
-            }
-        }
-        slice_sum[d] = s_sum;
-    }
+    for (int64_t d = 0; d < D; d++)
+        slice_sum[d] = ssim_map(mx + d * HW, my + d * HW, exx + d * HW, eyy + d * HW,
+                                exy + d * HW, HW, dy ? q : 0.0);
     double total = 0.0;
     for (int64_t d = 0; d < D; d++) total += slice_sum[d];
     *ssim = total / (double)N;
@@ -187,11 +225,21 @@ lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, i
         gauss_filter(eyy, eyy, NULL, SRC_A, tmp, rows, D, H, W, g);
         gauss_filter(exy, exy, NULL, SRC_A, tmp, rows, D, H, W, g);
 #pragma omp parallel for schedule(static)
-        for (int64_t d = 0; d < D; d++)
-            for (int64_t i = d * HW; i < (d + 1) * HW; i++)
-                dy[i] += my[i] + 2.0f * y[i] * eyy[i] + x[i] * exy[i];
+        for (int64_t d = 0; d < D; d++) {
+            const int64_t at = d * HW;
+            ssim_grad(dy + at, x + at, y + at, my + at, eyy + at, exy + at, HW);
+        }
     }
-    free(buf), free(rows), free(slice_sum);
+}
+
+lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, int64_t H,
+                      int64_t W, float *dy, double scale) {
+    lpm_status st = check_dims("lpm_ssim3d", x, y, D, H, W);
+    if (st) return st;
+    ssim_ws ws;
+    if ((st = ssim_ws_alloc(&ws, D, H, W))) return st;
+    ssim3d_ws(&ws, ssim, x, y, 0, dy, scale);
+    ssim_ws_free(&ws);
     return LPM_OK;
 }
 
@@ -300,12 +348,16 @@ lpm_status lpm_loss_fusion(lpm_loss_terms *t, const lpm_loss_weights *w, const f
     /* alpha (MSE(A,F) + MSE(B,F))/2 */
     if ((st = lpm_mse(&t->mse_af, A, F, (int64_t)N, dF, w->alpha / 2))) return st;
     if ((st = lpm_mse(&t->mse_bf, B, F, (int64_t)N, dF, w->alpha / 2))) return st;
-    /* beta (1 - (SSIM(A,F) + SSIM(B,F))/2) */
-    if ((st = lpm_ssim3d(&t->ssim_af, A, F, D, H, W, dF, -w->beta / 2))) return st;
-    if ((st = lpm_ssim3d(&t->ssim_bf, B, F, D, H, W, dF, -w->beta / 2))) return st;
-    /* 1 - (SSIM(A,Det) + SSIM(B,Det))/2, unweighted (authors' quirk) */
-    if ((st = lpm_ssim3d(&t->ssim_adet, A, Det, D, H, W, dDet, -0.5))) return st;
-    if ((st = lpm_ssim3d(&t->ssim_bdet, B, Det, D, H, W, dDet, -0.5))) return st;
+    /* beta (1 - (SSIM(A,F) + SSIM(B,F))/2) and 1 - (SSIM(A,Det) + SSIM(B,Det))/2,
+     * unweighted (authors' quirk); in one workspace, A's and B's statistics filtered once.
+     * dF and dDet each still receive A's term before B's. */
+    ssim_ws ws;
+    if ((st = ssim_ws_alloc(&ws, D, H, W))) return st;
+    ssim3d_ws(&ws, &t->ssim_af, A, F, 0, dF, -w->beta / 2);
+    ssim3d_ws(&ws, &t->ssim_adet, A, Det, 1, dDet, -0.5);
+    ssim3d_ws(&ws, &t->ssim_bf, B, F, 0, dF, -w->beta / 2);
+    ssim3d_ws(&ws, &t->ssim_bdet, B, Det, 1, dDet, -0.5);
+    ssim_ws_free(&ws);
     /* - gamma lambda_s SF(F) */
     return lpm_sf(&t->sf_f, F, D, H, W, dF, -w->gamma * w->lambda_s);
 }
