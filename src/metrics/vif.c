@@ -6,6 +6,7 @@
  * band of rows per thread instead of full filtered float64 volumes. */
 #include "metrics.h"
 #include "core/core.h"
+#include "model/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,7 +21,7 @@ typedef struct {
     int64_t D, H, W;
 } sources;
 
-static void load_row(double *r, const sources *s, int i, size_t off, int64_t n) {
+LPM_INLINE void load_row(double *r, const sources *s, int i, size_t off, int64_t n) {
     if (s->f32[i])
         for (int64_t k = 0; k < n; k++) r[k] = s->f32[i][off + (size_t)k];
     else
@@ -38,6 +39,71 @@ typedef struct { int i, j; } product;
  * out[p] holds them for product p, ny x ow values. Called concurrently for different bands. */
 typedef void (*band_fn)(void *ctx, int64_t od, int64_t band, int64_t y0, int64_t ny,
                         double *const *out, int64_t ow);
+
+/* Band b of filter_valid (one task): r is the task's thread's buffer. Cloned, so its loops
+ * run 8 doubles a vector where an OpenMP body is compiled for baseline x86-64 (2). */
+LPM_CLONES static void filter_band(const sources *s, const product *pr, int np, const double *g,
+                                   int n, int stride, band_fn fn, void *ctx, int64_t b,
+                                   double *r) {
+    const int64_t D = s->D, H = s->H, W = s->W;
+    const int64_t vh = H - n + 1, vw = W - n + 1;
+    const int64_t oh = (vh + stride - 1) / stride, ow = (vw + stride - 1) / stride;
+    const int64_t hin = (BAND - 1) * stride + n;
+    const size_t band = (size_t)(BAND * ow);
+    double *r2 = r + W;
+    double *tw = r2 + W, *ring = tw + (size_t)np * (size_t)hin * (size_t)ow;
+    double *out = ring + (size_t)n * (size_t)np * band, *outp[8];
+    int64_t y0 = b * BAND, ny = oh - y0 < BAND ? oh - y0 : BAND;
+    int64_t h0 = y0 * stride, nh = (ny - 1) * stride + n;   /* input rows of the band */
+    int c = n / 2;                                           /* centre tap (n is odd) */
+    for (int p = 0; p < np; p++) outp[p] = out + (size_t)p * band;
+    for (int64_t d = 0; d < D; d++) {
+        /* W pass of the band's input rows */
+        for (int p = 0; p < np; p++)
+            for (int64_t h = 0; h < nh; h++) {
+                size_t base = (size_t)((d * H + h0 + h) * W);
+                load_row(r, s, pr[p].i, base, W);
+                if (pr[p].j >= 0) {
+                    load_row(r2, s, pr[p].j, base, W);
+                    for (int64_t w = 0; w < W; w++) r[w] *= r2[w];
+                }
+                double *o = tw + ((size_t)p * (size_t)hin + (size_t)h) * (size_t)ow;
+                /* the kernel is symmetric: pair tap k with tap n-1-k; k outer, x inner vectorises */
+                for (int64_t x = 0; x < ow; x++) o[x] = g[c] * r[x * stride + c];
+                for (int k = 0; k < c; k++)
+                    for (int64_t x = 0; x < ow; x++)
+                        o[x] += g[k] * (r[x * stride + k] + r[x * stride + n - 1 - k]);
+            }
+        /* H pass into ring slot d mod n */
+        double *slot = ring + (size_t)(d % n) * (size_t)np * band;
+        for (int p = 0; p < np; p++)
+            for (int64_t y = 0; y < ny; y++) {
+                const double *t = tw + ((size_t)p * (size_t)hin + (size_t)(y * stride)) * (size_t)ow;
+                double *o = slot + (size_t)p * band + (size_t)(y * ow);
+                const double *tc = t + (size_t)c * (size_t)ow;
+                for (int64_t x = 0; x < ow; x++) o[x] = g[c] * tc[x];
+                for (int k = 0; k < c; k++) {
+                    const double *t0 = t + (size_t)k * (size_t)ow, *t1 = t + (size_t)(n - 1 - k) * (size_t)ow;
+                    for (int64_t x = 0; x < ow; x++) o[x] += g[k] * (t0[x] + t1[x]);
+                }
+            }
+        /* D pass: output slice od0 = d - n + 1 needs input slices od0 .. d */
+        int64_t od0 = d - n + 1;
+        if (od0 < 0 || od0 % stride) continue;
+        for (int p = 0; p < np; p++) {
+            double *o = outp[p];
+#define RING(k) (ring + ((size_t)((od0 + (k)) % n) * (size_t)np + (size_t)p) * band)
+            const double *tc = RING(c);
+            for (int64_t x = 0; x < ny * ow; x++) o[x] = g[c] * tc[x];
+            for (int k = 0; k < c; k++) {
+                const double *t0 = RING(k), *t1 = RING(n - 1 - k);
+                for (int64_t x = 0; x < ny * ow; x++) o[x] += g[k] * (t0[x] + t1[x]);
+            }
+#undef RING
+        }
+        fn(ctx, od0 / stride, b, y0, ny, outp, ow);
+    }
+}
 
 /* Valid filtering with the 1-D kernel g (n taps) on every axis, keeping every stride-th
  * output voxel (from 0) on every axis, for np (<= 8) products of s. The output rows are cut
@@ -57,61 +123,8 @@ static lpm_status filter_valid(const sources *s, const product *pr, int np, cons
     double *buf = lpm_malloc((size_t)lpm_get_threads() * per, sizeof(double));
     if (!buf) return LPM_ERR_INTERNAL;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t b = 0; b < nbands; b++) {
-        double *r = buf + (size_t)lpm_thread_id() * per, *r2 = r + W;
-        double *tw = r2 + W, *ring = tw + (size_t)np * (size_t)hin * (size_t)ow;
-        double *out = ring + (size_t)n * (size_t)np * band, *outp[8];
-        int64_t y0 = b * BAND, ny = oh - y0 < BAND ? oh - y0 : BAND;
-        int64_t h0 = y0 * stride, nh = (ny - 1) * stride + n;   /* input rows of the band */
-        int c = n / 2;                                           /* centre tap (n is odd) */
-        for (int p = 0; p < np; p++) outp[p] = out + (size_t)p * band;
-        for (int64_t d = 0; d < D; d++) {
-            /* W pass of the band's input rows */
-            for (int p = 0; p < np; p++)
-                for (int64_t h = 0; h < nh; h++) {
-                    size_t base = (size_t)((d * H + h0 + h) * W);
-                    load_row(r, s, pr[p].i, base, W);
-                    if (pr[p].j >= 0) {
-                        load_row(r2, s, pr[p].j, base, W);
-                        for (int64_t w = 0; w < W; w++) r[w] *= r2[w];
-                    }
-                    double *o = tw + ((size_t)p * (size_t)hin + (size_t)h) * (size_t)ow;
-                    /* the kernel is symmetric: pair tap k with tap n-1-k; k outer, x inner vectorises */
-                    for (int64_t x = 0; x < ow; x++) o[x] = g[c] * r[x * stride + c];
-                    for (int k = 0; k < c; k++)
-                        for (int64_t x = 0; x < ow; x++)
-                            o[x] += g[k] * (r[x * stride + k] + r[x * stride + n - 1 - k]);
-                }
-            /* H pass into ring slot d mod n */
-            double *slot = ring + (size_t)(d % n) * (size_t)np * band;
-            for (int p = 0; p < np; p++)
-                for (int64_t y = 0; y < ny; y++) {
-                    const double *t = tw + ((size_t)p * (size_t)hin + (size_t)(y * stride)) * (size_t)ow;
-                    double *o = slot + (size_t)p * band + (size_t)(y * ow);
-                    const double *tc = t + (size_t)c * (size_t)ow;
-                    for (int64_t x = 0; x < ow; x++) o[x] = g[c] * tc[x];
-                    for (int k = 0; k < c; k++) {
-                        const double *t0 = t + (size_t)k * (size_t)ow, *t1 = t + (size_t)(n - 1 - k) * (size_t)ow;
-                        for (int64_t x = 0; x < ow; x++) o[x] += g[k] * (t0[x] + t1[x]);
-                    }
-                }
-            /* D pass: output slice od0 = d - n + 1 needs input slices od0 .. d */
-            int64_t od0 = d - n + 1;
-            if (od0 < 0 || od0 % stride) continue;
-            for (int p = 0; p < np; p++) {
-                double *o = outp[p];
-#define RING(k) (ring + ((size_t)((od0 + (k)) % n) * (size_t)np + (size_t)p) * band)
-                const double *tc = RING(c);
-                for (int64_t x = 0; x < ny * ow; x++) o[x] = g[c] * tc[x];
-                for (int k = 0; k < c; k++) {
-                    const double *t0 = RING(k), *t1 = RING(n - 1 - k);
-                    for (int64_t x = 0; x < ny * ow; x++) o[x] += g[k] * (t0[x] + t1[x]);
-                }
-#undef RING
-            }
-            fn(ctx, od0 / stride, b, y0, ny, outp, ow);
-        }
-    }
+    for (int64_t b = 0; b < nbands; b++)
+        filter_band(s, pr, np, g, n, stride, fn, ctx, b, buf + (size_t)lpm_thread_id() * per);
     free(buf);
     return LPM_OK;
 }
