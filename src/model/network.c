@@ -96,19 +96,15 @@ static void image_trunk(const lpm_net *n, const lpm_params *p, int k, const imag
     lpm_swin_mamba_forward(s0, feat, &p->mamba[k][0], g->R, g->Q, 0, swin);
 }
 
-static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thread_buf *b) {
-    image_geom g = geom(n, k, i);
-    float *feat = b->img[0], *s0 = b->img[1];
-    image_trunk(n, p, k, &g, feat, s0, b->swin);
-    /* the dense output is no longer needed: the branch output goes over it */
-    float *out = feat;
-    lpm_swin_mamba_forward(out, s0, &p->mamba[k][1], g.R, g.Q, 8, b->swin);
-    for (int r = 0; r < g.R; r++)
-        for (int q = 0; q < g.Q; q++) {
-            int64_t v = voxel(&g, r, q);
-            prefetch_ahead(n->M, C, &g, r, q, 1);
+/* Branch k's output image into the running max M (and the winner bits when training).
+ * Cloned: it runs inside the OpenMP body, which GCC compiles for baseline x86-64 only. */
+LPM_CLONES static void merge_image(lpm_net *n, const image_geom *g, const float *out, int k) {
+    for (int r = 0; r < g->R; r++)
+        for (int q = 0; q < g->Q; q++) {
+            int64_t v = voxel(g, r, q);
+            prefetch_ahead(n->M, C, g, r, q, 1);
             float *m = n->M + v * C;
-            const float *o = out + ((size_t)r * g.Q + q) * C;
+            const float *o = out + ((size_t)r * g->Q + q) * C;
             if (k == 0) {
                 memcpy(m, o, C * sizeof(float));
                 if (n->training) memset(n->bits + v * C, 1, C);
@@ -123,6 +119,16 @@ static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thr
                 for (int c = 0; c < C; c++) m[c] = lpm_vsel(o[c] > m[c], o[c], m[c]);
             }
         }
+}
+
+static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thread_buf *b) {
+    image_geom g = geom(n, k, i);
+    float *feat = b->img[0], *s0 = b->img[1];
+    image_trunk(n, p, k, &g, feat, s0, b->swin);
+    /* the dense output is no longer needed: the branch output goes over it */
+    float *out = feat;
+    lpm_swin_mamba_forward(out, s0, &p->mamba[k][1], g.R, g.Q, 8, b->swin);
+    merge_image(n, &g, out, k);
 }
 
 static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, int k,
