@@ -294,6 +294,20 @@ int main(int argc, char **argv) {
         printf("training step: wall %.3f s  cpu %.3f s  %.2f GFLOP/s (wall)  peak RSS %.0f MB\n",
                mw, mc, step_flops / mw / 1e9, peak_rss_mb());
         lpm_trainer_free(&t);
+        /* the part of a step that is the losses and their gradients (src/train/loss.c), on
+         * stand-in outputs: F = detail = (A + B)/2, R = [F, F] */
+        float *f = malloc(2 * n * 4), *df = malloc(2 * n * 4), *dd = malloc(n * 4);
+        if (!f || !df || !dd) return 3;
+        for (size_t i = 0; i < 2 * n; i++) f[i] = 0.5f * (a[i % n] + b[i % n]);
+        for (int r = -1; r < reps; r++) {
+            double t0 = now();
+            if (lpm_loss_fusion(&terms, &lw, a, b, f, f, D, H, W, df, dd) != LPM_OK ||
+                lpm_loss_recon(&terms, a, b, f, D, H, W, df) != LPM_OK)
+                die("losses");
+            if (r >= 0) wall[r] = now() - t0;
+        }
+        printf("  of which the losses:  wall %.3f s\n", median(wall, reps));
+        free(f), free(df), free(dd);
         free(a), free(b);
     }
     free(wall), free(cpu);
