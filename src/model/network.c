@@ -131,25 +131,42 @@ static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thr
     merge_image(n, &g, out, k);
 }
 
+/* The branch output's gradient: dM on the elements this branch won (the share of each of
+ * the 8 winner-bit patterns looked up, not branched on). Cloned, as merge_image. */
+LPM_CLONES static void branch_output_grad(float *gout, const lpm_net *n, const image_geom *g,
+                                          int k) {
+    float share[8];
+    for (unsigned w = 0; w < 8; w++) share[w] = lpm_max3_share(w, k);
+    for (int r = 0; r < g->R; r++)
+        for (int q = 0; q < g->Q; q++) {
+            int64_t v = voxel(g, r, q);
+            const float *dm = n->dM + v * C;
+            const unsigned char *bits = n->bits + v * C;
+            float *go = gout + ((size_t)r * g->Q + q) * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) go[c] = dm[c] * share[bits[c] & 7u];
+        }
+}
+
+/* dX += the input channels (16..23) of the image's feature gradient; images of one branch
+ * cover disjoint voxels, so no two threads add to one dX entry. */
+LPM_CLONES static void add_input_grad(lpm_net *n, const image_geom *g, const float *dfeat) {
+    for (int r = 0; r < g->R; r++)
+        for (int q = 0; q < g->Q; q++) {
+            float *dx = n->dX + voxel(g, r, q) * CX;
+            const float *src = dfeat + ((size_t)r * g->Q + q) * C + 16;
+#pragma omp simd
+            for (int c = 0; c < CX; c++) dx[c] += src[c];
+        }
+}
+
 static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, int k,
                            int64_t i, thread_buf *b) {
     image_geom g = geom(n, k, i);
     float *feat = b->img[0], *s0 = b->img[1], *gout = b->img[2], *ds0 = b->img[3];
     size_t np = (size_t)g.R * g.Q;
     image_trunk(n, p, k, &g, feat, s0, b->swin);
-    /* the branch output's gradient: dM on the elements this branch won (the share of
-     * each of the 8 winner-bit patterns looked up, not branched on) */
-    float share[8];
-    for (unsigned w = 0; w < 8; w++) share[w] = lpm_max3_share(w, k);
-    for (int r = 0; r < g.R; r++)
-        for (int q = 0; q < g.Q; q++) {
-            int64_t v = voxel(&g, r, q);
-            const float *dm = n->dM + v * C;
-            const unsigned char *bits = n->bits + v * C;
-            float *go = gout + ((size_t)r * g.Q + q) * C;
-#pragma omp simd
-            for (int c = 0; c < C; c++) go[c] = dm[c] * share[bits[c] & 7u];
-        }
+    branch_output_grad(gout, n, &g, k);
     memset(ds0, 0, np * C * sizeof(float));
     lpm_swin_mamba_backward(ds0, &grad->mamba[k][1], gout, s0, &p->mamba[k][1], g.R, g.Q, 8,
                             b->swin);
@@ -158,13 +175,7 @@ static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, in
     lpm_swin_mamba_backward(dfeat, &grad->mamba[k][0], ds0, feat, &p->mamba[k][0], g.R, g.Q,
                             0, b->swin);
     lpm_dense_backward(dfeat, &grad->dense[k], feat, &p->dense[k], g.R, g.Q);
-    /* images of one branch cover disjoint voxels: no two threads add to one dX entry */
-    for (int r = 0; r < g.R; r++)
-        for (int q = 0; q < g.Q; q++) {
-            float *dx = n->dX + voxel(&g, r, q) * CX;
-            const float *src = dfeat + ((size_t)r * g.Q + q) * C + 16;
-            for (int c = 0; c < CX; c++) dx[c] += src[c];
-        }
+    add_input_grad(n, &g, dfeat);
 }
 
 lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int training) {
