@@ -45,7 +45,10 @@ static int parzen(double v, int *idx, double *w) {
  * would leave H_X + H_Y + 1e-10 near -1e-10 and NMI in the hundreds or thousands. */
 static double entropy(const double *p, int n) {
     double h = 0;
-    for (int i = 0; i < n; i++) h -= p[i] * log((double)(float)(p[i] + EPS));
+    /* an empty bin adds exactly 0 (0 x log(1e-10) is -0): most joint bins are empty, and
+     * skipping them skips their log */
+    for (int i = 0; i < n; i++)
+        if (p[i] != 0) h -= p[i] * log((double)(float)(p[i] + EPS));
     return h;
 }
 
