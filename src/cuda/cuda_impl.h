@@ -61,14 +61,15 @@ typedef struct {
 size_t lpm_cuda_mamba_floats(int64_t nseq, int L, int training);
 void lpm_cuda_mamba_carve(mamba_dev *m, float *base, int64_t nseq, int L, int training);
 
-/* Swin-Mamba scratch for up to nwin windows at once. */
+/* The Swin-Mamba backward's scratch for up to nwin windows at once (the fused forward needs
+ * none). */
 typedef struct {
     int64_t nwin;      /* capacity in windows */
     float *tok, *ln, *mean, *rstd, *seq, *dln, *dtok;
     mamba_dev m;
 } swin_dev;
-size_t lpm_cuda_swin_floats(int64_t nwin, int training);
-void lpm_cuda_swin_carve(swin_dev *s, float *base, int64_t nwin, int training);
+size_t lpm_cuda_swin_floats(int64_t nwin);
+void lpm_cuda_swin_carve(swin_dev *s, float *base, int64_t nwin);
 
 lpm_status lpm_cuda_blas(cublasHandle_t *h);
 

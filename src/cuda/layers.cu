@@ -710,7 +710,8 @@ lpm_status cu_mamba_backward(float *du, lpm_mamba_params *grad, const float *dou
 
 /* ------------------------------------------------------------------ Swin-Mamba (window.c) */
 
-static size_t swin_layout(swin_dev *s, float *base, int64_t nwin, int training) {
+/* The backward's scratch for nwin windows (the forward, fused, needs none). */
+static size_t swin_layout(swin_dev *s, float *base, int64_t nwin) {
     const size_t t = (size_t)nwin * NTOK;
     size_t at = 0;
 #define PIECE(field, n)                     \
@@ -721,25 +722,21 @@ static size_t swin_layout(swin_dev *s, float *base, int64_t nwin, int training) 
     PIECE(tok, t * NC);
     PIECE(ln, t * NC);
     PIECE(seq, t * NC);
-    if (training) {
-        PIECE(mean, t);
-        PIECE(rstd, t);
-        PIECE(dln, t * NC);
-        PIECE(dtok, t * NC);
-    }
+    PIECE(mean, t);
+    PIECE(rstd, t);
+    PIECE(dln, t * NC);
+    PIECE(dtok, t * NC);
 #undef PIECE
-    if (base) lpm_cuda_mamba_carve(&s->m, base + at, nwin, NTOK, training);
-    return at + lpm_cuda_mamba_floats(nwin, NTOK, training);
+    if (base) lpm_cuda_mamba_carve(&s->m, base + at, nwin, NTOK, 1);
+    return at + lpm_cuda_mamba_floats(nwin, NTOK, 1);
 }
 
-size_t lpm_cuda_swin_floats(int64_t nwin, int training) {
-    return swin_layout(NULL, NULL, nwin, training);
-}
+size_t lpm_cuda_swin_floats(int64_t nwin) { return swin_layout(NULL, NULL, nwin); }
 
-void lpm_cuda_swin_carve(swin_dev *s, float *base, int64_t nwin, int training) {
+void lpm_cuda_swin_carve(swin_dev *s, float *base, int64_t nwin) {
     *s = swin_dev{};
     s->nwin = nwin;
-    swin_layout(s, base, nwin, training);
+    swin_layout(s, base, nwin);
 }
 
 /* seq (nw, 256, 24) <- the tokens of windows w0 .. w0 + nw - 1 of vol */

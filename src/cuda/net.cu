@@ -102,9 +102,9 @@ static lpm_status net_alloc(lpm_cuda_net *n) {
     for (size_t i = 0; i < nbuf; i++) n->buf[i] = n->bufs + i * nv * NC;
     if (n->training) {
         /* the backward's chunk scratch; the forward is fused and needs none */
-        TRY(lpm_cuda_malloc(&p, lpm_cuda_swin_floats(nwin, 1) * sizeof(float)));
+        TRY(lpm_cuda_malloc(&p, lpm_cuda_swin_floats(nwin) * sizeof(float)));
         n->swin_mem = (float *)p;
-        lpm_cuda_swin_carve(&n->swin, n->swin_mem, nwin, 1);
+        lpm_cuda_swin_carve(&n->swin, n->swin_mem, nwin);
         TRY(lpm_cuda_malloc(&p, nv * NC));
         n->bits = (unsigned char *)p;
         TRY(lpm_cuda_malloc(&p, nv * NCX * sizeof(float)));
@@ -686,9 +686,9 @@ static lpm_status swin_op(arena *A, float *out, float *din, float *grad, const f
         TRY(cu_swin_forward(dOut, dIn, &p.mamba[k][l], &geo, shift));
         return dget(out, dOut, n);
     }
-    TRY(dalloc(A, &scr, lpm_cuda_swin_floats(nwin, 1)));
+    TRY(dalloc(A, &scr, lpm_cuda_swin_floats(nwin)));
     swin_dev s;
-    lpm_cuda_swin_carve(&s, scr, nwin, 1);
+    lpm_cuda_swin_carve(&s, scr, nwin);
     TRY(dput(A, &dOut, dout, n));
     TRY(dput(A, &dDin, din, n));
     TRY(cu_swin_backward(dDin, &g.mamba[k][l], dOut, dIn, &p.mamba[k][l], &geo, shift, &s));
