@@ -41,21 +41,29 @@ static float *copy(const float *src, size_t n) {
     return x;
 }
 
-/* NMSE = sum (got - want)^2 / sum want^2; NaN/Inf in got fail outright. */
-static void compare(const char *what, const float *got, const float *want, size_t n, double tol) {
-    double num = 0, den = 0, worst = 0;
-    size_t bad = 0;
+/* NMSE = sum (got - want)^2 / sum want^2 (the plain sum when want is all 0); the largest
+ * |got - want| in *worst and the count of NaN/Inf values of got in *bad. */
+static double nmse(const float *got, const float *want, size_t n, double *worst, size_t *bad) {
+    double num = 0, den = 0;
+    *worst = 0, *bad = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(got[i])) bad++;
+        if (!isfinite(got[i])) ++*bad;
         double d = (double)got[i] - want[i];
         num += d * d;
         den += (double)want[i] * want[i];
-        if (fabs(d) > worst) worst = fabs(d);
+        if (fabs(d) > *worst) *worst = fabs(d);
     }
-    double nmse = den > 0 ? num / den : num;
+    return den > 0 ? num / den : num;
+}
+
+/* got against want by NMSE; NaN/Inf in got fail outright. */
+static void compare(const char *what, const float *got, const float *want, size_t n, double tol) {
+    double worst;
+    size_t bad;
+    const double e = nmse(got, want, n, &worst, &bad);
     CHECK(bad == 0, "%s: %zu NaN/Inf values on the GPU", what, bad);
-    CHECK(nmse < tol, "%s: NMSE %.3g >= %.3g (max |diff| %.3g)", what, nmse, tol, worst);
-    printf("  %-34s NMSE %.3g  max|diff| %.3g  (%zu values)\n", what, nmse, worst, n);
+    CHECK(e < tol, "%s: NMSE %.3g >= %.3g (max |diff| %.3g)", what, e, tol, worst);
+    printf("  %-34s NMSE %.3g  max|diff| %.3g  (%zu values)\n", what, e, worst, n);
 }
 
 #define ST(call) CHECK((call) == LPM_OK, "%s: %s", #call, lpm_last_error())
@@ -293,12 +301,9 @@ static void test_train(const lpm_weights *w) {
     ST(lpm_cuda_trainer_get(gt, wg, NULL, NULL, NULL));
     float *dc = weight_change(ct.w.data, w->data), *du = weight_change(cu.w.data, w->data);
     float *dg = weight_change(wg, w->data);
-    double num = 0, den = 0;
-    for (int i = 0; i < LPM_NUM_PARAMS; i++) {
-        num += ((double)du[i] - dc[i]) * ((double)du[i] - dc[i]);
-        den += (double)dc[i] * dc[i];
-    }
-    const double ulp_nmse = num / den;
+    double worst;
+    size_t bad;
+    const double ulp_nmse = nmse(du, dc, LPM_NUM_PARAMS, &worst, &bad);
     printf("  CPU vs CPU from weights 1 ulp away: weight change NMSE %.3g\n", ulp_nmse);
     CHECK(ulp_nmse < 1e-5, "the CPU's own 1-ulp spread %.3g is too wide to judge by", ulp_nmse);
     compare("10 Adam steps: weight change", dg, dc, LPM_NUM_PARAMS, 10 * ulp_nmse);
