@@ -36,24 +36,27 @@ LPM_INLINE void add_tap(float *restrict o, const float *restrict v, float g, int
     for (int64_t j = 0; j < n; j++) o[j] += g * v[j];
 }
 
-/* One 11-tap zero-padded "same" pass over n rows of len contiguous floats, rows stride
- * apart: o[i] = sum_k g[k] v[i+k-5] with v = 0 outside [0, n). Rows are added tap by
+/* The taps k0..k1 of output i that read inside [0, n) (zero padding) */
+LPM_INLINE void taps_inside(int64_t i, int64_t n, int64_t *k0, int64_t *k1) {
+    *k0 = i < RAD ? RAD - i : 0;
+    *k1 = i + RAD >= n ? n - 1 - i + RAD : WIN - 1;
+}
+
+/* Output row i of an 11-tap zero-padded "same" pass over n rows of len contiguous floats,
+ * rows stride apart: o = sum_k g[k] v[i+k-5] over the rows inside [0, n), added tap by
  * tap so the inner loop runs over contiguous memory. */
-LPM_INLINE void pass_rows(float *o, const float *v, int64_t n, int64_t stride, int64_t len,
-                          const float g[WIN]) {
-    for (int64_t i = 0; i < n; i++) {
-        float *oi = o + i * stride;
-        for (int64_t j = 0; j < len; j++) oi[j] = 0.0f;
-        int64_t k0 = i < RAD ? RAD - i : 0;
-        int64_t k1 = i + RAD >= n ? n - 1 - i + RAD : WIN - 1;
-        for (int64_t k = k0; k <= k1; k++) add_tap(oi, v + (i + k - RAD) * stride, g[k], len);
-    }
+LPM_INLINE void pass_row(float *o, const float *v, int64_t i, int64_t n, int64_t stride,
+                         int64_t len, const float g[WIN]) {
+    int64_t k0, k1;
+    taps_inside(i, n, &k0, &k1);
+    for (int64_t j = 0; j < len; j++) o[j] = 0.0f;
+    for (int64_t k = k0; k <= k1; k++) add_tap(o, v + (i + k - RAD) * stride, g[k], len);
 }
 
 /* sum_k g[k] v[i+k-5] over the taps inside [0, n), in the order k = 0..10 */
 LPM_INLINE float tap_sum(const float *v, int64_t n, int64_t i, const float g[WIN]) {
-    int64_t k0 = i < RAD ? RAD - i : 0;
-    int64_t k1 = i + RAD >= n ? n - 1 - i + RAD : WIN - 1;
+    int64_t k0, k1;
+    taps_inside(i, n, &k0, &k1);
     float s = 0.0f;
     for (int64_t k = k0; k <= k1; k++) s += g[k] * v[i + k - RAD];
     return s;
@@ -90,16 +93,14 @@ LPM_CLONES static void plane_passes(float *tmp, const float *a, const float *b, 
         }
         pass_line(wpass + h * W, row, W, g);
     }
-    pass_rows(tmp, wpass, H, W, W, g);
+    for (int64_t h = 0; h < H; h++) pass_row(tmp + h * W, wpass, h, H, W, W, g);
 }
 
-/* Slice d of the pass along D: out[d] = sum_k g[k] tmp[d+k-5] (zero outside). */
+/* Slice d of the pass along D: out[d] = sum_k g[k] tmp[d+k-5] (zero outside). Cloned, as
+ * plane_passes. */
 LPM_CLONES static void depth_pass(float *o, const float *tmp, int64_t d, int64_t D, int64_t HW,
                                   const float g[WIN]) {
-    int64_t k0 = d < RAD ? RAD - d : 0;
-    int64_t k1 = d + RAD >= D ? D - 1 - d + RAD : WIN - 1;
-    for (int64_t j = 0; j < HW; j++) o[j] = 0.0f;
-    for (int64_t k = k0; k <= k1; k++) add_tap(o, tmp + (d + k - RAD) * HW, g[k], HW);
+    pass_row(o, tmp, d, D, HW, HW, g);
 }
 
 /* out = G * src, G the separable 11^3 Gaussian, zero padding 5, (D,H,W) in and out.
