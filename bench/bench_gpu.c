@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
         lpm_cuda_mem_reset();
         lpm_cuda_trainer *tr = lpm_cuda_trainer_create(D, H, W);
         if (!tr || lpm_cuda_trainer_set(tr, w.data, NULL, NULL, 0)) return fail("trainer");
-        lpm_loss_weights lw = {0.05, 1.0, 0.5, 1.0};
+        lpm_loss_weights lw = {.alpha = 0.05, .beta = 1.0, .gamma = 0.5, .lambda_s = 1.0};
         for (int r = -1; r < reps; r++) {
             lpm_loss_terms terms;
             double t0 = lpm_seconds();

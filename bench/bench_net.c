@@ -282,7 +282,7 @@ int main(int argc, char **argv) {
         make_pair(a, b, D, H, W);
         lpm_rng rng;
         lpm_rng_seed(&rng, 7);
-        lpm_loss_weights lw = {0.05, 1.0, 0.5, 1.0};
+        lpm_loss_weights lw = {.alpha = 0.05, .beta = 1.0, .gamma = 0.5, .lambda_s = 1.0};
         lpm_loss_terms terms;
         for (int r = -1; r < reps; r++) {
             double t0 = now(), c0 = cpu_now();

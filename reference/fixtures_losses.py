@@ -47,27 +47,41 @@ def sf(f):
     return torch.sqrt((dd * dd).mean() + (dh * dh).mean() + (dw * dw).mean())
 
 
+def edge(A, B, f):
+    """lpmnet's edge-fidelity term: per axis the mean squared difference between f's forward
+    difference and the stronger source's (A's where |dA| >= |dB|), summed over the axes."""
+    e = 0
+    for ax in range(3):
+        da, db, df = (torch.diff(v, dim=ax) for v in (A, B, f))
+        t = torch.where(da.abs() >= db.abs(), da, db)
+        e = e + ((df - t) ** 2).mean()
+    return e
+
+
 def mse(x, y):
     return ((x - y) ** 2).mean()
 
 
-def lpm_loss(A, B, Fu, Det, R, alpha, beta, gamma, lam):
-    """Every term of LPMNET.md section 2, then the total written exactly as there."""
+def lpm_loss(A, B, Fu, Det, R, alpha, beta, gamma, lam, edge_w):
+    """Every term of LPMNET.md section 2 and lpmnet's edge term, then the total written
+    exactly as there."""
     t = {
         "mse_af": mse(A, Fu), "mse_bf": mse(B, Fu),
         "ssim_af": ssim3d(A, Fu), "ssim_bf": ssim3d(B, Fu),
         "ssim_adet": ssim3d(A, Det), "ssim_bdet": ssim3d(B, Det),
-        "sf_f": sf(Fu), "mse_rec": mse(R, torch.stack([A, B])),
+        "sf_f": sf(Fu), "edge_f": edge(A, B, Fu), "mse_rec": mse(R, torch.stack([A, B])),
     }
     t["total"] = (alpha * (t["mse_af"] + t["mse_bf"]) / 2
                   + beta * (1 - (t["ssim_af"] + t["ssim_bf"]) / 2)
                   + (1 - (t["ssim_adet"] + t["ssim_bdet"]) / 2)
                   - gamma * lam * t["sf_f"]
+                  + edge_w * t["edge_f"]
                   + t["mse_rec"])
     return t
 
 
-TERMS = ["mse_af", "mse_bf", "ssim_af", "ssim_bf", "ssim_adet", "ssim_bdet", "sf_f", "mse_rec", "total"]
+TERMS = ["mse_af", "mse_bf", "ssim_af", "ssim_bf", "ssim_adet", "ssim_bdet", "sf_f", "edge_f", "mse_rec",
+         "total"]
 
 
 def volume_pair(g, shape):
@@ -87,10 +101,11 @@ def write(outdir):
     """losses.safetensors:
     ssim.{small,big}.{x,y,value,grad}  small (12,14,17), big (16,16,32); grad = d mean SSIM / dy
     sf.{small,big}.{f,value,grad}      SF of f and dSF/df
+    edge.{small,big}.{a,b,f,value,grad}  edge term of f against sources a, b and dE/df
     mse.{x,y,value,grad}               (12,14,17), grad = d MSE / dy
-    loss.{A,B,F,Det,R}                 (16,16,32), R (2,16,16,32); loss.weights = alpha beta gamma lambda
+    loss.{A,B,F,Det,R}                 (16,16,32), R (2,16,16,32); loss.weights = alpha beta gamma lambda edge
     loss.step                          (s, E) giving lambda = exp(0.002 (s - E))
-    loss.terms                         the 9 TERMS in order; loss.{dF,dDet,dR} = d total / d ...
+    loss.terms                         the 10 TERMS in order; loss.{dF,dDet,dR} = d total / d ...
     adam.p0 (n), adam.grads (5,n), adam.params (5,n) after each step, adam.lr (5) used at each step,
     adam.hparams = beta1 beta2 eps weight_decay; adam.lr follows CosineAnnealingLR(T_max 5)
     cosine.lr (2E+1)                   CosineAnnealingLR(T_max E = 7) lr at e = 0..2E; cosine.meta = base_lr, E
@@ -116,6 +131,14 @@ def write(outdir):
         out["sf.%s.value" % name] = v.detach().reshape(1)
         out["sf.%s.grad" % name] = f.grad
 
+        a, b = volume_pair(g, shape)
+        f, _ = volume_pair(g, shape)
+        f.requires_grad_(True)
+        v = edge(a, b, f)
+        v.backward()
+        out.update({"edge.%s.a" % name: a, "edge.%s.b" % name: b, "edge.%s.f" % name: f.detach(),
+                    "edge.%s.value" % name: v.detach().reshape(1), "edge.%s.grad" % name: f.grad})
+
     x, y = volume_pair(g, (12, 14, 17))
     y.requires_grad_(True)
     v = mse(x, y)
@@ -130,13 +153,13 @@ def write(outdir):
     Det.requires_grad_(True)
     R.requires_grad_(True)
     s, E = 3, 7
-    alpha, beta, gamma = 0.05, 1.0, 0.5
+    alpha, beta, gamma, edge_w = 0.05, 1.0, 0.5, 20.0
     lam = math.exp(0.002 * (s - E))
-    t = lpm_loss(A, B, Fu, Det, R, alpha, beta, gamma, lam)
+    t = lpm_loss(A, B, Fu, Det, R, alpha, beta, gamma, lam, edge_w)
     t["total"].backward()
     out.update({
         "loss.A": A, "loss.B": B, "loss.F": Fu.detach(), "loss.Det": Det.detach(), "loss.R": R.detach(),
-        "loss.weights": torch.tensor([alpha, beta, gamma, lam], dtype=torch.float64),
+        "loss.weights": torch.tensor([alpha, beta, gamma, lam, edge_w], dtype=torch.float64),
         "loss.step": torch.tensor([s, E], dtype=torch.float64),
         "loss.terms": torch.stack([t[k].detach() for k in TERMS]),
         "loss.dF": Fu.grad, "loss.dDet": Det.grad, "loss.dR": R.grad,

@@ -91,7 +91,7 @@ def _write(outdir):
         lam = math.exp(0.002 * (k - EPOCHS))
         opt.zero_grad()
         fused, base, detail, recon = model(a, b, m1, m2)
-        t = lpm_loss(a, b, fused, detail, recon, ALPHA, BETA, GAMMA, lam)
+        t = lpm_loss(a, b, fused, detail, recon, ALPHA, BETA, GAMMA, lam, 0.0)
         t["total"].backward()
         if k == 0:
             for name, p in model.named_parameters():

@@ -285,7 +285,7 @@ static void test_train(const lpm_weights *w) {
     for (int i = 0; i < LPM_NUM_PARAMS; i++) cu.w.data[i] = nextafterf(w->data[i], i % 2 ? INFINITY : -INFINITY);
     ST(lpm_cuda_trainer_set(gt, w->data, NULL, NULL, 0));
     float *a = rnd(n, 0, 1), *b = rnd(n, 0, 1), *m1 = zeros(n), *m2 = zeros(n);
-    lpm_loss_weights lw = {0.05, 1.0, 0.5, 1.0};
+    lpm_loss_weights lw = {.alpha = 0.05, .beta = 1.0, .gamma = 0.5, .lambda_s = 1.0};
     for (int s = 0; s < steps; s++) {
         lpm_recon_masks(m1, m2, D, H, W, 0.2, &rng);
         lpm_loss_terms tc = {0}, tu = {0}, tg = {0};

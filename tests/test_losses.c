@@ -61,6 +61,29 @@ static void test_sf_ramp(void) {
     free(f);
 }
 
+/* A = 0.02 w, B = 0.03 d - 0.01 w, f = 0: the stronger difference is A's along W (0.02),
+ * B's along D (0.03), and A's on the tie along H (both 0), so E = 0.02^2 + 0.03^2 + 0.
+ * f = A: along W and H f matches, along D the residual is -0.03, so E = 0.03^2. */
+static void test_edge_known(void) {
+    int64_t D = 5, H = 6, W = 7, N = D * H * W;
+    float *a = alloc_f(N), *b = alloc_f(N), *f = alloc_f(N), *df = alloc_f(N);
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t w = 0; w < W; w++) {
+                int64_t i = (d * H + h) * W + w;
+                a[i] = 0.02f * (float)w, b[i] = 0.03f * (float)d - 0.01f * (float)w, f[i] = 0.0f;
+            }
+    double e = 0;
+    CHECK(lpm_edge(&e, a, b, f, D, H, W, df, 1.0) == LPM_OK, "%s", lpm_last_error());
+    CHECK(fabs(e - (0.02 * 0.02 + 0.03 * 0.03)) <= 1e-8, "E(A, B, 0) = %.9g, want 1.3e-3", e);
+    /* f = 0 inside: the residuals of one voxel's two sides cancel along W and D */
+    int64_t mid = (2 * H + 3) * W + 3;
+    CHECK(fabsf(df[mid]) <= 1e-9f, "dE/df inside = %g, want 0", df[mid]);
+    CHECK(lpm_edge(&e, a, b, a, D, H, W, NULL, 1.0) == LPM_OK, "%s", lpm_last_error());
+    CHECK(fabs(e - 0.03 * 0.03) <= 1e-8, "E(A, B, A) = %.9g, want 9e-4", e);
+    free(a), free(b), free(f), free(df);
+}
+
 static void test_mse_known(void) {
     int64_t n = 1000;
     float *x = alloc_f(n), *y = alloc_f(n), *dy = alloc_f(n);
@@ -87,6 +110,14 @@ static lpm_status sf_fn(double *v, const float *x, float *y, int64_t D, int64_t 
                         float *dy) {
     (void)x;
     return lpm_sf(v, y, D, H, W, dy, 1.0);
+}
+
+/* the edge term's second source; check_fd's x is the first */
+static const float *edge_b;
+
+static lpm_status edge_fn(double *v, const float *x, float *y, int64_t D, int64_t H, int64_t W,
+                          float *dy) {
+    return lpm_edge(v, x, edge_b, y, D, H, W, dy, 1.0);
 }
 
 static void check_fd(const char *what, scalar_fn fn, float h) {
@@ -206,6 +237,24 @@ static void fx_ssim_sf(const lpm_st_file *f, const char *size, int64_t D, int64_
         cmp_grad(what, df, grad, N);
         free(df);
     }
+
+    const float *a, *b;
+    snprintf(name, sizeof name, "edge.%s.a", size), a = need(f, name, N);
+    snprintf(name, sizeof name, "edge.%s.b", size), b = need(f, name, N);
+    snprintf(name, sizeof name, "edge.%s.f", size), x = need(f, name, N);
+    snprintf(name, sizeof name, "edge.%s.value", size), val = need(f, name, 1);
+    snprintf(name, sizeof name, "edge.%s.grad", size), grad = need(f, name, N);
+    if (a && b && x && val && grad) {
+        float *df = alloc_f(N);
+        double e = 0;
+        CHECK(lpm_edge(&e, a, b, x, D, H, W, df, 1.0) == LPM_OK, "%s", lpm_last_error());
+        float e32 = (float)e;
+        snprintf(what, sizeof what, "edge %s value", size);
+        CHECK_CLOSE(what, &e32, val, 1, 0.0, 1e-6);
+        snprintf(what, sizeof what, "edge %s grad", size);
+        cmp_grad(what, df, grad, N);
+        free(df);
+    }
 }
 
 static void fx_mse(const lpm_st_file *f) {
@@ -227,24 +276,25 @@ static void fx_loss(const lpm_st_file *f) {
     size_t N = (size_t)(D * H * W);
     const float *A = need(f, "loss.A", N), *B = need(f, "loss.B", N), *F = need(f, "loss.F", N),
                 *Det = need(f, "loss.Det", N), *R = need(f, "loss.R", 2 * N),
-                *wt = need(f, "loss.weights", 4), *step = need(f, "loss.step", 2),
-                *terms = need(f, "loss.terms", 9), *dF_want = need(f, "loss.dF", N),
+                *wt = need(f, "loss.weights", 5), *step = need(f, "loss.step", 2),
+                *terms = need(f, "loss.terms", 10), *dF_want = need(f, "loss.dF", N),
                 *dDet_want = need(f, "loss.dDet", N), *dR_want = need(f, "loss.dR", 2 * N);
     if (!A || !B || !F || !Det || !R || !wt || !step || !terms || !dF_want || !dDet_want || !dR_want)
         return;
     float lam = (float)lpm_lambda_s((int64_t)step[0], (int64_t)step[1]);
     CHECK_CLOSE("lambda_s(s, E)", &lam, &wt[3], 1, 0.0, 1e-6);
-    lpm_loss_weights w = {wt[0], wt[1], wt[2], lpm_lambda_s((int64_t)step[0], (int64_t)step[1])};
+    lpm_loss_weights w = {.alpha = wt[0], .beta = wt[1], .gamma = wt[2],
+                          .lambda_s = lpm_lambda_s((int64_t)step[0], (int64_t)step[1]), .edge = wt[4]};
     float *dF = alloc_f(N), *dDet = alloc_f(N), *dR = alloc_f(2 * N);
     /* stale values must be overwritten, not accumulated */
     for (size_t i = 0; i < N; i++) dF[i] = dDet[i] = dR[i] = dR[N + i] = 7.0f;
     lpm_loss_terms t;
     memset(&t, 0, sizeof t);
     CHECK(lpm_loss(&t, &w, A, B, F, Det, R, D, H, W, dF, dDet, dR) == LPM_OK, "%s", lpm_last_error());
-    float got[9] = {(float)t.mse_af, (float)t.mse_bf, (float)t.ssim_af, (float)t.ssim_bf,
-                    (float)t.ssim_adet, (float)t.ssim_bdet, (float)t.sf_f, (float)t.mse_rec,
-                    (float)t.total};
-    CHECK_CLOSE("loss terms (9) and total", got, terms, 9, 1e-5, 0.0);
+    float got[10] = {(float)t.mse_af, (float)t.mse_bf, (float)t.ssim_af, (float)t.ssim_bf,
+                     (float)t.ssim_adet, (float)t.ssim_bdet, (float)t.sf_f, (float)t.edge_f,
+                     (float)t.mse_rec, (float)t.total};
+    CHECK_CLOSE("loss terms (10) and total", got, terms, 10, 1e-5, 0.0);
     cmp_grad("loss dL/dF", dF, dF_want, N);
     cmp_grad("loss dL/dDet", dDet, dDet_want, N);
     cmp_grad("loss dL/dR", dR, dR_want, 2 * N);
@@ -311,9 +361,19 @@ int main(void) {
     printf("hand-checked\n");
     test_ssim_identity();
     test_sf_ramp();
+    test_edge_known();
     test_mse_known();
     check_fd("SSIM gradient", ssim_fn, 1e-2f);
     check_fd("SF gradient", sf_fn, 1e-2f);
+    {
+        lpm_rng r;
+        lpm_rng_seed(&r, 11);
+        float *b = alloc_f(7 * 8 * 9);
+        fill_uniform(b, 7 * 8 * 9, &r);
+        edge_b = b;
+        check_fd("edge gradient", edge_fn, 1e-2f);
+        free(b);
+    }
     test_cosine_closed();
     test_adam_first_step();
 

@@ -102,7 +102,7 @@ static void test_train_steps(void) {
         snprintf(name, sizeof name, "lambda.%d", k);
         const float *lam = get(name, 1);
         if (!m1 || !m2 || !lam) break;
-        lpm_loss_weights lw = {hp[1], hp[2], hp[3], lam[0]};
+        lpm_loss_weights lw = {.alpha = hp[1], .beta = hp[2], .gamma = hp[3], .lambda_s = lam[0]};
         lpm_loss_terms got;
         memset(&got, 0, sizeof got);
         double t0 = lpm_seconds();

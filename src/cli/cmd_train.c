@@ -25,6 +25,9 @@ static void usage(FILE *out) {
             "  --no-flip            no random flips\n"
             "  --lr X               Adam learning rate [1e-4], cosine-annealed per epoch\n"
             "  --alpha X --beta X --gamma X   loss weights [0.05, 1, 0.5]\n"
+            "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
+            "                       volume for the stronger source's edges [0: the authors'\n"
+            "                       objective; the bundled model used 20]\n"
             "  --rec X              reconstruction mask drop probability [0.2]\n"
             "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation\n"
@@ -68,6 +71,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--alpha")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.alpha)) return 1; }
         else if (!strcmp(s, "--beta")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.beta)) return 1; }
         else if (!strcmp(s, "--gamma")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.gamma)) return 1; }
+        else if (!strcmp(s, "--edge")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.edge)) return 1; }
         else if (!strcmp(s, "--rec")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.rec)) return 1; }
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.cuda)) return 1; }
@@ -88,6 +92,7 @@ int cmd_train(int argc, char **argv) {
                              c.sample.mode == 1 ? "--crop" : "--shape", (long long)size[0],
                              (long long)size[1], (long long)size[2]);
     if (c.rec < 0 || c.rec >= 1) return cli_error(CMD, LPM_ERR_USAGE, "--rec must be in [0, 1)");
+    if (c.edge < 0) return cli_error(CMD, LPM_ERR_USAGE, "--edge must be 0 or positive");
     if (c.lr <= 0) return cli_error(CMD, LPM_ERR_USAGE, "--lr must be positive");
     c.threads = lpm_set_threads(c.threads);
     lpm_status st = lpm_train_run(&c);

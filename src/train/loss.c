@@ -302,6 +302,77 @@ lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, f
     return LPM_OK;
 }
 
+/* ------------------------------------------------------------------ edge fidelity */
+
+/* The stronger source's difference: a if |a| >= |b|, else b (A wins ties) */
+LPM_INLINE double stronger(double a, double b) { return fabs(a) >= fabs(b) ? a : b; }
+
+lpm_status lpm_edge(double *edge, const float *A, const float *B, const float *f, int64_t D,
+                    int64_t H, int64_t W, float *df, double scale) {
+    lpm_status st = check_dims("lpm_edge", A, B, D, H, W);
+    if (!st) st = check_dims("lpm_edge", f, edge, D, H, W);
+    if (st) return st;
+    int64_t HW = H * W, N = D * HW;
+    double *part = lpm_malloc((size_t)D, 3 * sizeof(double));
+    float *res = df ? lpm_malloc((size_t)N, 3 * sizeof(float)) : NULL;  /* residuals per axis */
+    if (!part || (df && !res)) {
+        free(part), free(res);
+        return lpm_fail(LPM_ERR_INTERNAL, "lpm_edge: out of memory");
+    }
+    /* residual e = (f_(i+1) - f_i) - stronger(A_(i+1) - A_i, B_(i+1) - B_i) on each axis;
+     * 0 where the axis has no next voxel */
+    const int64_t step[3] = {HW, W, 1};
+#pragma omp parallel for schedule(static)
+    for (int64_t d = 0; d < D; d++) {
+        double s[3] = {0.0, 0.0, 0.0};
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t w = 0; w < W; w++) {
+                int64_t i = d * HW + h * W + w;
+                const int inside[3] = {d + 1 < D, h + 1 < H, w + 1 < W};
+                for (int a = 0; a < 3; a++) {
+                    double e = 0.0;
+                    if (inside[a]) {
+                        int64_t j = i + step[a];
+                        e = ((double)f[j] - f[i]) - stronger((double)A[j] - A[i], (double)B[j] - B[i]);
+                    }
+                    s[a] += e * e;
+                    if (res) res[(size_t)a * N + i] = (float)e;
+                }
+            }
+        }
+        for (int a = 0; a < 3; a++) part[3 * d + a] = s[a];
+    }
+    double sum[3] = {0.0, 0.0, 0.0};
+    for (int64_t d = 0; d < D; d++)
+        for (int a = 0; a < 3; a++) sum[a] += part[3 * d + a];
+    free(part);
+    double inv[3] = {D > 1 ? 1.0 / (double)((D - 1) * HW) : 0.0,
+                     H > 1 ? 1.0 / (double)(D * (H - 1) * W) : 0.0,
+                     W > 1 ? 1.0 / (double)(D * H * (W - 1)) : 0.0};
+    *edge = sum[0] * inv[0] + sum[1] * inv[1] + sum[2] * inv[2];
+    if (!df) return LPM_OK;
+
+    /* dE/df = sum_axes (2/N_axis) D_axis^T e: a residual at i adds at i+1, subtracts at i */
+#pragma omp parallel for schedule(static)
+    for (int64_t d = 0; d < D; d++) {
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t w = 0; w < W; w++) {
+                int64_t i = d * HW + h * W + w;
+                const int before[3] = {d > 0, h > 0, w > 0};
+                double g = 0.0;
+                for (int a = 0; a < 3; a++) {
+                    const float *e = res + (size_t)a * N;
+                    double ga = before[a] ? (double)e[i - step[a]] - e[i] : -(double)e[i];
+                    g += 2.0 * inv[a] * ga;
+                }
+                df[i] += (float)(scale * g);
+            }
+        }
+    }
+    free(res);
+    return LPM_OK;
+}
+
 /* ------------------------------------------------------------------ MSE */
 
 #define MSE_BLOCK ((int64_t)1 << 16)
@@ -360,7 +431,10 @@ lpm_status lpm_loss_fusion(lpm_loss_terms *t, const lpm_loss_weights *w, const f
     ssim3d_ws(&ws, &t->ssim_bdet, B, Det, 1, dDet, -0.5);
     ssim_ws_free(&ws);
     /* - gamma lambda_s SF(F) */
-    return lpm_sf(&t->sf_f, F, D, H, W, dF, -w->gamma * w->lambda_s);
+    if ((st = lpm_sf(&t->sf_f, F, D, H, W, dF, -w->gamma * w->lambda_s))) return st;
+    /* + edge E(A,B,F): lpmnet's optional term, 0 in the authors' objective */
+    t->edge_f = 0.0;
+    return w->edge == 0.0 ? LPM_OK : lpm_edge(&t->edge_f, A, B, F, D, H, W, dF, w->edge);
 }
 
 lpm_status lpm_loss_recon(lpm_loss_terms *t, const float *A, const float *B, const float *R,
@@ -383,6 +457,7 @@ double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w) {
          + w->beta * (1 - (t->ssim_af + t->ssim_bf) / 2)
          + (1 - (t->ssim_adet + t->ssim_bdet) / 2)
          - w->gamma * w->lambda_s * t->sf_f
+         + w->edge * t->edge_f
          + t->mse_rec;
 }
 

@@ -22,13 +22,23 @@ lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, i
 lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, float *df,
                   double scale);
 
+/* Edge fidelity (lpmnet's addition, not in the authors' objective):
+ * E = sum over the three axes of mean((d f - t)^2), d the forward difference along the axis
+ * and t the stronger source's difference there (d A where |d A| >= |d B|, else d B), each
+ * mean over its own count as in SF. It asks F to carry the edges of whichever source has
+ * the larger one, with its sign, and no edges that neither source has.
+ * df += scale * dE/df (t is held fixed: it does not depend on f). */
+lpm_status lpm_edge(double *edge, const float *A, const float *B, const float *f, int64_t D,
+                    int64_t H, int64_t W, float *df, double scale);
+
 /* MSE = mean((x - y)^2) over n values; dy += scale * dMSE/dy. */
 lpm_status lpm_mse(double *mse, const float *x, const float *y, int64_t n, float *dy,
                    double scale);
 
-/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5; lambda_s from lpm_lambda_s. */
+/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5, edge 0 (their objective has
+ * no edge term); lambda_s from lpm_lambda_s. */
 typedef struct {
-    double alpha, beta, gamma, lambda_s;
+    double alpha, beta, gamma, lambda_s, edge;
 } lpm_loss_weights;
 
 /* Every term of the objective, and the total (lpm_loss_total). */
@@ -37,6 +47,7 @@ typedef struct {
     double ssim_af, ssim_bf;      /* SSIM(A,F), SSIM(B,F) */
     double ssim_adet, ssim_bdet;  /* SSIM(A,Det), SSIM(B,Det) */
     double sf_f;                  /* SF(F) */
+    double edge_f;                /* E(A,B,F), 0 unless the edge weight is set */
     double mse_rec;               /* MSE(R, [A,B]), mean over both channels */
     double total;
 } lpm_loss_terms;
@@ -56,7 +67,8 @@ lpm_status lpm_loss_recon(lpm_loss_terms *t, const float *A, const float *B, con
                           int64_t D, int64_t H, int64_t W, float *dR);
 
 /* L = alpha (MSE(A,F) + MSE(B,F))/2 + beta (1 - (SSIM(A,F) + SSIM(B,F))/2)
- *     + (1 - (SSIM(A,Det) + SSIM(B,Det))/2) - gamma lambda_s SF(F) + MSE(R, [A,B]) */
+ *     + (1 - (SSIM(A,Det) + SSIM(B,Det))/2) - gamma lambda_s SF(F) + edge E(A,B,F)
+ *     + MSE(R, [A,B]) */
 double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w);
 
 /* Both passes' terms on given outputs, t->total set, dF, dDet, dR written (may be NULL). */

@@ -100,7 +100,7 @@ typedef struct {
 } run_state;
 
 static const char *CSV_HEADER =
-    "step,epoch,lr,loss,mse_af,mse_bf,ssim_af,ssim_bf,ssim_adet,ssim_bdet,sf_f,mse_rec,lambda_s,seconds\n";
+    "step,epoch,lr,loss,mse_af,mse_bf,ssim_af,ssim_bf,ssim_adet,ssim_bdet,sf_f,mse_rec,lambda_s,seconds,edge_f\n";
 
 /* Bring the GPU's weights and Adam state to the host copy (checkpoints, validation). */
 static lpm_status sync_from_gpu(run_state *r) {
@@ -213,7 +213,8 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
     lpm_sample_spec spec = r->cfg->sample;
     spec.flip = 0;
     double s_sum = 0, l_sum = 0;
-    lpm_loss_weights lw = {r->cfg->alpha, r->cfg->beta, r->cfg->gamma, 1.0};
+    lpm_loss_weights lw = {.alpha = r->cfg->alpha, .beta = r->cfg->beta, .gamma = r->cfg->gamma,
+                           .lambda_s = 1.0, .edge = r->cfg->edge};
     for (int i = 0; i < r->val.n; i++) {
         lpm_sample s;
         lpm_rng rng;
@@ -305,7 +306,7 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     stop_requested = 0;
     void (*old_int)(int) = signal(SIGINT, on_signal);
     void (*old_term)(int) = signal(SIGTERM, on_signal);
-    lpm_loss_weights lw = {cfg->alpha, cfg->beta, cfg->gamma, 0};
+    lpm_loss_weights lw = {.alpha = cfg->alpha, .beta = cfg->beta, .gamma = cfg->gamma, .edge = cfg->edge};
     double t_start = lpm_seconds(), t_ckpt = t_start;
     int64_t first_step = r.step, last_saved = r.step;
     lpm_loss_terms terms = {0};
@@ -328,9 +329,9 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
             break;
         }
         r.step++;
-        fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f\n", r.step,
+        fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f,%.8g\n", r.step,
                 epoch, lr, terms.total, terms.mse_af, terms.mse_bf, terms.ssim_af, terms.ssim_bf, terms.ssim_adet,
-                terms.ssim_bdet, terms.sf_f, terms.mse_rec, lw.lambda_s, lpm_seconds() - t0);
+                terms.ssim_bdet, terms.sf_f, terms.mse_rec, lw.lambda_s, lpm_seconds() - t0, terms.edge_f);
         fflush(csv);
         if (cfg->val_every > 0 && r.step % cfg->val_every == 0) {
             double vs, vl;

@@ -41,7 +41,7 @@ typedef struct {
     int64_t val_every;        /* 0: no validation */
     int64_t ckpt_every;       /* steps between checkpoints (also every ckpt_seconds) */
     double ckpt_seconds;
-    double lr, alpha, beta, gamma, rec;
+    double lr, alpha, beta, gamma, edge, rec;  /* edge: lpmnet's edge-fidelity weight, 0 = authors' */
     uint64_t seed;
     int resume;
     int cuda;                 /* train on the GPU (src/cuda) */
