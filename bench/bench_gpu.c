@@ -8,21 +8,12 @@
  * Not a test: exits 77 with the reason when no CUDA device can be used. */
 #include "cuda/cuda.h"
 #include "train/train.h"
+#include "bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
 
 static int fail(const char *what) {
     fprintf(stderr, "bench_gpu: %s: %s\n", what, lpm_last_error());
@@ -79,7 +70,7 @@ int main(int argc, char **argv) {
             if (lpm_cuda_net_forward(net, d[0], d[1], d[2], 0, d[3], d[4], d[5])) return fail("forward");
             if (r >= 0) t[r] = lpm_seconds() - t0;
         }
-        double net_s = median(t, reps);
+        double net_s = bench_median(t, reps);
         size_t peak = lpm_cuda_mem_sample();
         lpm_cuda_net_free(net);
         for (int i = 0; i < 6; i++) lpm_cuda_free(d[i]);
@@ -94,7 +85,7 @@ int main(int argc, char **argv) {
             if (r >= 0) t[r] = lpm_seconds() - t0;
             lpm_volume_free(&f), lpm_volume_free(&bs), lpm_volume_free(&dt);
         }
-        double fuse_s = median(t, reps);
+        double fuse_s = bench_median(t, reps);
         printf("inference %lldx%lldx%lld: network %.1f ms (%.2f volumes/s), lpm_fuse_cuda %.1f ms "
                "(%.2f volumes/s), peak device memory %.2f GiB\n",
                D, H, W, 1e3 * net_s, 1 / net_s, 1e3 * fuse_s, 1 / fuse_s, peak / 1073741824.0);
@@ -125,27 +116,15 @@ int main(int argc, char **argv) {
             if (lpm_cuda_train_step(tr, a, b, NULL, NULL, &rng, 0.2, &lw, 1e-4, &terms)) return fail("train step");
             if (r >= 0) t[r] = lpm_seconds() - t0;
         }
-        double s = median(t, reps);
+        double s = bench_median(t, reps);
         printf("training %lldx%lldx%lld: %.1f ms a step (%.3f steps/s; loss on the host), "
                "peak device memory %.2f GiB\n", D, H, W, 1e3 * s, 1 / s,
                lpm_cuda_mem_sample() / 1073741824.0);
         lpm_cuda_trainer_free(tr);
         /* the part of a step spent on the host: both losses and their gradients (loss.c) */
-        float *o = lpm_malloc((size_t)(2 * n), sizeof(float)), *det = lpm_malloc((size_t)n, sizeof(float));
-        float *g1 = lpm_malloc((size_t)(2 * n), sizeof(float)), *g2 = lpm_malloc((size_t)n, sizeof(float));
-        if (!o || !det || !g1 || !g2) return fail("host memory");
-        for (int64_t i = 0; i < 2 * n; i++) o[i] = 0.5f * (a[i % n] + b[i % n]);
-        for (int64_t i = 0; i < n; i++) det[i] = 0.1f * (a[i] - b[i]);
-        for (int r = 0; r < reps; r++) {
-            lpm_loss_terms terms;
-            double t0 = lpm_seconds();
-            if (lpm_loss_fusion(&terms, &lw, a, b, o, det, D, H, W, g1, g2) ||
-                lpm_loss_recon(&terms, a, b, o, D, H, W, g1))
-                return fail("host loss");
-            t[r] = lpm_seconds() - t0;
-        }
-        printf("  of which the losses on the host (all cores): %.1f ms\n", 1e3 * median(t, reps));
-        free(o), free(det), free(g1), free(g2);
+        double loss_s;
+        if (bench_loss_seconds(&loss_s, a, b, D, H, W, &lw, t, reps)) return fail("host loss");
+        printf("  of which the losses on the host (all cores): %.1f ms\n", 1e3 * loss_s);
     }
     free(t), free(a), free(b);
     lpm_weights_free(&w);

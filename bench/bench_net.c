@@ -8,6 +8,7 @@
  * Not a test: timings depend on the machine and its load. */
 #include "model/model.h"
 #include "train/train.h"
+#include "bench_util.h"
 
 #include <math.h>
 #include <omp.h>
@@ -91,16 +92,6 @@ static double peak_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static void die(const char *what) {
@@ -266,7 +257,7 @@ int main(int argc, char **argv) {
                 die("forward");
             if (r >= 0) wall[r] = now() - t0, cpu[r] = cpu_now() - c0;
         }
-        double mw = median(wall, reps), mc = median(cpu, reps);
+        double mw = bench_median(wall, reps), mc = bench_median(cpu, reps);
         printf("forward:       wall %.3f s  cpu %.3f s  %.2f GFLOP/s (wall)  peak RSS %.0f MB\n",
                mw, mc, fwd_flops / mw / 1e9, peak_rss_mb());
         lpm_net_free(net);
@@ -290,24 +281,14 @@ int main(int argc, char **argv) {
                 die("train step");
             if (r >= 0) wall[r] = now() - t0, cpu[r] = cpu_now() - c0;
         }
-        double mw = median(wall, reps), mc = median(cpu, reps);
+        double mw = bench_median(wall, reps), mc = bench_median(cpu, reps);
         printf("training step: wall %.3f s  cpu %.3f s  %.2f GFLOP/s (wall)  peak RSS %.0f MB\n",
                mw, mc, step_flops / mw / 1e9, peak_rss_mb());
         lpm_trainer_free(&t);
-        /* the part of a step that is the losses and their gradients (src/train/loss.c), on
-         * stand-in outputs: F = detail = (A + B)/2, R = [F, F] */
-        float *f = malloc(2 * n * 4), *df = malloc(2 * n * 4), *dd = malloc(n * 4);
-        if (!f || !df || !dd) return 3;
-        for (size_t i = 0; i < 2 * n; i++) f[i] = 0.5f * (a[i % n] + b[i % n]);
-        for (int r = -1; r < reps; r++) {
-            double t0 = now();
-            if (lpm_loss_fusion(&terms, &lw, a, b, f, f, D, H, W, df, dd) != LPM_OK ||
-                lpm_loss_recon(&terms, a, b, f, D, H, W, df) != LPM_OK)
-                die("losses");
-            if (r >= 0) wall[r] = now() - t0;
-        }
-        printf("  of which the losses:  wall %.3f s\n", median(wall, reps));
-        free(f), free(df), free(dd);
+        /* the part of a step that is the losses and their gradients (src/train/loss.c) */
+        double loss_s;
+        if (bench_loss_seconds(&loss_s, a, b, D, H, W, &lw, wall, reps)) die("losses");
+        printf("  of which the losses:  wall %.3f s\n", loss_s);
         free(a), free(b);
     }
     free(wall), free(cpu);

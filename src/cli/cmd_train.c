@@ -27,7 +27,7 @@ static void usage(FILE *out) {
             "  --alpha X --beta X --gamma X   loss weights [0.05, 1, 0.5]\n"
             "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
             "                       volume for the stronger source's edges [0: the authors'\n"
-            "                       objective; the bundled model used 20]\n"
+            "                       objective; the bundled model used 300]\n"
             "  --rec X              reconstruction mask drop probability [0.2]\n"
             "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation\n"
