@@ -173,6 +173,46 @@ static void test_fuse_padding(const lpm_params *p, const float *a, const float *
     free(pa), free(pb), free(ref[0]), free(ref[1]), free(ref[2]);
 }
 
+/* Blank images (X = Conv_in's bias all over: both inputs 0 around them) take the branch
+ * output computed once per branch in the inference net; the training net computes every
+ * image. Inputs that are 0 outside a block leave blank images in every branch, and the two
+ * nets must agree bit for bit, on 1 and 2 threads. */
+static void test_blank_images(const lpm_params *p) {
+    const int64_t D = 32, H = 48, W = 64;
+    const size_t n = (size_t)(D * H * W);
+    float *a = alloc_f(n), *b = alloc_f(n);
+    lpm_rng r;
+    lpm_rng_seed(&r, 5);
+    for (int64_t d = 9; d < 21; d++)
+        for (int64_t h = 14; h < 31; h++)
+            for (int64_t w = 20; w < 41; w++)
+                a[(d * H + h) * W + w] = (float)lpm_rng_uniform(&r),
+                b[(d * H + h) * W + w] = (float)lpm_rng_uniform(&r);
+    float *want[3] = {alloc_f(n), alloc_f(n), alloc_f(n)}, *got[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
+    lpm_net *net = lpm_net_create(D, H, W, 1);
+    CHECK(net && lpm_net_forward(net, p, a, b, 0, want[0], want[1], want[2], NULL, NULL) == LPM_OK,
+          "training net: %s", lpm_last_error());
+    lpm_net_free(net);
+    for (int t = 1; t <= 2; t++) {
+        lpm_set_threads(t);
+        net = lpm_net_create(D, H, W, 0);
+        CHECK(net && lpm_net_forward(net, p, a, b, 0, got[0], got[1], got[2], NULL, NULL) == LPM_OK,
+              "inference net: %s", lpm_last_error());
+        lpm_net_free(net);
+        for (int j = 0; j < 3; j++)
+            CHECK(memcmp(got[j], want[j], n * sizeof(float)) == 0,
+                  "output %d with blank images, %d thread(s): inference net differs from the "
+                  "training net", j, t);
+    }
+    /* the blank part of the output is not trivially constant: the windows' scan varies it */
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t w = 0; w < W; w++) lo = fminf(lo, want[0][h * W + w]), hi = fmaxf(hi, want[0][h * W + w]);
+    printf("  info blank slice 0: fused output in [%.6g, %.6g]\n", lo, hi);
+    for (int j = 0; j < 3; j++) free(want[j]), free(got[j]);
+    free(a), free(b);
+}
+
 static void test_small(const lpm_st_file *f) {
     const int64_t D = 16, H = 32, W = 48;
     const size_t n = (size_t)(D * H * W);
@@ -237,6 +277,8 @@ static void test_small(const lpm_st_file *f) {
     for (int j = 0; j < 3; j++)
         CHECK(memcmp(out[0][j], out[1][j], n * sizeof(float)) == 0,
               "output %d differs between 1 and 2 threads", j);
+
+    test_blank_images(&p);
 
     /* training net: the fusion pass, then the reconstruction pass */
     lpm_net *net = lpm_net_create(D, H, W, 1);

@@ -3,7 +3,13 @@
  *
  * Memory: the only full-volume buffers are X (D,H,W,8) and M (D,H,W,24), and for training
  * the winner bits (D,H,W,24), dX and dM. A branch runs one image at a time per thread;
- * its backward recomputes the image's forward instead of keeping it. */
+ * its backward recomputes the image's forward instead of keeping it.
+ *
+ * Blank images: where both inputs are 0 all around an image (the background of a
+ * skull-stripped scan, the padding), its X is Conv_in's bias at every pixel, and the
+ * branch's output is the same for every such image. Inference computes that output once
+ * per branch and merges it for each blank image: the same numbers, bit for bit, without
+ * the work. */
 #include "max3.h"
 #include "model.h"
 #include "vmath.h"
@@ -20,6 +26,7 @@ struct lpm_net {
     unsigned char *bits;   /* (D,H,W,24) training: bit k where branch k equals the max */
     float *dX, *dM;        /* training: gradients at X and M */
     float *scratch;        /* nthreads x per_thread floats */
+    float *blank[3];       /* inference: branch k's output for a blank image (R,Q,24) */
     size_t per_thread, img;/* floats per thread; pixels of the largest image */
     float *tgrad;          /* training: nthreads x LPM_NUM_PARAMS per-thread gradients */
     lpm_params *tparams;   /* training: nthreads views of tgrad */
@@ -82,18 +89,32 @@ static inline void prefetch_ahead(const float *vol, int per, const image_geom *g
     }
 }
 
-/* feat channels 16..23 <- the image's 8 channels of X; then the dense module and the
- * shift-0 Swin-Mamba layer: feat = [y1, y0, in], s0 = its Swin output. */
-static void image_trunk(const lpm_net *n, const lpm_params *p, int k, const image_geom *g,
-                        float *feat, float *s0, float *swin) {
+/* feat channels 16..23 <- the image's 8 channels of X. Returns 1 when the image is blank:
+ * every pixel's X is bitwise Conv_in's bias. */
+static int gather_x(const lpm_net *n, const image_geom *g, const float *bias, float *feat) {
+    int blank = 1;
     for (int r = 0; r < g->R; r++)
         for (int q = 0; q < g->Q; q++) {
             prefetch_ahead(n->X, CX, g, r, q, 0);
-            memcpy(feat + ((size_t)r * g->Q + q) * C + 16, n->X + voxel(g, r, q) * CX,
-                   CX * sizeof(float));
+            const float *x = n->X + voxel(g, r, q) * CX;
+            memcpy(feat + ((size_t)r * g->Q + q) * C + 16, x, CX * sizeof(float));
+            blank &= !memcmp(x, bias, CX * sizeof(float));
         }
-    lpm_dense_forward(feat, &p->dense[k], g->R, g->Q);
-    lpm_swin_mamba_forward(s0, feat, &p->mamba[k][0], g->R, g->Q, 0, swin);
+    return blank;
+}
+
+/* The dense module and the shift-0 Swin-Mamba layer on feat's channels 16..23:
+ * feat = [y1, y0, in], s0 = its Swin output. */
+static void image_layers(const lpm_params *p, int k, int R, int Q, float *feat, float *s0,
+                         float *swin) {
+    lpm_dense_forward(feat, &p->dense[k], R, Q);
+    lpm_swin_mamba_forward(s0, feat, &p->mamba[k][0], R, Q, 0, swin);
+}
+
+static void image_trunk(const lpm_net *n, const lpm_params *p, int k, const image_geom *g,
+                        float *feat, float *s0, float *swin) {
+    gather_x(n, g, p->conv_in_b, feat);
+    image_layers(p, k, g->R, g->Q, feat, s0, swin);
 }
 
 /* Branch k's output image into the running max M (and the winner bits when training).
@@ -124,11 +145,25 @@ LPM_CLONES static void merge_image(lpm_net *n, const image_geom *g, const float 
 static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thread_buf *b) {
     image_geom g = geom(n, k, i);
     float *feat = b->img[0], *s0 = b->img[1];
-    image_trunk(n, p, k, &g, feat, s0, b->swin);
+    if (gather_x(n, &g, p->conv_in_b, feat) && n->blank[k]) {
+        merge_image(n, &g, n->blank[k], k);
+        return;
+    }
+    image_layers(p, k, g.R, g.Q, feat, s0, b->swin);
     /* the dense output is no longer needed: the branch output goes over it */
-    float *out = feat;
-    lpm_swin_mamba_forward(out, s0, &p->mamba[k][1], g.R, g.Q, 8, b->swin);
-    merge_image(n, &g, out, k);
+    lpm_swin_mamba_forward(feat, s0, &p->mamba[k][1], g.R, g.Q, 8, b->swin);
+    merge_image(n, &g, feat, k);
+}
+
+/* n->blank[k] <- branch k's output for an image whose X is the bias at every pixel, by the
+ * same code as every other image (thread 0's scratch; called between parallel loops). */
+static void blank_output(lpm_net *n, const lpm_params *p, int k) {
+    thread_buf b = thread_scratch(n, 0);
+    image_geom g = geom(n, k, 0);
+    size_t npix = (size_t)g.R * g.Q;
+    for (size_t j = 0; j < npix; j++) memcpy(b.img[0] + j * C + 16, p->conv_in_b, CX * sizeof(float));
+    image_layers(p, k, g.R, g.Q, b.img[0], b.img[1], b.swin);
+    lpm_swin_mamba_forward(n->blank[k], b.img[1], &p->mamba[k][1], g.R, g.Q, 8, b.swin);
 }
 
 /* The branch output's gradient: dM on the elements this branch won (the share of each of
@@ -205,6 +240,10 @@ lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int training) {
     n->M = lpm_malloc(lpm_mul_size(nvox, C, &ok), sizeof(float));
     n->scratch = lpm_malloc(lpm_mul_size((size_t)n->nthreads, n->per_thread, &ok), sizeof(float));
     if (!ok || !n->X || !n->M || !n->scratch) goto oom;
+    for (int k = 0; !n->training && k < 3; k++) {
+        image_geom g = geom(n, k, 0);
+        if (!(n->blank[k] = lpm_malloc((size_t)g.R * g.Q, C * sizeof(float)))) goto oom;
+    }
     if (n->training) {
         n->bits = lpm_malloc(lpm_mul_size(nvox, C, &ok), 1);
         n->dX = lpm_malloc(lpm_mul_size(nvox, CX, &ok), sizeof(float));
@@ -234,6 +273,7 @@ void lpm_net_free(lpm_net *n) {
     free(n->dX);
     free(n->dM);
     free(n->scratch);
+    for (int k = 0; k < 3; k++) free(n->blank[k]);
     free(n->tgrad);
     free(n->tparams);
     free(n);
@@ -259,6 +299,7 @@ lpm_status lpm_net_forward(lpm_net *n, const lpm_params *p, const float *a, cons
     int64_t done = 0;
     for (int k = 0; k < 3; k++) {
         const int64_t nimg = branch_images(n, k);
+        if (n->blank[k]) blank_output(n, p, k);
 #pragma omp parallel for schedule(dynamic) num_threads(n->nthreads)
         for (int64_t i = 0; i < nimg; i++) {
             int t = lpm_thread_id();
