@@ -255,6 +255,39 @@ static void test_swin_fd(lpm_rng *r) {
     free(flat), free(gflat), free(din), free(c.out), free(c.in), free(c.g), free(c.scratch);
 }
 
+/* ---------------------------------------------------------------- repeated windows */
+
+/* The forward copies the output of a window whose tokens it has seen (it remembers the
+ * last 8 distinct ones). A 16x224 image of 14 windows whose contents repeat, near and
+ * after more than 8 others (hits, misses, evictions), must give, window by window, bitwise
+ * what each window gives alone. */
+static void test_swin_repeats(lpm_rng *r) {
+    enum { NW = 14, NPAT = 10 };
+    const int R = 16, Q = 16 * NW, WQ = 16;
+    const int order[NW] = {0, 1, 1, 2, 1, 3, 4, 5, 6, 7, 8, 9, 0, 9};
+    size_t nx = (size_t)R * Q * C, nw = (size_t)16 * 16 * C, np = params_floats();
+    float *flat = alloc(np), *in = alloc(nx), *out = alloc(nx), *pat = alloc(NPAT * nw);
+    float *alone = alloc(nw), *scratch = alloc(lpm_swin_scratch_floats());
+    lpm_mamba_params p;
+    bind(&p, flat);
+    init_params(&p, r);
+    fill(pat, NPAT * nw, r, -2, 2);
+    for (int w = 0; w < NW; w++)
+        for (int y = 0; y < R; y++)
+            memcpy(in + ((size_t)y * Q + w * WQ) * C, pat + order[w] * nw + (size_t)y * WQ * C,
+                   WQ * C * sizeof(float));
+    lpm_swin_mamba_forward(out, in, &p, R, Q, 0, scratch);
+    for (int w = 0; w < NW; w++) {
+        lpm_swin_mamba_forward(alone, pat + order[w] * nw, &p, 16, 16, 0, scratch);
+        int same = 1;
+        for (int y = 0; y < R; y++)
+            same &= !memcmp(out + ((size_t)y * Q + w * WQ) * C, alone + (size_t)y * WQ * C,
+                            WQ * C * sizeof(float));
+        CHECK(same, "window %d (content %d) differs from the window computed alone", w, order[w]);
+    }
+    free(flat), free(in), free(out), free(pat), free(alone), free(scratch);
+}
+
 /* ---------------------------------------------------------------- the permutation */
 
 /* Rebuilds the layer from LayerNorm + Mamba on explicitly rolled windows, written the
@@ -454,6 +487,7 @@ int main(void) {
     printf("shift and windows on a 32x48 image\n");
     test_swin_permutation(0, &r);
     test_swin_permutation(8, &r);
+    test_swin_repeats(&r);
 
     const char *dir = test_env("LPM_FIXTURES");
     char path[4096];

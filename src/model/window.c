@@ -2,13 +2,19 @@
  * tokens, LayerNorm, Mamba, windows back, shift undone (no residual: the authors' quirk).
  *
  * The shift and the window partition are one permutation of the pixels, applied while
- * gathering a window's tokens and undone while scattering them, so nothing is rolled. */
+ * gathering a window's tokens and undone while scattering them, so nothing is rolled.
+ *
+ * A window's output depends on its 256 tokens alone, and the background of a scan gives
+ * many windows with bitwise the same tokens (inside the background, and along each of its
+ * borders with the image's edges). The forward remembers the last 8 distinct windows it
+ * computed, compares each gathered window with them and copies the output where one
+ * matches: the same numbers, without the LayerNorm and the Mamba. */
 #include "model.h"
 #include "vmath.h"
 
 #include <string.h>
 
-enum { C = LPM_C, W = LPM_WIN, T = LPM_WIN * LPM_WIN };
+enum { C = LPM_C, W = LPM_WIN, T = LPM_WIN * LPM_WIN, SEEN = 8 };
 
 typedef struct {
     float *tok;     /* (256, 24) the window's input tokens */
@@ -18,6 +24,7 @@ typedef struct {
     float *g;       /* (256, 24) Mamba output / its gradient, then the gradient at tok */
     float *dln;     /* (256, 24) gradient at the LayerNorm output */
     float *mamba;   /* lpm_mamba_scratch_floats(256) */
+    float *seen;    /* (SEEN, 2, 256, 24) the forward's remembered windows */
 } swin_buf;
 
 static size_t carve(swin_buf *b, float *base) {
@@ -35,6 +42,7 @@ static size_t carve(swin_buf *b, float *base) {
     PIECE(g, T * C);
     PIECE(dln, T * C);
     PIECE(mamba, lpm_mamba_scratch_floats(T));
+    PIECE(seen, (size_t)SEEN * 2 * T * C);
 #undef PIECE
     return at;
 }
@@ -59,19 +67,53 @@ LPM_CLONES static void scatter(float *img, const float *tok, const int64_t *pix)
     for (int t = 0; t < T; t++) memcpy(img + pix[t] * C, tok + t * C, C * sizeof(float));
 }
 
+/* The forward's remembered windows: slot i holds tokens then output at seen + 2 i T C,
+ * filled in slot order, then the least recently used is replaced. */
+typedef struct {
+    float *at;
+    int n;                /* slots filled */
+    int64_t used[SEEN];   /* the window index of each slot's last use */
+} seen_windows;
+
+/* The slot holding these tokens, or -1. A window that differs usually does so in its first
+ * token, so a miss costs little. */
+static int seen_find(const seen_windows *s, const float *tok) {
+    for (int i = 0; i < s->n; i++)
+        if (!memcmp(s->at + (size_t)2 * i * T * C, tok, sizeof(float) * T * C)) return i;
+    return -1;
+}
+
+static int seen_free_slot(const seen_windows *s) {
+    if (s->n < SEEN) return s->n;
+    int lru = 0;
+    for (int i = 1; i < SEEN; i++)
+        if (s->used[i] < s->used[lru]) lru = i;
+    return lru;
+}
+
 void lpm_swin_mamba_forward(float *out, const float *in, const lpm_mamba_params *p, int R,
                             int Q, int shift, float *scratch) {
     swin_buf b = {0};
     carve(&b, scratch);
     lpm_mamba_prepare(p, b.mamba);
     int64_t pix[T];
+    seen_windows seen = {.at = b.seen, .n = 0};
+    int64_t index = 0;
     for (int wr = 0; wr < R / W; wr++)
-        for (int wq = 0; wq < Q / W; wq++) {
+        for (int wq = 0; wq < Q / W; wq++, index++) {
             window_pixels(pix, wr, wq, R, Q, shift);
             gather(b.tok, in, pix);
-            lpm_layernorm_forward(b.ln, NULL, NULL, b.tok, p->norm_w, p->norm_b, T, C);
-            lpm_mamba_forward(b.g, b.ln, p, T, b.mamba);
-            scatter(out, b.g, pix);
+            int i = seen_find(&seen, b.tok);
+            if (i < 0) {
+                i = seen_free_slot(&seen);
+                float *tok = seen.at + (size_t)2 * i * T * C;
+                memcpy(tok, b.tok, sizeof(float) * T * C);
+                lpm_layernorm_forward(b.ln, NULL, NULL, tok, p->norm_w, p->norm_b, T, C);
+                lpm_mamba_forward(tok + T * C, b.ln, p, T, b.mamba);
+                if (seen.n < SEEN) seen.n++;
+            }
+            seen.used[i] = index;
+            scatter(out, seen.at + (size_t)(2 * i + 1) * T * C, pix);
         }
 }
 
