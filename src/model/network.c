@@ -89,16 +89,16 @@ static inline void prefetch_ahead(const float *vol, int per, const image_geom *g
     }
 }
 
-/* feat channels 16..23 <- the image's 8 channels of X. Returns 1 when the image is blank:
- * every pixel's X is bitwise Conv_in's bias. */
+/* feat channels 16..23 <- the image's 8 channels of X. With bias, returns 1 when the image
+ * is blank: every pixel's X is bitwise Conv_in's bias (NULL: no check, returns 0). */
 static int gather_x(const lpm_net *n, const image_geom *g, const float *bias, float *feat) {
-    int blank = 1;
+    int blank = bias != NULL;
     for (int r = 0; r < g->R; r++)
         for (int q = 0; q < g->Q; q++) {
             prefetch_ahead(n->X, CX, g, r, q, 0);
             const float *x = n->X + voxel(g, r, q) * CX;
             memcpy(feat + ((size_t)r * g->Q + q) * C + 16, x, CX * sizeof(float));
-            blank &= !memcmp(x, bias, CX * sizeof(float));
+            if (blank) blank = !memcmp(x, bias, CX * sizeof(float));
         }
     return blank;
 }
@@ -113,7 +113,7 @@ static void image_layers(const lpm_params *p, int k, int R, int Q, float *feat, 
 
 static void image_trunk(const lpm_net *n, const lpm_params *p, int k, const image_geom *g,
                         float *feat, float *s0, float *swin) {
-    gather_x(n, g, p->conv_in_b, feat);
+    gather_x(n, g, NULL, feat);  /* the backward's recomputation: no blank images there */
     image_layers(p, k, g->R, g->Q, feat, s0, swin);
 }
 
@@ -145,7 +145,7 @@ LPM_CLONES static void merge_image(lpm_net *n, const image_geom *g, const float 
 static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thread_buf *b) {
     image_geom g = geom(n, k, i);
     float *feat = b->img[0], *s0 = b->img[1];
-    if (gather_x(n, &g, p->conv_in_b, feat) && n->blank[k]) {
+    if (gather_x(n, &g, n->blank[k] ? p->conv_in_b : NULL, feat)) {
         merge_image(n, &g, n->blank[k], k);
         return;
     }

@@ -206,6 +206,12 @@ static lpm_status open_log(run_state *r, const char *path, const char *header, F
     return LPM_OK;
 }
 
+/* The run's loss weights, with lambda_s given. */
+static lpm_loss_weights run_weights(const lpm_train_config *c, double lambda_s) {
+    return (lpm_loss_weights){.alpha = c->alpha, .beta = c->beta, .gamma = c->gamma,
+                              .lambda_s = lambda_s, .edge = c->edge};
+}
+
 /* Mean fusion SSIM, (SSIM(A,F) + SSIM(B,F))/2, and fusion loss over the validation cases. */
 static lpm_status validate(run_state *r, double *ssim, double *loss) {
     lpm_status sync = sync_from_gpu(r);
@@ -213,8 +219,7 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
     lpm_sample_spec spec = r->cfg->sample;
     spec.flip = 0;
     double s_sum = 0, l_sum = 0;
-    lpm_loss_weights lw = {.alpha = r->cfg->alpha, .beta = r->cfg->beta, .gamma = r->cfg->gamma,
-                           .lambda_s = 1.0, .edge = r->cfg->edge};
+    lpm_loss_weights lw = run_weights(r->cfg, 1.0);
     for (int i = 0; i < r->val.n; i++) {
         lpm_sample s;
         lpm_rng rng;
@@ -306,7 +311,7 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     stop_requested = 0;
     void (*old_int)(int) = signal(SIGINT, on_signal);
     void (*old_term)(int) = signal(SIGTERM, on_signal);
-    lpm_loss_weights lw = {.alpha = cfg->alpha, .beta = cfg->beta, .gamma = cfg->gamma, .edge = cfg->edge};
+    lpm_loss_weights lw = run_weights(cfg, 0.0);  /* lambda_s set per step */
     double t_start = lpm_seconds(), t_ckpt = t_start;
     int64_t first_step = r.step, last_saved = r.step;
     lpm_loss_terms terms = {0};
