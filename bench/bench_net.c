@@ -249,7 +249,7 @@ int main(int argc, char **argv) {
         float *a = malloc(n * 4), *b = malloc(n * 4), *o = malloc(n * 4 * 3);
         if (!a || !b || !o) return 3;
         make_pair(a, b, D, H, W);
-        lpm_net *net = lpm_net_create(D, H, W, 0);
+        lpm_net *net = lpm_net_create(D, H, W, LPM_NET_INFER);
         if (!net) die("net");
         for (int r = -1; r < reps; r++) {
             double t0 = now(), c0 = cpu_now();

@@ -210,7 +210,7 @@ static void test_net(const lpm_weights *w, const lpm_params *p) {
     float *gpu[4] = {zeros(2 * n), zeros(n), zeros(n), zeros(LPM_NUM_PARAMS)};
     lpm_params gp;
     lpm_params_bind(&gp, cpu[3]);
-    lpm_net *net = lpm_net_create(D, H, W, 1);
+    lpm_net *net = lpm_net_create(D, H, W, LPM_NET_TRAIN);
     lpm_cuda_net *cn = lpm_cuda_net_create(D, H, W, 1);
     CHECK(net && cn, "net create: %s", lpm_last_error());
     /* device: params, grad, a, b, out (2n), base, detail, dout (2n), ddet */

@@ -142,7 +142,7 @@ static void test_fuse_padding(const lpm_params *p, const float *a, const float *
                 for (int64_t x = 0; x < W; x++)
                     pad[(d * Hp + h) * Wp + x] = (v[(d * H + h) * W + x] - lo) / (hi - lo);
     }
-    lpm_net *net = lpm_net_create(Dp, Hp, Wp, 0);
+    lpm_net *net = lpm_net_create(Dp, Hp, Wp, LPM_NET_INFER);
     CHECK(net && lpm_net_forward(net, p, pa, pb, 0, ref[0], ref[1], ref[2], NULL, NULL) == LPM_OK,
           "%s", lpm_last_error());
     lpm_net_free(net);
@@ -189,13 +189,13 @@ static void test_blank_images(const lpm_params *p) {
                 a[(d * H + h) * W + w] = (float)lpm_rng_uniform(&r),
                 b[(d * H + h) * W + w] = (float)lpm_rng_uniform(&r);
     float *want[3] = {alloc_f(n), alloc_f(n), alloc_f(n)}, *got[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
-    lpm_net *net = lpm_net_create(D, H, W, 1);
+    lpm_net *net = lpm_net_create(D, H, W, LPM_NET_TRAIN);
     CHECK(net && lpm_net_forward(net, p, a, b, 0, want[0], want[1], want[2], NULL, NULL) == LPM_OK,
           "training net: %s", lpm_last_error());
     lpm_net_free(net);
     for (int t = 1; t <= 2; t++) {
         lpm_set_threads(t);
-        net = lpm_net_create(D, H, W, 0);
+        net = lpm_net_create(D, H, W, LPM_NET_INFER);
         CHECK(net && lpm_net_forward(net, p, a, b, 0, got[0], got[1], got[2], NULL, NULL) == LPM_OK,
               "inference net: %s", lpm_last_error());
         lpm_net_free(net);
@@ -263,7 +263,7 @@ static void test_small(const lpm_st_file *f) {
     float *out[2][3];
     for (int t = 0; t < 2; t++) {
         lpm_set_threads(t + 1);
-        lpm_net *net = lpm_net_create(D, H, W, 0);
+        lpm_net *net = lpm_net_create(D, H, W, LPM_NET_INFER);
         CHECK(net, "lpm_net_create: %s", lpm_last_error());
         if (!net) return;
         for (int j = 0; j < 3; j++) out[t][j] = alloc_f(n);
@@ -280,30 +280,40 @@ static void test_small(const lpm_st_file *f) {
 
     test_blank_images(&p);
 
-    /* training net: the fusion pass, then the reconstruction pass */
-    lpm_net *net = lpm_net_create(D, H, W, 1);
-    CHECK(net, "lpm_net_create (training): %s", lpm_last_error());
-    if (net) {
-        lpm_weights g = {alloc_f(LPM_NUM_PARAMS)};
+    /* training net: the fusion pass, then the reconstruction pass; the trunk kept from the
+     * forward (checked against PyTorch) and recomputed in the backward (bit for bit the
+     * same), each on 2 threads */
+    float *grads[2][2];
+    for (int mode = 0; mode < 2; mode++) {
+        lpm_net *net = lpm_net_create(D, H, W, mode ? LPM_NET_TRAIN_RECOMPUTE : LPM_NET_TRAIN);
+        CHECK(net, "lpm_net_create (training): %s", lpm_last_error());
+        if (!net) return;
+        grads[mode][0] = alloc_f(LPM_NUM_PARAMS), grads[mode][1] = alloc_f(LPM_NUM_PARAMS);
         lpm_params gp;
-        lpm_params_bind(&gp, g.data);
+        lpm_params_bind(&gp, grads[mode][0]);
         float *o[3] = {alloc_f(n), alloc_f(n), alloc_f(n)};
         CHECK(lpm_net_forward(net, &p, a, b, 0, o[0], o[1], o[2], NULL, NULL) == LPM_OK, "%s",
               lpm_last_error());
         CHECK(memcmp(o[0], out[1][0], n * sizeof(float)) == 0, "training forward differs");
         CHECK(lpm_net_backward(net, &p, &gp, gf, gb, gd) == LPM_OK, "%s", lpm_last_error());
-        check_grads("fusion gradients", g.data, f, "grad.");
 
         float *am = alloc_f(n), *bm = alloc_f(n), *r = alloc_f(2 * n);
         for (size_t i = 0; i < n; i++) am[i] = a[i] * mask1[i], bm[i] = b[i] * mask2[i];
-        memset(g.data, 0, LPM_NUM_PARAMS * sizeof(float));
+        lpm_params_bind(&gp, grads[mode][1]);
         CHECK(lpm_net_forward(net, &p, am, bm, 1, r, NULL, NULL, NULL, NULL) == LPM_OK, "%s",
               lpm_last_error());
         CHECK_CLOSE("recon", r, recon, 2 * n, 1e-5, 0);
         CHECK(lpm_net_backward(net, &p, &gp, grec, NULL, NULL) == LPM_OK, "%s", lpm_last_error());
-        check_grads("reconstruction gradients", g.data, f, "grad_rec.");
         lpm_net_free(net);
-        free(g.data), free(o[0]), free(o[1]), free(o[2]), free(am), free(bm), free(r);
+        free(o[0]), free(o[1]), free(o[2]), free(am), free(bm), free(r);
+    }
+    check_grads("fusion gradients", grads[0][0], f, "grad.");
+    check_grads("reconstruction gradients", grads[0][1], f, "grad_rec.");
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(memcmp(grads[1][pass], grads[0][pass], LPM_NUM_PARAMS * sizeof(float)) == 0,
+              "%s gradients: the recomputed trunk differs from the kept one",
+              pass ? "reconstruction" : "fusion");
+        free(grads[0][pass]), free(grads[1][pass]);
     }
 
     /* masks: 8x8x8 blocks, about 80 % kept */

@@ -78,7 +78,7 @@ lpm_status lpm_fuse(const lpm_weights *w, const lpm_volume *a, const lpm_volume 
             goto done;
         }
     }
-    net = lpm_net_create(Dp, Hp, Wp, 0);
+    net = lpm_net_create(Dp, Hp, Wp, LPM_NET_INFER);
     if (!net) {
         st = LPM_ERR_INTERNAL;
         goto done;

@@ -122,7 +122,14 @@ void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const 
  * of 16. An lpm_net holds the full-volume buffers for one size (X, M, and for training
  * the winner bits and gradients) plus per-thread scratch. */
 typedef struct lpm_net lpm_net;
-lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int training);
+/* mode: LPM_NET_INFER, or LPM_NET_TRAIN, whose forward keeps every image's trunk (the
+ * dense output and the first Swin-Mamba layer's, 3 x 48 floats a voxel) for the backward
+ * where that takes at most LPM_NET_KEEP_MAX bytes, and recomputes it there otherwise; or
+ * LPM_NET_TRAIN_RECOMPUTE, which always recomputes. Both training modes give the same
+ * numbers, bit for bit. */
+enum { LPM_NET_INFER, LPM_NET_TRAIN, LPM_NET_TRAIN_RECOMPUTE };
+#define LPM_NET_KEEP_MAX ((size_t)2 << 30)
+lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int mode);
 void lpm_net_free(lpm_net *n);
 
 /* Forward through Conv_in, the three branches, max fusion and one head:

@@ -2,8 +2,10 @@
  * Swin-Mamba layers), element-wise max fusion, one CfC head; and its backward.
  *
  * Memory: the only full-volume buffers are X (D,H,W,8) and M (D,H,W,24), and for training
- * the winner bits (D,H,W,24), dX and dM. A branch runs one image at a time per thread;
- * its backward recomputes the image's forward instead of keeping it.
+ * the winner bits (D,H,W,24), dX and dM. A branch runs one image at a time per thread.
+ * Its backward needs the image's trunk (the dense output and the first Swin-Mamba
+ * layer's): a training net keeps it from the forward where that fits in
+ * LPM_NET_KEEP_MAX bytes (3 x 48 floats a voxel), else recomputes it image by image.
  *
  * Blank images: where both inputs are 0 all around an image (the background of a
  * skull-stripped scan, the padding), its X is Conv_in's bias at every pixel, and the
@@ -21,6 +23,8 @@ enum { C = LPM_C, CX = LPM_C_IN, HEAD_CHUNK = 1024 };
 struct lpm_net {
     int64_t D, H, W;
     int training, nthreads;
+    float *trunk[3];       /* training, where kept: branch k's images in order, each its
+                              feat (R,Q,24) then its s0 (R,Q,24) */
     float *X;              /* (D,H,W,8) Conv_in output */
     float *M;              /* (D,H,W,24) max of the three branches */
     unsigned char *bits;   /* (D,H,W,24) training: bit k where branch k equals the max */
@@ -142,17 +146,26 @@ LPM_CLONES static void merge_image(lpm_net *n, const image_geom *g, const float 
         }
 }
 
+/* Image i's kept trunk: feat, then s0 at feat + R Q 24. */
+static float *kept_trunk(const lpm_net *n, int k, int64_t i, const image_geom *g) {
+    return n->trunk[k] + (size_t)i * 2 * (size_t)g->R * g->Q * C;
+}
+
 static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thread_buf *b) {
     image_geom g = geom(n, k, i);
-    float *feat = b->img[0], *s0 = b->img[1];
+    /* the branch output goes over the dense output unless that is kept */
+    float *feat = b->img[0], *s0 = b->img[1], *out = b->img[0];
+    if (n->trunk[k]) {
+        feat = kept_trunk(n, k, i, &g);
+        s0 = feat + (size_t)g.R * g.Q * C;
+    }
     if (gather_x(n, &g, n->blank[k] ? p->conv_in_b : NULL, feat)) {
         merge_image(n, &g, n->blank[k], k);
         return;
     }
     image_layers(p, k, g.R, g.Q, feat, s0, b->swin);
-    /* the dense output is no longer needed: the branch output goes over it */
-    lpm_swin_mamba_forward(feat, s0, &p->mamba[k][1], g.R, g.Q, 8, b->swin);
-    merge_image(n, &g, feat, k);
+    lpm_swin_mamba_forward(out, s0, &p->mamba[k][1], g.R, g.Q, 8, b->swin);
+    merge_image(n, &g, out, k);
 }
 
 /* n->blank[k] <- branch k's output for an image whose X is the bias at every pixel, by the
@@ -200,7 +213,12 @@ static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, in
     image_geom g = geom(n, k, i);
     float *feat = b->img[0], *s0 = b->img[1], *gout = b->img[2], *ds0 = b->img[3];
     size_t np = (size_t)g.R * g.Q;
-    image_trunk(n, p, k, &g, feat, s0, b->swin);
+    if (n->trunk[k]) {
+        feat = kept_trunk(n, k, i, &g);
+        s0 = feat + np * C;
+    } else {
+        image_trunk(n, p, k, &g, feat, s0, b->swin);
+    }
     branch_output_grad(gout, n, &g, k);
     memset(ds0, 0, np * C * sizeof(float));
     lpm_swin_mamba_backward(ds0, &grad->mamba[k][1], gout, s0, &p->mamba[k][1], g.R, g.Q, 8,
@@ -213,7 +231,7 @@ static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, in
     add_input_grad(n, &g, dfeat);
 }
 
-lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int training) {
+lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int mode) {
     if (D <= 0 || H <= 0 || W <= 0 || D % LPM_WIN || H % LPM_WIN || W % LPM_WIN) {
         lpm_fail(LPM_ERR_USAGE, "network.c: volume %lld x %lld x %lld is not a multiple of 16",
                  (long long)D, (long long)H, (long long)W);
@@ -222,7 +240,7 @@ lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int training) {
     lpm_net *n = lpm_calloc(1, sizeof *n);
     if (!n) return NULL;
     n->D = D, n->H = H, n->W = W;
-    n->training = training != 0;
+    n->training = mode != LPM_NET_INFER;
     n->nthreads = lpm_get_threads();
     int ok = 1;
     size_t nvox = lpm_mul_size(lpm_mul_size((size_t)D, (size_t)H, &ok), (size_t)W, &ok);
@@ -253,6 +271,10 @@ lpm_net *lpm_net_create(int64_t D, int64_t H, int64_t W, int training) {
         if (!ok || !n->bits || !n->dX || !n->dM || !n->tgrad || !n->tparams) goto oom;
         for (int t = 0; t < n->nthreads; t++)
             lpm_params_bind(&n->tparams[t], n->tgrad + (size_t)t * LPM_NUM_PARAMS);
+        size_t keep = lpm_mul_size(nvox, 2 * C * sizeof(float), &ok);
+        if (mode == LPM_NET_TRAIN && ok && keep <= LPM_NET_KEEP_MAX / 3)
+            for (int k = 0; k < 3; k++)
+                if (!(n->trunk[k] = lpm_malloc(keep, 1))) goto oom;
     }
     return n;
 oom:
@@ -273,7 +295,7 @@ void lpm_net_free(lpm_net *n) {
     free(n->dX);
     free(n->dM);
     free(n->scratch);
-    for (int k = 0; k < 3; k++) free(n->blank[k]);
+    for (int k = 0; k < 3; k++) free(n->blank[k]), free(n->trunk[k]);
     free(n->tgrad);
     free(n->tparams);
     free(n);

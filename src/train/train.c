@@ -21,7 +21,7 @@ lpm_status lpm_trainer_init(lpm_trainer *t, int64_t D, int64_t H, int64_t W) {
         if (!(*bufs[i] = lpm_malloc(n, sizeof(float)))) goto oom;
     if (!(t->recon = lpm_malloc(2 * n, sizeof(float))) || !(t->dR = lpm_malloc(2 * n, sizeof(float))))
         goto oom;
-    if (!(t->net = lpm_net_create(D, H, W, 1))) goto oom;
+    if (!(t->net = lpm_net_create(D, H, W, LPM_NET_TRAIN))) goto oom;
     return LPM_OK;
 oom:
     st = LPM_ERR_INTERNAL;
