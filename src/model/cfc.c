@@ -132,38 +132,8 @@ LPM_INLINE void fc_grad(float *g, const float *dy, const float *w, float b,
 }
 
 /* The CfC backward in blocks of 32 voxels: the forward recomputed, the gradients at fc's
- * outputs as vector loops over the block, then each voxel's gradients at the four convs'
- * outputs and at f; then the convs' weight gradients for the whole block. Those sum in
- * double (millions of voxels keep float accuracy), an output row's 3 x 24 sums held in
- * registers while the block's voxels stream past, in voxel order. */
-typedef struct {
-    float d[3][C][VB];      /* gradients at ff1's, ff2's and the time convs' outputs (c, j) */
-    double f[VB][C];        /* the block's inputs in double */
-} cfc_grad_block;
-
-LPM_INLINE void conv_weight_grads(double *g_ff1, double *g_ff2, double *g_time,
-                                  const cfc_grad_block *gb, int nb) {
-    for (int o = 0; o < C; o++) {
-        double a1[C], a2[C], at[C];
-        memcpy(a1, g_ff1 + o * C, sizeof a1);
-        memcpy(a2, g_ff2 + o * C, sizeof a2);
-        memcpy(at, g_time + o * C, sizeof at);
-        for (int j = 0; j < nb; j++) {
-            const double d1 = gb->d[0][o][j], d2 = gb->d[1][o][j], dt = gb->d[2][o][j];
-            const double *fi = gb->f[j];
-#pragma omp simd
-            for (int i = 0; i < C; i++) {
-                a1[i] += d1 * fi[i];
-                a2[i] += d2 * fi[i];
-                at[i] += dt * fi[i];
-            }
-        }
-        memcpy(g_ff1 + o * C, a1, sizeof a1);
-        memcpy(g_ff2 + o * C, a2, sizeof a2);
-        memcpy(g_time + o * C, at, sizeof at);
-    }
-}
-
+ * outputs as vector loops over the block, then each voxel's gradients. Weight gradients
+ * sum in double: millions of voxels keep float accuracy. */
 LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout,
                                  const float *dbase, const float *ddetail, const float *f,
                                  const lpm_cfc_params *p, int64_t n) {
@@ -176,11 +146,8 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
     memset(g_fcb, 0, sizeof g_fcb);
     cfc_wt wt;
     stack_weights(&wt, p);
-    float wsum[C * C];   /* time_a + time_b: both see the same input */
-    for (int e = 0; e < C * C; e++) wsum[e] = p->time_a[e] + p->time_b[e];
     cfc_block blk;
     memset(&blk, 0, sizeof blk);
-    cfc_grad_block gblk;
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
         const int nb = n - v0 < VB ? (int)(n - v0) : VB;
         block_states(&blk, f + v0 * C, &wt, nb);
@@ -223,20 +190,19 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
                 dp[c] = dm[c] * (s->a2[c] - s->a1[c]) * t * (1 - t);
             }
             float *dfv = df + (v0 + j) * C;
-            float acc[C];
-            memcpy(acc, dfv, sizeof acc);
             for (int o = 0; o < C; o++) {
-                const float *w1 = p->ff1 + o * C, *w2 = p->ff2 + o * C, *wt2 = wsum + o * C;
+                const float *w1 = p->ff1 + o * C, *w2 = p->ff2 + o * C;
+                const float *wa = p->time_a + o * C, *wb = p->time_b + o * C;
 #pragma omp simd
-                for (int i = 0; i < C; i++) acc[i] += w1[i] * da1[o] + w2[i] * da2[o] + wt2[i] * dp[o];
-            }
-            memcpy(dfv, acc, sizeof acc);
-            for (int c = 0; c < C; c++) {
-                gblk.d[0][c][j] = da1[c], gblk.d[1][c][j] = da2[c], gblk.d[2][c][j] = dp[c];
-                gblk.f[j][c] = fv[c];
+                for (int i = 0; i < C; i++) {
+                    dfv[i] += w1[i] * da1[o] + w2[i] * da2[o] + (wa[i] + wb[i]) * dp[o];
+                    const double fi = fv[i];
+                    g_ff1[o * C + i] += da1[o] * fi;
+                    g_ff2[o * C + i] += da2[o] * fi;
+                    g_time[o * C + i] += dp[o] * fi;
+                }
             }
         }
-        conv_weight_grads(g_ff1, g_ff2, g_time, &gblk, nb);
     }
 
     for (int i = 0; i < C * C; i++) {
