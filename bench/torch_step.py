@@ -24,7 +24,7 @@ for k in range(4):
     t0, c0 = time.time(), time.process_time()
     opt.zero_grad()
     fused, base, detail, recon = model(a, b, m1, m2)
-    t = lpm_loss(a, b, fused, detail, recon, 0.05, 1.0, 0.5, math.exp(-0.002 * 100))
+    t = lpm_loss(a, b, fused, detail, recon, 0.05, 1.0, 0.5, math.exp(-0.002 * 100), 0.0)
     t["total"].backward()
     opt.step()
     if k > 0:

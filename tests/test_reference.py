@@ -357,9 +357,21 @@ def test_converter(tmp):
     check(not os.path.exists(out), "converter writes nothing on error")
 
 
+def test_bench_reference():
+    """bench/torch_step.py, the benchmarks' PyTorch training step, still runs against the
+    reference (it broke silently once when the loss gained a term): one step at 16^3."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "torch_step.py"), ROOT, "1",
+                        "16"], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    ok = r.returncode == 0 and "PyTorch training step 16^3" in r.stdout
+    check(ok, "bench/torch_step.py at 16^3: rc %d, %s" % (r.returncode, (r.stdout + r.stderr)[-400:]))
+    if ok:
+        print("  ok   bench/torch_step.py at 16^3")
+
+
 def main():
     tests = [test_names, test_init, test_mamba_naive, test_scan_float32, test_swin_index,
-             test_dense, test_cfc, test_branches_and_fusion, test_masks_and_recon]
+             test_dense, test_cfc, test_branches_and_fusion, test_masks_and_recon,
+             test_bench_reference]
     with tempfile.TemporaryDirectory(prefix="lpm_ref_") as tmp:
         for t in tests + [lambda: test_st(tmp), lambda: test_converter(tmp)]:
             try:
