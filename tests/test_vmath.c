@@ -110,7 +110,8 @@ int main(void) {
 
 #ifdef LPM_AVX512_EXP
     /* the AVX-512 scan exp, 2^t for t <= 0: every 7th float in [-150, 0] against exp2 in
-     * double; results from 2^-126 within 1 ulp, below that within one subnormal step */
+     * double; results from 2^-126 within 1.1 ulp (the table's rounding and the result's),
+     * below that within one subnormal step */
     if (lpm_cpu_avx512()) {
         double worst_e2 = 0, worst_e2_sub = 0;
         float at_e2 = 0;
@@ -133,7 +134,7 @@ int main(void) {
         }
         printf("AVX-512 exp2(t <= 0): max error %.2f ulp (at %g), %.3g absolute below 2^-126\n",
                worst_e2, at_e2, worst_e2_sub);
-        CHECK(worst_e2 <= 1.0, "AVX-512 exp2 ulp bound: %g", worst_e2);
+        CHECK(worst_e2 <= 1.1, "AVX-512 exp2 ulp bound: %g", worst_e2);
         CHECK(worst_e2_sub <= 0x1p-149, "AVX-512 exp2 subnormals: %g", worst_e2_sub);
         tv[0] = -INFINITY, tv[1] = -1000.0f, tv[2] = 0.0f, tv[3] = -0.0f, tv[4] = -1.0f;
         exp2_lanes(ev, tv);

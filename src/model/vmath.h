@@ -157,22 +157,31 @@ static inline float lpm_vsigmoid(float x) {
 
 static inline int lpm_cpu_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 
-/* 2^t for 16 lanes of t <= 0: k = round(t), 2^(t - k) by a degree-6 polynomial on
- * [-1/2, 1/2] (minimax for the relative error, 2.0e-9 before rounding), scaled by 2^k. Below
- * -150 (results under 2^-150) t is clamped there, giving 0; far below 2^-126 the results
- * are the subnormals. Within 1 ulp on normal results (tests/test_vmath.c). */
+/* 2^t for 16 lanes of t <= 0: k = round(16 t) (t + 1.5 2^19 rounds t to sixteenths and
+ * leaves k in the low bits), 2^t = 2^floor(k/16) 2^(j/16) 2^f with j = k mod 16 (vpermps
+ * reads the index's low 4 bits: the table is one register) and f = t - k/16 in
+ * [-1/32, 1/32], where a degree-3 polynomial is within 1e-8. Eleven instructions, none of
+ * them the two-uop vrndscaleps of a round(t) reduction, which needs a degree-6 polynomial.
+ * Below -150 (results under 2^-150) t is clamped there, giving 0; far below 2^-126 the
+ * results are the subnormals. Within 1.06 ulp on normal results (tests/test_vmath.c). */
 __attribute__((target("avx512f"))) static inline __m512 lpm_exp2_nonpos16(__m512 t) {
+    static const float sixteenths[16] = {
+        1.0f, 1.0442737824274138f, 1.0905077326652577f, 1.1387886347566916f,
+        1.1892071150027210f, 1.2418578120734840f, 1.2968395546510096f, 1.3542555469368927f,
+        1.4142135623730951f, 1.4768261459394993f, 1.5422108254079407f, 1.6104903319492543f,
+        1.6817928305074290f, 1.7562521603732995f, 1.8340080864093424f, 1.9152065613971474f};
     t = _mm512_max_ps(t, _mm512_set1_ps(-150.0f));
-    const __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 shift = _mm512_set1_ps(0x1.8p19f);
+    const __m512 m = _mm512_add_ps(t, shift);
+    const __m512 k = _mm512_sub_ps(m, shift);   /* k / 16 */
     const __m512 f = _mm512_sub_ps(t, k);
-    __m512 p = _mm512_set1_ps(1.5353359021e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3398876164e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184373834e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503324660e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022647913e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314720286e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, k);
+    const __m512 s = _mm512_permutexvar_ps(_mm512_castps_si512(m), _mm512_loadu_ps(sixteenths));
+    /* 2^f - 1 = f (ln2 + f (ln2^2/2 + f ln2^3/6)) */
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(5.5504108664821580e-2f), f,
+                               _mm512_set1_ps(2.4022650695910071e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
+    p = _mm512_mul_ps(p, f);
+    return _mm512_scalef_ps(_mm512_fmadd_ps(s, p, s), k);
 }
 
 /* sigmoid(x) = 1 / (1 + exp(-x)) for 16 lanes: -x clamped to [-87.34, 87.34] as in
