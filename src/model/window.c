@@ -24,7 +24,8 @@ typedef struct {
     float *g;       /* (256, 24) Mamba output / its gradient, then the gradient at tok */
     float *dln;     /* (256, 24) gradient at the LayerNorm output */
     float *mamba;   /* lpm_mamba_scratch_floats(256) */
-    float *seen;    /* (SEEN, 2, 256, 24) the forward's remembered windows */
+    float *seen;    /* (SEEN + 1, 2, 256, 24) the forward's remembered windows, and one
+                       spare pair that the next window is gathered into */
 } swin_buf;
 
 static size_t carve(swin_buf *b, float *base) {
@@ -42,7 +43,7 @@ static size_t carve(swin_buf *b, float *base) {
     PIECE(g, T * C);
     PIECE(dln, T * C);
     PIECE(mamba, lpm_mamba_scratch_floats(T));
-    PIECE(seen, (size_t)SEEN * 2 * T * C);
+    PIECE(seen, (size_t)(SEEN + 1) * 2 * T * C);
 #undef PIECE
     return at;
 }
@@ -67,10 +68,12 @@ LPM_CLONES static void scatter(float *img, const float *tok, const int64_t *pix)
     for (int t = 0; t < T; t++) memcpy(img + pix[t] * C, tok + t * C, C * sizeof(float));
 }
 
-/* The forward's remembered windows: slot i holds tokens then output at seen + 2 i T C,
- * filled in slot order, then the least recently used is replaced. */
+/* The forward's remembered windows: slot i holds tokens tok[i] (256, 24) then their output
+ * at tok[i] + T C, filled in slot order, then the least recently used is replaced. Each
+ * window is gathered into the spare pair; a window not seen before swaps it with the slot it
+ * replaces, so no tokens are copied. */
 typedef struct {
-    float *at;
+    float *tok[SEEN], *spare;
     int n;                /* slots filled */
     int64_t used[SEEN];   /* the window index of each slot's last use */
 } seen_windows;
@@ -79,7 +82,7 @@ typedef struct {
  * token, so a miss costs little. */
 static int seen_find(const seen_windows *s, const float *tok) {
     for (int i = 0; i < s->n; i++)
-        if (!memcmp(s->at + (size_t)2 * i * T * C, tok, sizeof(float) * T * C)) return i;
+        if (!memcmp(s->tok[i], tok, sizeof(float) * T * C)) return i;
     return -1;
 }
 
@@ -97,23 +100,24 @@ void lpm_swin_mamba_forward(float *out, const float *in, const lpm_mamba_params 
     carve(&b, scratch);
     lpm_mamba_prepare(p, b.mamba);
     int64_t pix[T];
-    seen_windows seen = {.at = b.seen, .n = 0};
+    seen_windows seen = {.spare = b.seen, .n = 0};
+    for (int i = 0; i < SEEN; i++) seen.tok[i] = b.seen + (size_t)2 * (i + 1) * T * C;
     int64_t index = 0;
     for (int wr = 0; wr < R / W; wr++)
         for (int wq = 0; wq < Q / W; wq++, index++) {
             window_pixels(pix, wr, wq, R, Q, shift);
-            gather(b.tok, in, pix);
-            int i = seen_find(&seen, b.tok);
+            gather(seen.spare, in, pix);
+            int i = seen_find(&seen, seen.spare);
             if (i < 0) {
                 i = seen_free_slot(&seen);
-                float *tok = seen.at + (size_t)2 * i * T * C;
-                memcpy(tok, b.tok, sizeof(float) * T * C);
+                float *tok = seen.spare;
+                seen.spare = seen.tok[i], seen.tok[i] = tok;
                 lpm_layernorm_forward(b.ln, NULL, NULL, tok, p->norm_w, p->norm_b, T, C);
                 lpm_mamba_forward(tok + T * C, b.ln, p, T, b.mamba);
                 if (seen.n < SEEN) seen.n++;
             }
             seen.used[i] = index;
-            scatter(out, seen.at + (size_t)(2 * i + 1) * T * C, pix);
+            scatter(out, seen.tok[i] + T * C, pix);
         }
 }
 
