@@ -31,10 +31,12 @@ fuse() {
     done | median
 }
 
-# net BUILD ARGS...: bench_net's own median wall (it warms up and repeats REPS times)
+# net BUILD ARGS...: bench_net's own median wall (it warms up and repeats REPS times): the
+# first line's (a training step also prints its losses' share)
 net() {
     local bin=$1/bench/bench_net; shift
-    "$bin" --reps "$REPS" "$@" | awk '/wall/ {for (i = 1; i <= NF; i++) if ($i == "wall") print $(i + 1)}'
+    "$bin" --reps "$REPS" "$@" |
+        awk '/wall/ && !done {for (i = 1; i <= NF; i++) if ($i == "wall") print $(i + 1); done = 1}'
 }
 
 ITEMS=("fuse phantom 128x192x192" "fuse BraTS 240x240x155" "forward 128x192x192, 1 thread"
