@@ -45,7 +45,8 @@ typedef struct {
     float *xpre;    /* (L, 24)   conv1d output before SiLU */
     float *xc;      /* (L, 24)   SiLU(conv1d) */
     float *dbc;     /* (L, 18)   x_proj output */
-    float *v;       /* (L, 24)   dt_proj output + bias, before softplus */
+    float *v;       /* (L, 24)   dt_proj output + bias, before softplus (the backward turns
+                       it into sigmoid(v), softplus' derivative) */
     float *delta;   /* (L, 24) */
     float *y;       /* (L, 24)   scan output before the gate */
     float *E;       /* (8, L, 24) exp(delta A), state-major; the backward reuses it
@@ -303,40 +304,44 @@ LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *
     }
 }
 
-/* out = F.silu(x), times mul where mul is not NULL (the gate), flat over n values: whole
- * vectors, no 24-lane remainders. */
-LPM_CLONES static void silu_portable(float *out, const float *mul, const float *x, size_t n) {
-    if (mul) {
+/* out = sigmoid(x), times x where silu (F.silu), times mul where mul is not NULL (the
+ * gate), flat over n values: whole vectors, no 24-lane remainders. */
+LPM_CLONES static void sigmoid_portable(float *out, const float *mul, const float *x,
+                                        size_t n, int silu) {
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) out[i] = mul[i] * (x[i] * lpm_vsigmoid(x[i]));
-    } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) out[i] = x[i] * lpm_vsigmoid(x[i]);
+    for (size_t i = 0; i < n; i++) {
+        float y = lpm_vsigmoid(x[i]);
+        if (silu) y = x[i] * y;
+        out[i] = mul ? mul[i] * y : y;
     }
 }
 
 #ifdef LPM_AVX512_EXP
-__attribute__((target("avx512f"), noinline)) static void silu_avx512(float *out,
-                                                                      const float *mul,
-                                                                      const float *x, size_t n) {
+__attribute__((target("avx512f"), noinline)) static void sigmoid_avx512(
+    float *out, const float *mul, const float *x, size_t n, int silu) {
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 y = _mm512_mul_ps(v, lpm_sigmoid16(v));
+        __m512 y = lpm_sigmoid16(v);
+        if (silu) y = _mm512_mul_ps(v, y);
         if (mul) y = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, mul + i), y);
         _mm512_mask_storeu_ps(out + i, m, y);
     }
 }
 #endif
 
-static void silu(float *out, const float *mul, const float *x, size_t n) {
+static void sigmoid(float *out, const float *mul, const float *x, size_t n, int silu) {
 #ifdef LPM_AVX512_EXP
     if (lpm_cpu_avx512()) {
-        silu_avx512(out, mul, x, n);
+        sigmoid_avx512(out, mul, x, n, silu);
         return;
     }
 #endif
-    silu_portable(out, mul, x, n);
+    sigmoid_portable(out, mul, x, n, silu);
+}
+
+static void silu(float *out, const float *mul, const float *x, size_t n) {
+    sigmoid(out, mul, x, n, 1);
 }
 
 /* m lanes (one or two tokens) of the causal conv, taps in the order k = 0..K-1 */
@@ -437,7 +442,9 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
 }
 
 /* Adjoint of the scan, backwards in t (GRADIENTS.md, selective scan):
- * lam_t = gy_t C_t + a_(t+1) lam_(t+1). Writes dxc = D gy + delta sum_n lam B (=) and the
+ * lam_t = gy_t C_t + a_(t+1) lam_(t+1), with b->v holding sigmoid(v), softplus'
+ * (lpm_mamba_backward computes it for the whole sequence at once, in whole vectors).
+ * Writes dxc = D gy + delta sum_n lam B (=) and the
  * B, C, dt parts of ddbc (=); accumulates dA_log, dD, dt_proj's gradients.
  * Lanes are (state, channel) like the forward: the sums over n are vertical; a token's
  * 16 sums over the 24 channels (dB and dC per state) are one batched reduction. */
@@ -457,7 +464,7 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
     memset(terms, 0, sizeof terms);
     for (int t = L - 1; t >= 0; t--) {
         const float *gy = b->gy + (size_t)t * C, *xc = b->xc + (size_t)t * C;
-        const float *delta = b->delta + (size_t)t * C, *v = b->v + (size_t)t * C;
+        const float *delta = b->delta + (size_t)t * C, *sv = b->v + (size_t)t * C;
         const float *dt = b->dbc + (size_t)t * DBC, *Bt = dt + R, *Ct = Bt + N;
         const float *h = b->hs + (size_t)t * CN;
         const float *hp = t > 0 ? h - CN : zero;
@@ -496,7 +503,7 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
             dD[c] += gy[c] * xc[c];
             /* softplus' = sigmoid, identity above the threshold 20, where the sigmoid
              * is exactly 1.0f anyway (1 + exp(-v) rounds to 1 from v > 17.4) */
-            const float dv = ddelta[c] * lpm_vsigmoid(v[c]);
+            const float dv = ddelta[c] * sv[c];
             /* dt_proj: v = W dt + bias */
             dvb[c] += dv;
             dvw0[c] += dv * t0;
@@ -585,6 +592,7 @@ void lpm_mamba_backward(float *du, lpm_mamba_params *grad, const float *dout,
     matmul_out_backward(b.gy, grad->out_proj, dout, b.yg, p->out_proj, L);
     gate_backward(b.dxz, b.gy, b.y, b.z, L);
 
+    sigmoid(b.v, NULL, b.v, lc, 0);   /* v is needed only as softplus' from here */
     scan_backward(&b, grad, p, L);
     matmul_x_backward(b.dxc, grad->x_proj, b.ddbc, b.xc, p->x_proj, L);
     silu_backward(b.dxc, b.xpre, lc);
