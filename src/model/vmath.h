@@ -219,6 +219,8 @@ typedef float lpm_v8 __attribute__((vector_size(32)));   /* the 8 left of 24 cha
 typedef float lpm_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define LPM_LOAD16(p) (*(const lpm_v16u *)(p))
 #define LPM_STORE16(p, v) (*(lpm_v16u *)(p) = (v))
+typedef float lpm_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define LPM_STORE8(p, v) (*(lpm_v8u *)(p) = (v))
 
 /* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
  * (rows padded with zeros to 32). Each row's two halves are added, then a four-level
