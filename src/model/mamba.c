@@ -108,25 +108,26 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
 
 /* Lanes [lo, lo + n) of v to dst, straight from the register (constants once inlined):
  * a whole vector, a half, or single lanes. An accumulator copied through a float array
- * instead is kept in that array by GCC, on the stack, through the whole loop. */
-LPM_INLINE void store_lanes(float *dst, lpm_v16 v, int lo, int n) {
-    if (n == 16) {
-        LPM_STORE16(dst, v);
-    } else if (n == 8 && lo == 0) {
-        LPM_STORE8(dst, __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7));
-    } else if (n == 8 && lo == 8) {
-        LPM_STORE8(dst, __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
-    } else {
-        for (int k = 0; k < n; k++) dst[k] = v[lo + k];
-    }
-}
+ * instead is kept in that array by GCC, on the stack, through the whole loop. (A macro: a
+ * function taking a 512-bit vector draws GCC's ABI note in the non-AVX-512 clones.) */
+#define STORE_LANES(dst, v, lo, n)                                          \
+    do {                                                                    \
+        if ((n) == 16) {                                                    \
+            LPM_STORE16(dst, v);                                            \
+        } else if ((n) == 8 && (lo) == 0) {                                 \
+            LPM_STORE8(dst, LPM_LOW8(v));                                   \
+        } else if ((n) == 8 && (lo) == 8) {                                 \
+            LPM_STORE8(dst, LPM_HIGH8(v));                                  \
+        } else {                                                            \
+            for (int k_ = 0; k_ < (n); k_++) (dst)[k_] = (v)[(lo) + k_];    \
+        }                                                                   \
+    } while (0)
 
 /* out (L, S) | out2 (L, O - S) = in (L, I) W^T for W (O, I) given transposed and
  * zero-padded to (I, OP), OP a multiple of 16: output columns from S on go to out2
  * (in_proj's x | z halves). Four tokens at a time, their 4 x OP / 16 accumulators held in
  * registers (lpm_v16) while the I inputs stream past, each weight vector loaded once for
  * four multiply-adds; each output sums its terms in the order i = 0..I-1. */
-#define LPM_UNROLL _Pragma("GCC unroll 16")
 #define MATMUL_FORWARD(name, I, O, OP, S)                                                 \
     /* rt (4 or 1, a constant once inlined) tokens from token t; the loops over tokens    \
      * and vectors unrolled, or GCC keeps some accumulators on the stack */               \
@@ -150,10 +151,10 @@ LPM_INLINE void store_lanes(float *dst, lpm_v16 v, int lo, int n) {
             float *o = out + (size_t)(t + r) * (S), *o2 = out2 + (size_t)(t + r) * ((O) - (S)); \
             LPM_UNROLL for (int v = 0; v < NV; v++) {                                     \
                 const int j0 = 16 * v, j1 = j0 + 16 < (O) ? j0 + 16 : (O);                \
-                if (j0 < (S)) store_lanes(o + j0, acc[r][v], 0, (j1 < (S) ? j1 : (S)) - j0); \
+                if (j0 < (S)) STORE_LANES(o + j0, acc[r][v], 0, (j1 < (S) ? j1 : (S)) - j0); \
                 if (j1 > (S) && j0 < (O)) {                                               \
                     const int a = j0 > (S) ? j0 : (S);                                    \
-                    store_lanes(o2 + (a - (S)), acc[r][v], a - j0, j1 - a);               \
+                    STORE_LANES(o2 + (a - (S)), acc[r][v], a - j0, j1 - a);               \
                 }                                                                         \
             }                                                                             \
         }                                                                                 \

@@ -221,6 +221,11 @@ typedef float lpm_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define LPM_STORE16(p, v) (*(lpm_v16u *)(p) = (v))
 typedef float lpm_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define LPM_STORE8(p, v) (*(lpm_v8u *)(p) = (v))
+/* An lpm_v16's halves (shuffles, no trip through memory), and the pragma that unrolls the
+ * small loops over a kernel's accumulators, which GCC otherwise may keep on the stack. */
+#define LPM_LOW8(v) __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7)
+#define LPM_HIGH8(v) __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15)
+#define LPM_UNROLL _Pragma("GCC unroll 16")
 
 /* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
  * (rows padded with zeros to 32). Each row's two halves are added, then a four-level
