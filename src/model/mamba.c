@@ -300,29 +300,49 @@ static void scan_exp(const mamba_buf *b, size_t es, int L) {
 
 /* h_t = exp(delta_t A) h_(t-1) + delta_t B_t xc_t;  y_t = C_t . h_t + D xc_t, from the
  * state h (updated in place) and E's state stride es. States h_t go to hs (L, 8, 24) when
- * hs is not NULL. */
+ * hs is not NULL. The state lives in registers through the tokens: for each of the 8
+ * states, channels 0..15 in an lpm_v16 and 16..23 in an lpm_v8. */
 LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *D, int L,
                                     float *restrict h, float *hs) {
+    lpm_v16 hl[N];
+    lpm_v8 hh[N];
+    LPM_UNROLL for (int n = 0; n < N; n++) {
+        hl[n] = LPM_LOAD16(h + n * C);
+        hh[n] = LPM_LOAD8(h + n * C + 16);
+    }
+    const lpm_v16 Dl = LPM_LOAD16(D);
+    const lpm_v8 Dh = LPM_LOAD8(D + 16);
     for (int t = 0; t < L; t++) {
         const float *delta = b->delta + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *Bt = b->dbc + (size_t)t * DBC + R, *Ct = Bt + N;
         const float *Et = b->E + (size_t)t * C;
         float *y = b->y + (size_t)t * C;
-        float dx[C], acc[C] = {0};
         /* (delta * x).unsqueeze(-1) * B */
-        for (int c = 0; c < C; c++) dx[c] = delta[c] * xc[c];
-        for (int n = 0; n < N; n++) {
+        const lpm_v16 xl = LPM_LOAD16(xc), dxl = LPM_LOAD16(delta) * xl;
+        const lpm_v8 xh = LPM_LOAD8(xc + 16), dxh = LPM_LOAD8(delta + 16) * xh;
+        lpm_v16 al = {0};
+        lpm_v8 ah = {0};
+        LPM_UNROLL for (int n = 0; n < N; n++) {
             const float bn = Bt[n], cn = Ct[n];
-            float *hn = h + n * C;
             const float *En = Et + n * es;
-#pragma omp simd safelen(8)
-            for (int c = 0; c < C; c++) {
-                hn[c] = En[c] * hn[c] + dx[c] * bn;
-                acc[c] += hn[c] * cn;
+            hl[n] = LPM_LOAD16(En) * hl[n] + dxl * bn;
+            hh[n] = LPM_LOAD8(En + 16) * hh[n] + dxh * bn;
+            al += hl[n] * cn;
+            ah += hh[n] * cn;
+        }
+        LPM_STORE16(y, al + xl * Dl);
+        LPM_STORE8(y + 16, ah + xh * Dh);
+        if (hs) {
+            float *ht = hs + (size_t)t * CN;
+            LPM_UNROLL for (int n = 0; n < N; n++) {
+                LPM_STORE16(ht + n * C, hl[n]);
+                LPM_STORE8(ht + n * C + 16, hh[n]);
             }
         }
-        for (int c = 0; c < C; c++) y[c] = acc[c] + xc[c] * D[c];
-        if (hs) memcpy(hs + (size_t)t * CN, h, CN * sizeof(float));
+    }
+    LPM_UNROLL for (int n = 0; n < N; n++) {
+        LPM_STORE16(h + n * C, hl[n]);
+        LPM_STORE8(h + n * C + 16, hh[n]);
     }
 }
 

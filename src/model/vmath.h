@@ -220,6 +220,7 @@ typedef float lpm_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define LPM_LOAD16(p) (*(const lpm_v16u *)(p))
 #define LPM_STORE16(p, v) (*(lpm_v16u *)(p) = (v))
 typedef float lpm_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define LPM_LOAD8(p) (*(const lpm_v8u *)(p))
 #define LPM_STORE8(p, v) (*(lpm_v8u *)(p) = (v))
 /* An lpm_v16's halves (shuffles, no trip through memory), and the pragma that unrolls the
  * small loops over a kernel's accumulators, which GCC otherwise may keep on the stack. */
