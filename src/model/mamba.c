@@ -40,6 +40,9 @@ typedef struct {
     float *conv_t;  /* (4, 24)   conv1d weight transposed */
     float *A;       /* (8, 24)   -exp(A_log), transposed */
     float *A2;      /* (8, 24)   A log2(e), for the AVX-512 scan exp */
+    float *conv2;   /* (4, 48)   conv1d's taps for two tokens at once (each one twice) */
+    float *conv_b2; /* (48)      conv1d's bias, twice */
+    float *dt_w;    /* (2, 24)   dt_proj's two columns */
     float *x;       /* (L, 24)   in_proj's x half, after K - 1 rows of conv history */
     float *z;       /* (L, 24)   in_proj's z half (the gate's input) */
     float *xpre;    /* (L, 24)   conv1d output before SiLU */
@@ -76,6 +79,9 @@ static size_t carve(mamba_buf *b, float *base, int L) {
     PIECE(conv_t, K * C);
     PIECE(A, CN);
     PIECE(A2, CN);
+    PIECE(conv2, K * 2 * C);
+    PIECE(conv_b2, 2 * C);
+    PIECE(dt_w, R * C);
     PIECE(x, (l + K - 1) * C);
     PIECE(z, l * C);
     PIECE(xpre, l * C);
@@ -271,10 +277,11 @@ __attribute__((target("avx512f"), noinline)) static void scan_exp_avx512(
     float *restrict E, size_t es, const float *restrict delta, const float *restrict A2, int L) {
     const size_t lc = (size_t)L * C;
     for (int n = 0; n < N; n++) {
-        float a2[2 * C];
-        for (int c = 0; c < C; c++) a2[c] = a2[C + c] = A2[n * C + c];
-        const __m512 w[3] = {_mm512_loadu_ps(a2), _mm512_loadu_ps(a2 + 16),
-                             _mm512_loadu_ps(a2 + 32)};
+        /* the two-token pattern's vectors: channels 0..15, 16..23 then 0..7, 8..23, built
+         * in registers (written to a float array and read back, the middle one waited
+         * for two stores at every state: a quarter of this function's time at 16 tokens) */
+        const __m512 lo = _mm512_loadu_ps(A2 + n * C), hi = _mm512_loadu_ps(A2 + n * C + 8);
+        const __m512 w[3] = {lo, _mm512_shuffle_f32x4(hi, lo, _MM_SHUFFLE(1, 0, 3, 2)), hi};
         float *restrict En = E + (size_t)n * es;
         for (size_t s = 0; s < lc; s += 2 * C)
             for (int v = 0; v < 3; v++) {
@@ -400,12 +407,8 @@ LPM_INLINE void conv_lanes(float *restrict o, const float *restrict x,
 /* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu.
  * The K - 1 rows before x's first hold the earlier tokens' x (zeros at the sequence's
  * start: the conv's padding). Two tokens (48 lanes, three AVX-512 vectors) per step. */
-LPM_CLONES static void conv_silu(const mamba_buf *b, const float *bias, int L) {
-    float w2[K][2 * C], b2[2 * C];
-    for (int c = 0; c < C; c++) {
-        b2[c] = b2[C + c] = bias[c];
-        for (int k = 0; k < K; k++) w2[k][c] = w2[k][C + c] = b->conv_t[k * C + c];
-    }
+LPM_CLONES static void conv_silu(const mamba_buf *b, int L) {
+    const float(*w2)[2 * C] = (const float(*)[2 * C])b->conv2, *b2 = b->conv_b2;
     const size_t lc = (size_t)L * C;
     size_t s = 0;
     for (; s + 2 * C <= lc; s += 2 * C) conv_lanes(b->xpre + s, b->x + s, w2, b2, 2 * C);
@@ -415,8 +418,7 @@ LPM_CLONES static void conv_silu(const mamba_buf *b, const float *bias, int L) {
 
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
 LPM_CLONES static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p, int L) {
-    float w0[C], w1[C];
-    for (int c = 0; c < C; c++) w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
+    const float *w0 = b->dt_w, *w1 = b->dt_w + C;
     for (int t = 0; t < L; t++) {
         const float *dt = b->dbc + (size_t)t * DBC;
         float *v = b->v + (size_t)t * C;
@@ -440,6 +442,12 @@ void lpm_mamba_prepare(const lpm_mamba_params *p, float *scratch) {
     transpose(b->xp_t, p->x_proj, DBC, C, XP);
     transpose(b->out_t, p->out_proj, C, C, OUTP);
     transpose(b->conv_t, p->conv_w, C, K, C);
+    for (int c = 0; c < C; c++) {
+        b->conv_b2[c] = b->conv_b2[C + c] = p->conv_b[c];
+        for (int k = 0; k < K; k++)
+            b->conv2[k * 2 * C + c] = b->conv2[k * 2 * C + C + c] = b->conv_t[k * C + c];
+        for (int r = 0; r < R; r++) b->dt_w[r * C + c] = p->dt_proj_w[c * R + r];
+    }
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) {
             b->A[n * C + c] = -expf(p->A_log[c * N + n]);
@@ -452,7 +460,7 @@ void lpm_mamba_prepare(const lpm_mamba_params *p, float *scratch) {
 static void forward_internals(const mamba_buf *b, const float *u, const lpm_mamba_params *p,
                               int L, size_t es, float *h, float *hs) {
     matmul_in(b->x, b->z, u, b->in_t, L);
-    conv_silu(b, p->conv_b, L);
+    conv_silu(b, L);
     matmul_x(b->dbc, NULL, b->xc, b->xp_t, L);
     dt_softplus(b, p, L);
     scan_exp(b, es, L);
