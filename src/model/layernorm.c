@@ -32,6 +32,46 @@ LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C) 
     for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C + (float)LN_EPS);
 }
 
+/* ln_stats16 for the network's 24 channels: each row's 32 terms (8 zeros after the 24) are
+ * computed in registers and stored as the two vectors lpm_hsum16x32 reads. Written as 24
+ * floats over a zeroed row instead, every row's second read waited for two stores to reach
+ * the cache (a store-forwarding stall per row and pass). The same formulas as ln_stats16;
+ * a sum of squares can round differently (GCC contracted ln_stats16's squares of channels
+ * 16..23 into the reduction's first add): 8 of 256 random rows' rstd moved by 2 ulp. */
+LPM_INLINE void ln_stats24(float *ms, float *s, const float *xb, int nb) {
+    enum { C24 = 24 };
+    _Alignas(64) float terms[16][32];
+    const lpm_v8 zero8 = {0};
+    for (int j = 0; j < 16; j++) {
+        lpm_v16 lo = {0}, hi = {0};
+        if (j < nb) {
+            const float *x = xb + (int64_t)j * C24, x0 = x[0];
+            lo = LPM_LOAD16(x) - x0;
+            hi = __builtin_shufflevector((lpm_v8)LPM_LOAD8(x + 16) - x0, zero8, 0, 1, 2, 3, 4, 5,
+                                         6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        }
+        LPM_STORE16(terms[j], lo);
+        LPM_STORE16(terms[j] + 16, hi);
+    }
+    lpm_hsum16x32(ms, (const float(*)[32])terms);
+    for (int j = 0; j < 16; j++) ms[j] /= (float)C24;
+    for (int j = 0; j < 16; j++) {
+        lpm_v16 lo = {0}, hi = {0};
+        if (j < nb) {
+            const float *x = xb + (int64_t)j * C24, x0 = x[0], m = ms[j];
+            lo = (LPM_LOAD16(x) - x0) - m;
+            const lpm_v8 h = ((lpm_v8)LPM_LOAD8(x + 16) - x0) - m;
+            lo = lo * lo;
+            hi = __builtin_shufflevector(h * h, zero8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                         13, 14, 15);
+        }
+        LPM_STORE16(terms[j], lo);
+        LPM_STORE16(terms[j] + 16, hi);
+    }
+    lpm_hsum16x32(s, (const float(*)[32])terms);
+    for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C24 + (float)LN_EPS);
+}
+
 /* The same statistics for any C, one row at a time. */
 LPM_INLINE void ln_stats_rows(float *ms, float *s, const float *xb, int nb, int C) {
     for (int j = 0; j < nb; j++) {
@@ -52,7 +92,8 @@ LPM_INLINE void ln_rows(float *out, float *mean, float *rstd, const float *in, c
         const int nb = n - r0 < RB ? (int)(n - r0) : RB;
         const float *xb = in + r0 * C;
         float ms[RB], s[RB];
-        if (C <= 32) ln_stats16(ms, s, xb, nb, C);
+        if (C == LPM_C) ln_stats24(ms, s, xb, nb);
+        else if (C <= 32) ln_stats16(ms, s, xb, nb, C);
         else ln_stats_rows(ms, s, xb, nb, C);
         for (int j = 0; j < nb; j++) {
             const float *x = xb + (int64_t)j * C, x0 = x[0], m = ms[j], sj = s[j];
