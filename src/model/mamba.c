@@ -508,10 +508,18 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
     for (int c = 0; c < C; c++)
         Dw[c] = p->D[c], w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
     static const float zero[CN];
-    /* rows 0..7: the dB terms of each state, 8..15: the dC terms; columns 24..31 stay 0 */
+    /* rows 0..7: the dB terms of each state, 8..15: the dC terms; columns 24..31 are 0.
+     * Each row is stored as the two whole vectors lpm_hsum16x32 reads: written as 24
+     * floats, every row's second read waited for two stores (16 stalls a token). */
     _Alignas(64) float terms[2 * N][32];
-    _Static_assert(C <= 32 && 2 * N == 16 && DBC == R + 2 * N, "one 16-row reduction");
-    memset(terms, 0, sizeof terms);
+    _Static_assert(C == 24 && 2 * N == 16 && DBC == R + 2 * N, "one 16-row reduction");
+    const lpm_v8 zero8 = {0};
+#define LPM_ROW32(row, lo, hi)                                                          \
+    do {                                                                                \
+        LPM_STORE16(row, lo);                                                           \
+        LPM_STORE16((row) + 16, __builtin_shufflevector(hi, zero8, 0, 1, 2, 3, 4, 5, 6, 7, \
+                                                        8, 9, 10, 11, 12, 13, 14, 15));  \
+    } while (0)
     for (int t = L - 1; t >= 0; t--) {
         const float *gy = b->gy + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *delta = b->delta + (size_t)t * C, *sv = b->v + (size_t)t * C;
@@ -521,39 +529,51 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
         float *dxc = b->dxc + (size_t)t * C;
         float *ddt = b->ddbc + (size_t)t * DBC;
         const float *Et = b->E + (size_t)t * C;
-        float lam_b[C] = {0}, ddelta[C] = {0}, dx[C];
-        for (int c = 0; c < C; c++) dx[c] = delta[c] * xc[c];
-        for (int n = 0; n < N; n++) {
+        /* channels 0..15 in the lpm_v16 values, 16..23 in the lpm_v8 ones */
+        const lpm_v16 g = LPM_LOAD16(gy), d = LPM_LOAD16(delta), x = LPM_LOAD16(xc);
+        const lpm_v8 g8 = LPM_LOAD8(gy + 16), d8 = LPM_LOAD8(delta + 16), x8 = LPM_LOAD8(xc + 16);
+        const lpm_v16 dx = d * x;
+        const lpm_v8 dx8 = d8 * x8;
+        lpm_v16 lam_b = {0}, ddelta = {0};
+        lpm_v8 lam_b8 = {0}, ddelta8 = {0};
+        LPM_UNROLL for (int n = 0; n < N; n++) {
             const float bn = Bt[n], cn = Ct[n];
             const float *An = b->A + n * C, *hn = h + n * C, *hpn = hp + n * C;
             const float *En = Et + n * (size_t)L * C;
             float *ln = lam + n * C, *an = a_next + n * C, *dAn = dA + n * C;
-            float *tB = terms[n], *tC = terms[N + n];
-#pragma omp simd safelen(8)
-            for (int c = 0; c < C; c++) {
-                const float g = gy[c], d = delta[c];
-                const float l = g * cn + an[c] * ln[c];
-                const float a = En[c];
-                const float ah = a * hpn[c];
-                tC[c] = g * hn[c];
-                tB[c] = l * dx[c];
-                lam_b[c] += l * bn;
-                ddelta[c] += l * (bn * xc[c] + An[c] * ah);
-                dAn[c] += l * d * ah;
-                ln[c] = l;
-                an[c] = a;
-            }
+            const lpm_v16 l = g * cn + LPM_LOAD16(an) * LPM_LOAD16(ln);
+            const lpm_v8 l8 = g8 * cn + LPM_LOAD8(an + 16) * LPM_LOAD8(ln + 16);
+            const lpm_v16 a = LPM_LOAD16(En), ah = a * LPM_LOAD16(hpn);
+            const lpm_v8 a8 = LPM_LOAD8(En + 16), ah8 = a8 * LPM_LOAD8(hpn + 16);
+            LPM_ROW32(terms[N + n], g * LPM_LOAD16(hn), g8 * LPM_LOAD8(hn + 16));
+            LPM_ROW32(terms[n], l * dx, l8 * dx8);
+            lam_b += l * bn;
+            lam_b8 += l8 * bn;
+            ddelta += l * (bn * x + LPM_LOAD16(An) * ah);
+            ddelta8 += l8 * (bn * x8 + LPM_LOAD8(An + 16) * ah8);
+            LPM_STORE16(dAn, LPM_LOAD16(dAn) + l * d * ah);
+            LPM_STORE8(dAn + 16, (lpm_v8)LPM_LOAD8(dAn + 16) + l8 * d8 * ah8);
+            LPM_STORE16(ln, l);
+            LPM_STORE8(ln + 16, l8);
+            LPM_STORE16(an, a);
+            LPM_STORE8(an + 16, a8);
         }
+#undef LPM_ROW32
         lpm_hsum16x32(ddt + R, terms);   /* dB then dC */
+        float lam_bs[C], ddeltas[C];
+        LPM_STORE16(lam_bs, lam_b);
+        LPM_STORE8(lam_bs + 16, lam_b8);
+        LPM_STORE16(ddeltas, ddelta);
+        LPM_STORE8(ddeltas + 16, ddelta8);
         float s0 = 0.0f, s1 = 0.0f;
         const float t0 = dt[0], t1 = dt[1];
 #pragma omp simd simdlen(8) reduction(+ : s0, s1)
         for (int c = 0; c < C; c++) {
-            dxc[c] = Dw[c] * gy[c] + delta[c] * lam_b[c];
+            dxc[c] = Dw[c] * gy[c] + delta[c] * lam_bs[c];
             dD[c] += gy[c] * xc[c];
             /* softplus' = sigmoid, identity above the threshold 20, where the sigmoid
              * is exactly 1.0f anyway (1 + exp(-v) rounds to 1 from v > 17.4) */
-            const float dv = ddelta[c] * sv[c];
+            const float dv = ddeltas[c] * sv[c];
             /* dt_proj: v = W dt + bias */
             dvb[c] += dv;
             dvw0[c] += dv * t0;
