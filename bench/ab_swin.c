@@ -9,6 +9,7 @@
  * Prints each version's median and fastest time over the rounds, their ratios (before /
  * after: above 1 is faster now; under bursts of load from other tenants the fastest runs
  * are the steadier measure) and the largest difference between their outputs. */
+#include "bench_util.h"
 #include "io/io.h"
 #include "model/model.h"
 
@@ -29,11 +30,6 @@ static double seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static float *floats(size_t n) {
@@ -101,8 +97,8 @@ int main(int argc, char **argv) {
         }
     double diff = 0;
     for (size_t i = 0; i < n; i++) diff = fmax(diff, fabs((double)out[0][i] - out[1][i]));
-    for (int v = 0; v < 2; v++) qsort(t[v], (size_t)rounds, sizeof(double), by_value);
-    const double before = t[0][rounds / 2], after = t[1][rounds / 2];
+    /* bench_median sorts: t[v][0] is then the fastest */
+    const double before = bench_median(t[0], rounds), after = bench_median(t[1], rounds);
     printf("Swin-Mamba %s, %dx%d image, %d rounds: before %.2f ms (fastest %.2f), after %.2f ms "
            "(fastest %.2f), before/after %.3f (fastest %.3f); max|diff| %.3g\n",
            backward ? "backward" : "forward", R, Q, rounds, 1e3 * before, 1e3 * t[0][0],
