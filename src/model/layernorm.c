@@ -41,32 +41,29 @@ LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C) 
 LPM_INLINE void ln_stats24(float *ms, float *s, const float *xb, int nb) {
     enum { C24 = 24 };
     _Alignas(64) float terms[16][32];
-    const lpm_v8 zero8 = {0};
     for (int j = 0; j < 16; j++) {
-        lpm_v16 lo = {0}, hi = {0};
+        lpm_v16 lo = {0};
+        lpm_v8 hi = {0};
         if (j < nb) {
             const float *x = xb + (int64_t)j * C24, x0 = x[0];
             lo = LPM_LOAD16(x) - x0;
-            hi = __builtin_shufflevector((lpm_v8)LPM_LOAD8(x + 16) - x0, zero8, 0, 1, 2, 3, 4, 5,
-                                         6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            hi = (lpm_v8)LPM_LOAD8(x + 16) - x0;
         }
-        LPM_STORE16(terms[j], lo);
-        LPM_STORE16(terms[j] + 16, hi);
+        LPM_STORE_ROW32(terms[j], lo, hi);
     }
     lpm_hsum16x32(ms, (const float(*)[32])terms);
     for (int j = 0; j < 16; j++) ms[j] /= (float)C24;
     for (int j = 0; j < 16; j++) {
-        lpm_v16 lo = {0}, hi = {0};
+        lpm_v16 lo = {0};
+        lpm_v8 hi = {0};
         if (j < nb) {
             const float *x = xb + (int64_t)j * C24, x0 = x[0], m = ms[j];
             lo = (LPM_LOAD16(x) - x0) - m;
-            const lpm_v8 h = ((lpm_v8)LPM_LOAD8(x + 16) - x0) - m;
+            hi = ((lpm_v8)LPM_LOAD8(x + 16) - x0) - m;
             lo = lo * lo;
-            hi = __builtin_shufflevector(h * h, zero8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                         13, 14, 15);
+            hi = hi * hi;
         }
-        LPM_STORE16(terms[j], lo);
-        LPM_STORE16(terms[j] + 16, hi);
+        LPM_STORE_ROW32(terms[j], lo, hi);
     }
     lpm_hsum16x32(s, (const float(*)[32])terms);
     for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C24 + (float)LN_EPS);

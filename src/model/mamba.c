@@ -513,13 +513,6 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
      * floats, every row's second read waited for two stores (16 stalls a token). */
     _Alignas(64) float terms[2 * N][32];
     _Static_assert(C == 24 && 2 * N == 16 && DBC == R + 2 * N, "one 16-row reduction");
-    const lpm_v8 zero8 = {0};
-#define LPM_ROW32(row, lo, hi)                                                          \
-    do {                                                                                \
-        LPM_STORE16(row, lo);                                                           \
-        LPM_STORE16((row) + 16, __builtin_shufflevector(hi, zero8, 0, 1, 2, 3, 4, 5, 6, 7, \
-                                                        8, 9, 10, 11, 12, 13, 14, 15));  \
-    } while (0)
     for (int t = L - 1; t >= 0; t--) {
         const float *gy = b->gy + (size_t)t * C, *xc = b->xc + (size_t)t * C;
         const float *delta = b->delta + (size_t)t * C, *sv = b->v + (size_t)t * C;
@@ -545,8 +538,8 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
             const lpm_v8 l8 = g8 * cn + LPM_LOAD8(an + 16) * LPM_LOAD8(ln + 16);
             const lpm_v16 a = LPM_LOAD16(En), ah = a * LPM_LOAD16(hpn);
             const lpm_v8 a8 = LPM_LOAD8(En + 16), ah8 = a8 * LPM_LOAD8(hpn + 16);
-            LPM_ROW32(terms[N + n], g * LPM_LOAD16(hn), g8 * LPM_LOAD8(hn + 16));
-            LPM_ROW32(terms[n], l * dx, l8 * dx8);
+            LPM_STORE_ROW32(terms[N + n], g * LPM_LOAD16(hn), g8 * LPM_LOAD8(hn + 16));
+            LPM_STORE_ROW32(terms[n], l * dx, l8 * dx8);
             lam_b += l * bn;
             lam_b8 += l8 * bn;
             ddelta += l * (bn * x + LPM_LOAD16(An) * ah);
@@ -558,7 +551,6 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
             LPM_STORE16(an, a);
             LPM_STORE8(an + 16, a8);
         }
-#undef LPM_ROW32
         lpm_hsum16x32(ddt + R, terms);   /* dB then dC */
         float lam_bs[C], ddeltas[C];
         LPM_STORE16(lam_bs, lam_b);

@@ -146,19 +146,19 @@ LPM_CLONES static void merge_image(lpm_net *n, const image_geom *g, const float 
         }
 }
 
-/* Image i's kept trunk: feat, then s0 at feat + R Q 24. */
-static float *kept_trunk(const lpm_net *n, int k, int64_t i, const image_geom *g) {
-    return n->trunk[k] + (size_t)i * 2 * (size_t)g->R * g->Q * C;
+/* Image i's kept trunk: its feat, then its s0, (R,Q,24) each. */
+static void kept_trunk(const lpm_net *n, int k, int64_t i, const image_geom *g, float **feat,
+                       float **s0) {
+    const size_t np = (size_t)g->R * g->Q;
+    *feat = n->trunk[k] + (size_t)i * 2 * np * C;
+    *s0 = *feat + np * C;
 }
 
 static void image_forward(lpm_net *n, const lpm_params *p, int k, int64_t i, thread_buf *b) {
     image_geom g = geom(n, k, i);
     /* the branch output goes over the dense output unless that is kept */
     float *feat = b->img[0], *s0 = b->img[1], *out = b->img[0];
-    if (n->trunk[k]) {
-        feat = kept_trunk(n, k, i, &g);
-        s0 = feat + (size_t)g.R * g.Q * C;
-    }
+    if (n->trunk[k]) kept_trunk(n, k, i, &g, &feat, &s0);
     if (gather_x(n, &g, n->blank[k] ? p->conv_in_b : NULL, feat)) {
         merge_image(n, &g, n->blank[k], k);
         return;
@@ -213,12 +213,8 @@ static void image_backward(lpm_net *n, const lpm_params *p, lpm_params *grad, in
     image_geom g = geom(n, k, i);
     float *feat = b->img[0], *s0 = b->img[1], *gout = b->img[2], *ds0 = b->img[3];
     size_t np = (size_t)g.R * g.Q;
-    if (n->trunk[k]) {
-        feat = kept_trunk(n, k, i, &g);
-        s0 = feat + np * C;
-    } else {
-        image_trunk(n, p, k, &g, feat, s0, b->swin);
-    }
+    if (n->trunk[k]) kept_trunk(n, k, i, &g, &feat, &s0);
+    else image_trunk(n, p, k, &g, feat, s0, b->swin);
     branch_output_grad(gout, n, &g, k);
     memset(ds0, 0, np * C * sizeof(float));
     lpm_swin_mamba_backward(ds0, &grad->mamba[k][1], gout, s0, &p->mamba[k][1], g.R, g.Q, 8,

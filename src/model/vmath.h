@@ -226,6 +226,15 @@ typedef float lpm_v8u __attribute__((vector_size(32), aligned(4), may_alias));
  * small loops over a kernel's accumulators, which GCC otherwise may keep on the stack. */
 #define LPM_LOW8(v) __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7)
 #define LPM_HIGH8(v) __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15)
+/* A 24-float row (channels 0..15 in lo, 16..23 in hi8) stored as one of lpm_hsum16x32's
+ * 32-float rows, zeros after the 24, in two whole vectors: its loads are then forwarded
+ * from these stores, where rows written as 24 floats over zeroed ones made each wait. */
+#define LPM_STORE_ROW32(row, lo, hi8)                                                       \
+    do {                                                                                    \
+        LPM_STORE16(row, lo);                                                               \
+        LPM_STORE16((row) + 16, __builtin_shufflevector((hi8), (lpm_v8){0}, 0, 1, 2, 3, 4, \
+                                                        5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)); \
+    } while (0)
 #define LPM_UNROLL _Pragma("GCC unroll 16")
 
 /* Sixteen horizontal sums at once: lane j of the result is the sum of row j's 32 values
