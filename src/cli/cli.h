@@ -22,6 +22,9 @@ int cli_fail(const char *cmd, lpm_status st);
 int cli_is_help(const char *arg);
 /* Parse helpers: return 0 on success, print a usage error and return 1 otherwise. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
+/* --threads: 1 to 8 threads per core this machine has. */
+int cli_parse_threads(const char *cmd, const char *s, long *out);
+/* A finite number (inf and nan are refused). */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 /* "D,H,W" -> three positive integers. */

@@ -3,6 +3,8 @@
 #include "cuda/cuda.h"
 
 #include <errno.h>
+#include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,10 +42,15 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || v != v)
-        return cli_error(cmd, LPM_ERR_USAGE, "%s expects a number, got '%s'", opt, s);
+    if (errno || end == s || *end || !isfinite(v))
+        return cli_error(cmd, LPM_ERR_USAGE, "%s expects a finite number, got '%s'", opt, s);
     *out = v;
     return 0;
+}
+
+int cli_parse_threads(const char *cmd, const char *s, long *out) {
+    long cap = 8L * omp_get_num_procs();
+    return cli_parse_int(cmd, "--threads", s, 1, cap < 8 ? 8 : cap, out);
 }
 
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {

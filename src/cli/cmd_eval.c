@@ -243,7 +243,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--out")) { VALUE(); o.out = v; }
         else if (!strcmp(s, "--save-fused")) o.save_fused = 1;
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &o.cuda)) return 1; }
-        else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 4096, &o.threads)) return 1; }
+        else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_threads(CMD, v, &o.threads)) return 1; }
         else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet eval --help)", s);
 #undef VALUE
     }

@@ -62,7 +62,7 @@ static int parse(int argc, char **argv, fuse_args *o) {
             o->resample = 1;
         } else if (!strcmp(s, "--threads")) {
             const char *v = cli_value(CMD, argc, argv, &i);
-            if (!v || cli_parse_int(CMD, "--threads", v, 1, 4096, &o->threads)) return LPM_ERR_USAGE;
+            if (!v || cli_parse_threads(CMD, v, &o->threads)) return LPM_ERR_USAGE;
         } else if (s[0] == '-' && s[1]) {
             return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s' (see lpmnet fuse --help)", s);
         } else if (npos < 2) {

@@ -57,7 +57,7 @@ int cmd_metrics(int argc, char **argv) {
             if (st) return cli_fail(CMD, st);
         } else if (strcmp(a, "--threads") == 0) {
             const char *v = cli_value(CMD, argc, argv, &i);
-            if (!v || cli_parse_int(CMD, "--threads", v, 1, 4096, &threads)) return LPM_ERR_USAGE;
+            if (!v || cli_parse_threads(CMD, v, &threads)) return LPM_ERR_USAGE;
         } else if (a[0] == '-' && a[1]) {
             usage(stderr);
             return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s'", a);

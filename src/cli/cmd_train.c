@@ -64,7 +64,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--iters")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.iters = n; }
         else if (!strcmp(s, "--val-every")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.val_every = n; }
         else if (!strcmp(s, "--ckpt-every")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.ckpt_every = n; }
-        else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 4096, &n)) return 1; c.threads = (int)n; }
+        else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_threads(CMD, v, &n)) return 1; c.threads = (int)n; }
         else if (!strcmp(s, "--shape")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.sample.shape)) return 1; c.sample.mode = 0; }
         else if (!strcmp(s, "--crop")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.sample.crop)) return 1; c.sample.mode = 1; }
         else if (!strcmp(s, "--lr")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.lr)) return 1; }
