@@ -2,10 +2,13 @@
 #define _DEFAULT_SOURCE
 #include "core.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -128,4 +131,44 @@ double lpm_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+lpm_status lpm_check_input_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return lpm_fail(LPM_ERR_INPUT, "%s: no such file", path);
+        return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) return lpm_fail(LPM_ERR_INPUT, "%s: is a folder, not a file", path);
+    if (!S_ISREG(st.st_mode))
+        return lpm_fail(LPM_ERR_INPUT, "%s: is a %s, not a regular file", path,
+                        S_ISFIFO(st.st_mode) ? "FIFO (named pipe)"
+                        : S_ISSOCK(st.st_mode) ? "socket" : "device");
+    if (access(path, R_OK) != 0)
+        return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    return LPM_OK;
+}
+
+static _Atomic uint64_t max_memory;
+
+void lpm_set_max_memory(uint64_t bytes) { max_memory = bytes; }
+
+/* MemAvailable from /proc/meminfo; 0 when it cannot be read. */
+static uint64_t available_memory(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+uint64_t lpm_max_memory(void) {
+    if (max_memory == 0) {
+        uint64_t avail = available_memory();
+        max_memory = avail ? avail : UINT64_MAX;
+    }
+    return max_memory;
 }

@@ -33,6 +33,16 @@ int lpm_set_threads(int n);
 int lpm_get_threads(void);
 int lpm_thread_id(void);
 
+/* Input files: path must name an existing, readable regular file; a folder, FIFO, socket
+ * or device is refused before anything opens it (a FIFO would block forever). */
+lpm_status lpm_check_input_file(const char *path);
+
+/* Memory budget for one volume or tensor set read from a file: what a header declares is
+ * refused above it before anything is allocated. 0 (the default) means the machine's
+ * available memory (MemAvailable), read when first needed. */
+void lpm_set_max_memory(uint64_t bytes);
+uint64_t lpm_max_memory(void);
+
 /* Wall-clock seconds (monotonic). */
 double lpm_seconds(void);
 
