@@ -306,6 +306,143 @@ static void test_st_errors(void) {
     CHECK(!exists(bad) && temp_leftovers() == 0, "a failed write left files");
 }
 
+/* Hostile headers: every case must be refused with LPM_ERR_INPUT, a message naming the
+ * file and the problem, and nothing returned. */
+static void test_st_hostile(void) {
+    printf("safetensors hostile headers\n");
+    char path[1200];
+    path_in(path, sizeof path, "hostile.safetensors");
+    lpm_st_file *f = NULL;
+    float data[16] = {0};
+    char deep[4200];
+    /* nesting far deeper than any entry has: a recursive parser would overflow its stack */
+    size_t len = (size_t)snprintf(deep, sizeof deep, "{\"a\":");
+    for (int k = 0; k < 2000; k++) deep[len++] = '[';
+    deep[len] = '\0';
+    const struct { const char *header; size_t ndata; const char *want; } cases[] = {
+        /* overlapping data: the same bytes, a partial overlap, one range inside another */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 64,
+         "tensors 'a' (data_offsets [0, 8]) and 'b' ([0, 8]) overlap"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 64, "overlap"},
+        {"{\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,28]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[8],\"data_offsets\":[0,32]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[40,44]}}", 64,
+         "tensors 'b' (data_offsets [0, 32]) and 'c' ([24, 28]) overlap"},
+        {"{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[6,10]}}", 64, "overlap"},
+        /* duplicate names, not next to each other; duplicate metadata keys */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 64, "tensor 'a' appears twice"},
+        {"{\"__metadata__\":{\"k\":\"1\",\"j\":\"2\",\"k\":\"3\"}}", 0, "__metadata__ key 'k' appears twice"},
+        {"{\"__metadata__\":{},\"__metadata__\":{}}", 0, "repeated __metadata__"},
+        /* shapes: negative, too many dimensions, overflowing, not integers, size mismatch */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2,-3],\"data_offsets\":[0,0]}}", 0, "tensor 'a': negative value in shape"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+         "shape has more than 8 entries"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[9223372036854775807,2],\"data_offsets\":[0,8]}}", 8, "too large"},
+        {"{\"a\":{\"dtype\":\"F16\",\"shape\":[4611686018427387904,2],\"data_offsets\":[0,8]}}", 8, "too large"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[9223372036854775808],\"data_offsets\":[0,8]}}", 8, "too large"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1e3],\"data_offsets\":[0,0]}}", 0, "integers"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", 8, "non-negative integers"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8, "shape is not an array"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8, "span 4 bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, "data_offsets needs 2 values"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,16]}}", 16, "more than 2 entries"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", 16, "negative value in data_offsets"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[18446744073709551612,18446744073709551616]}}",
+         8, "too large"},
+        /* strings: unterminated, a backslash at the very end, bad \u escapes, control bytes */
+        {"{\"a", 0, "unterminated string"},
+        {"{\"a\\", 0, "unterminated string"},
+        {"{\"a\\u12\":{}}", 0, "bad \\u escape"},
+        {"{\"a\\u0000b\":{}}", 0, "NUL character"},
+        {"{\"a\\ud800\":{}}", 0, "unpaired surrogate"},
+        {"{\"a\\udc00\":{}}", 0, "unpaired surrogate"},
+        {"{\"a\tb\":{}}", 0, "control character"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4, "expected ',' or '}'"},
+        {"{\"a\":{\"dtype\":\"F32-with-a-long-name\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "not supported"},
+        {deep, 0, "tensor 'a': entry is not an object"},
+        {"{\"a\":{\"dtype\":{\"x\":[[[[1]]]]}}}", 0, "expected a string"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_st_raw(path, cases[i].header, data, cases[i].ndata);
+        lpm_status s = lpm_st_read(path, &f);
+        CHECK(s == LPM_ERR_INPUT && f == NULL, "hostile case %zu accepted (status %d)", i, s);
+        CHECK(strstr(lpm_last_error(), path) && strstr(lpm_last_error(), cases[i].want),
+              "hostile case %zu: message '%s' lacks '%s'", i, lpm_last_error(), cases[i].want);
+        if (f) lpm_st_close(f), f = NULL;
+    }
+
+    /* what stays allowed: empty tensors anywhere (they own no bytes), adjacent ranges,
+     * gaps, ranges listed out of order, NaN values (the reader is not the judge of them) */
+    write_st_raw(path,
+                 "{\"e1\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                 "\"e2\":{\"dtype\":\"F16\",\"shape\":[3,0],\"data_offsets\":[4,4]},"
+                 "\"n\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[16,20]}}",
+                 (float[]){1, 0, 2, 3, NAN}, 20);
+    CHECK(lpm_st_read(path, &f) == LPM_OK, "allowed layout refused: %s", lpm_last_error());
+    if (f) {
+        const float *b = lpm_st_find(f, "b", NULL, NULL), *n = lpm_st_find(f, "n", NULL, NULL);
+        CHECK(lpm_st_count(f) == 5 && b && b[0] == 2 && b[1] == 3 && n && isnan(*n), "allowed layout values");
+        lpm_st_close(f), f = NULL;
+    }
+
+    /* a header length of 2^63 and one that is huge but inside a (sparse) file: refused
+     * before anything of that size is read or allocated */
+    unsigned char raw[16] = {0, 0, 0, 0, 0, 0, 0, 0x80, '{', '}'};
+    write_bytes(path, raw, 10);
+    CHECK_ERR(lpm_st_read(path, &f), LPM_ERR_INPUT, path, "runs past the end");
+    {
+        uint64_t big = 200u * 1000u * 1000u;
+        unsigned char head[8];
+        for (int k = 0; k < 8; k++) head[k] = (unsigned char)(big >> (8 * k));
+        FILE *fp = fopen(path, "wb");
+        int made = fp && fwrite(head, 1, 8, fp) == 8 && fseek(fp, (long)(8 + big), SEEK_SET) == 0 &&
+                   fputc(' ', fp) != EOF;
+        if (fp) fclose(fp);
+        CHECK(made, "cannot make a sparse file");
+        CHECK_ERR(lpm_st_read(path, &f), LPM_ERR_INPUT, path, "header of 200000000 bytes is too large");
+    }
+    /* truncated: a valid file cut inside the data, and inside the header */
+    write_st_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", data, 16);
+    {
+        unsigned char whole[256];
+        size_t n = read_bytes(path, whole, sizeof whole);
+        write_bytes(path, whole, n - 3);
+        CHECK_ERR(lpm_st_read(path, &f), LPM_ERR_INPUT, path, "tensor 'a'", "outside the data");
+        write_bytes(path, whole, 30);
+        CHECK_ERR(lpm_st_read(path, &f), LPM_ERR_INPUT, path, "runs past the end", "truncated");
+    }
+    /* declared data above the memory budget: refused before the float copies are made */
+    static float many[4096];
+    write_st_raw(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4096],\"data_offsets\":[0,16384]}}", many, sizeof many);
+    lpm_set_max_memory(16000);
+    CHECK_ERR(lpm_st_read(path, &f), LPM_ERR_INPUT, path, "reading its 1 tensors needs",
+              "bytes of memory, more than the 16000 allowed");
+    lpm_set_max_memory(0);  /* back to the machine's available memory */
+    CHECK(lpm_st_read(path, &f) == LPM_OK, "%s", lpm_last_error());
+    if (f) lpm_st_close(f), f = NULL;
+    remove(path);
+
+    /* not regular files: a FIFO (would block a reader forever) and a folder */
+    char fifo[1200];
+    path_in(fifo, sizeof fifo, "fifo.safetensors");
+    if (mkfifo(fifo, 0600) == 0) {
+        alarm(20);  /* a reader that opens the FIFO blocks: end the test rather than hang */
+        CHECK_ERR(lpm_st_read(fifo, &f), LPM_ERR_INPUT, fifo, "FIFO");
+        alarm(0);
+        remove(fifo);
+    } else {
+        SKIP("mkfifo: %s", strerror(errno));
+    }
+    CHECK_ERR(lpm_st_read(tmpdir, &f), LPM_ERR_INPUT, tmpdir, "folder");
+}
+
 /* ------------------------------------------------------------ weights */
 
 static const lpm_tensor_info *find_info(const char *name) {
@@ -505,6 +642,91 @@ static void test_weights_files(void) {
         remove(bad);
     }
     remove(path);
+    lpm_weights_free(&w);
+    lpm_weights_free(&r);
+}
+
+/* Values a model cannot have: NaN/Inf anywhere, or magnitudes far beyond any trained or
+ * initialised LPM-Net. Loading refuses them naming the file, tensor and first bad index
+ * and leaves w untouched; saving refuses non-finite weights and writes nothing. */
+static void test_weights_hostile(void) {
+    printf("weights with non-finite or absurd values\n");
+    char path[1200];
+    path_in(path, sizeof path, "hostile_w.safetensors");
+    lpm_weights w, r;
+    lpm_weights_alloc(&w);
+    lpm_weights_alloc(&r);
+    lpm_weights_init(&w, 3);
+    lpm_weights_init(&r, 4);
+    /* the bound (1e4) sits far above a fresh initialisation (and the bundled model, 6.75) */
+    float m = max_abs(w.data, LPM_NUM_PARAMS);
+    CHECK(m > 1 && m < 7, "fresh init max |w| %g", m);
+    float *before = malloc(LPM_NUM_PARAMS * sizeof(float));
+    memcpy(before, r.data, LPM_NUM_PARAMS * sizeof(float));
+    lpm_st_tensor t[LPM_NUM_TENSORS];
+    int n = weights_tensors(&w, t);
+    const lpm_tensor_info *cin = find_info("Conv_in.weight"), *dtb = find_info("Mamba_P2.layers.1.mamba.dt_proj.bias");
+    /* Conv_in.weight is (8,2,3,3,3): flat index 59 = (1,0,0,1,2) */
+    static const struct { float value; const char *tensor; size_t at; const char *want[3]; } cases[] = {
+        {NAN, "Conv_in.weight", 59, {"tensor 'Conv_in.weight' holds a non-finite value (NaN) at index 59 (1,0,0,1,2)", "not usable", ""}},
+        {INFINITY, "Mamba_P2.layers.1.mamba.dt_proj.bias", 23, {"'Mamba_P2.layers.1.mamba.dt_proj.bias'", "(+inf) at index 23 (23)", ""}},
+        {-INFINITY, "cfc_mask.fc.bias", 1, {"'cfc_mask.fc.bias'", "(-inf) at index 1 (1)", ""}},
+        {-2e4f, "Conv_in.weight", 0, {"'Conv_in.weight' holds -20000 at index 0 (0,0,0,0,0)", "beyond the 10000", "wrongly scaled"}},
+        {1e30f, "cfc.fc.weight", 5, {"'cfc.fc.weight' holds 1e+30 at index 5", "beyond", ""}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float *p = lpm_weights_tensor(&w, cases[i].tensor);
+        float keep = p[cases[i].at];
+        p[cases[i].at] = cases[i].value;
+        CHECK(lpm_st_write(path, t, n, NULL, 0) == LPM_OK, "%s", lpm_last_error());
+        CHECK_ERR(lpm_weights_load(&r, path), LPM_ERR_INPUT, path, cases[i].want[0], cases[i].want[1], cases[i].want[2]);
+        CHECK(same_bits(before, r.data, LPM_NUM_PARAMS), "case %zu: a refused load changed the weights", i);
+        p[cases[i].at] = keep;
+    }
+    /* large but plausible values still load (the bound is not a tight fit) */
+    float *p = lpm_weights_tensor(&w, "Conv_in.weight");
+    p[3] = 9000;
+    CHECK(lpm_st_write(path, t, n, NULL, 0) == LPM_OK && lpm_weights_load(&r, path) == LPM_OK,
+          "9000 refused: %s", lpm_last_error());
+    CHECK(r.data[cin->offset + 3] == 9000, "9000 not loaded");
+    p[3] = 0.5f;
+    remove(path);
+    /* saving: non-finite weights are refused and nothing (not even a temporary) is written */
+    float *bias = lpm_weights_tensor(&w, dtb->name);
+    bias[7] = NAN;
+    CHECK_ERR(lpm_weights_save(&w, path), LPM_ERR_INPUT, path, "not written",
+              "tensor 'Mamba_P2.layers.1.mamba.dt_proj.bias' holds a non-finite value (NaN) at index 7");
+    CHECK(!exists(path) && temp_leftovers() == 0, "a refused save left a file");
+    bias[7] = -INFINITY;
+    CHECK_ERR(lpm_weights_save(&w, path), LPM_ERR_INPUT, path, "(-inf) at index 7");
+    CHECK(!exists(path) && temp_leftovers() == 0, "a refused save left a file");
+    bias[7] = -5;
+    CHECK(lpm_weights_save(&w, path) == LPM_OK, "%s", lpm_last_error());
+    remove(path);
+    free(before);
+
+    /* lpm_fuse's own check: weights that load can still overflow; the output is checked
+     * and nothing is returned */
+    lpm_volume a = {0}, b = {0}, fused = {0}, base = {0};
+    lpm_volume_alloc(&a, 17, 16, 16);
+    lpm_volume_alloc(&b, 17, 16, 16);
+    for (int64_t i = 0; i < lpm_volume_numel(&a); i++) {
+        a.data[i] = (float)(i % 37);
+        b.data[i] = (float)((i * 7) % 23);
+    }
+    CHECK(lpm_fuse(&w, &a, &b, &fused, &base, NULL, 1, NULL, NULL) == LPM_OK, "%s", lpm_last_error());
+    lpm_volume_free(&fused);
+    lpm_volume_free(&base);
+    /* x1000: every |w| below the load bound, yet the network overflows */
+    for (int i = 0; i < LPM_NUM_PARAMS; i++) w.data[i] *= 1000;
+    CHECK(max_abs(w.data, LPM_NUM_PARAMS) < 1e4, "scaled weights beyond the load bound");
+    CHECK_ERR(lpm_fuse(&w, &a, &b, &fused, &base, NULL, 1, NULL, NULL), LPM_ERR_INPUT,
+              "the model gives non-finite values for these inputs", "volume: ", "at voxel x=");
+    CHECK(fused.data == NULL && base.data == NULL, "a failed fuse returned volumes");
+    lpm_volume_free(&fused);
+    lpm_volume_free(&base);
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
     lpm_weights_free(&w);
     lpm_weights_free(&r);
 }
@@ -1040,8 +1262,10 @@ int main(void) {
     test_st_roundtrip();
     test_st_half();
     test_st_errors();
+    test_st_hostile();
     test_weights_init();
     test_weights_files();
+    test_weights_hostile();
     test_nifti_types();
     test_nifti_dims_and_errors();
     test_nifti_write();

@@ -48,6 +48,15 @@ void cli_progress_end(cli_progress_state *s);
  * else <source tree>/models/lpmnet-mri.safetensors. NULL when none exists. */
 const char *cli_default_model(void);
 
+/* Refuses to let an output replace an input. Each output (and, for a .hdr/.img pair, its
+ * companion files, with and without .gz) is compared with every input (and its companions)
+ * by device and inode after resolving, so "dir/./A", a symlink or a hard link to an input is
+ * caught. An output that does not exist yet cannot be an input (its companion still might).
+ * NULL entries are skipped. Prints "lpmnet CMD: output X is the input A (same file);
+ * refusing to overwrite it" and returns 1 (LPM_ERR_USAGE) on a match, 0 otherwise. */
+int cli_refuse_input_as_output(const char *cmd, const char *output, const char *const *inputs,
+                               int n_inputs);
+
 /* Reads two volumes at once, each on its own thread (decompressing a .nii.gz is serial):
  * the status of the first that failed, A's before B's, with its message. */
 lpm_status cli_read_pair(const char *path_a, lpm_volume *a, const char *path_b, lpm_volume *b);

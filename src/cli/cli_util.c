@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
@@ -152,4 +153,59 @@ lpm_status cli_read_pair(const char *path_a, lpm_volume *a, const char *path_b, 
     for (int i = 0; i < 2; i++)
         if (st[i]) return lpm_fail(st[i], "%s", msg[i]);
     return LPM_OK;
+}
+
+/* ------------------------------------------------------------ outputs vs inputs */
+
+enum { MAX_COMPANIONS = 5 };
+
+/* path itself, then for an Analyze/NIfTI pair name (.hdr, .img, with or without .gz; all in
+ * lower or all in upper case, as the reader takes them) every file of the pair: a reader
+ * given one of them may open any, a writer writes two. */
+static int companions(const char *path, char out[MAX_COMPANIONS][4096]) {
+    static const char *const pair_ext[2][4] = {{".hdr", ".img", ".hdr.gz", ".img.gz"},
+                                               {".HDR", ".IMG", ".HDR.GZ", ".IMG.GZ"}};
+    int n = 0, upper = 0;
+    snprintf(out[n++], sizeof out[0], "%s", path);
+    size_t len = strlen(path), stem = 0;
+    for (int u = 0; u < 2 && !stem; u++)
+        for (int k = 0; k < 4 && !stem; k++) {
+            size_t m = strlen(pair_ext[u][k]);
+            if (len > m && strcmp(path + len - m, pair_ext[u][k]) == 0) stem = len - m, upper = u;
+        }
+    if (!stem || len >= sizeof out[0] - 8) return n;
+    for (int k = 0; k < 4; k++) {
+        snprintf(out[n], sizeof out[0], "%.*s%s", (int)stem, path, pair_ext[upper][k]);
+        if (strcmp(out[n], path) != 0) n++;
+    }
+    return n;
+}
+
+int cli_refuse_input_as_output(const char *cmd, const char *output, const char *const *inputs,
+                               int n_inputs) {
+    if (!output) return 0;
+    char outs[MAX_COMPANIONS][4096], ins[MAX_COMPANIONS][4096];
+    int n_out = companions(output, outs);
+    for (int o = 0; o < n_out; o++) {
+        struct stat so;
+        if (stat(outs[o], &so) != 0) continue; /* not there yet: cannot be an input */
+        for (int i = 0; i < n_inputs; i++) {
+            if (!inputs[i]) continue;
+            int n_in = companions(inputs[i], ins);
+            for (int k = 0; k < n_in; k++) {
+                struct stat si;
+                if (stat(ins[k], &si) != 0 || si.st_dev != so.st_dev || si.st_ino != so.st_ino)
+                    continue;
+                if (o == 0 && k == 0)
+                    return cli_error(cmd, LPM_ERR_USAGE,
+                                     "output %s is the input %s (same file); refusing to overwrite it",
+                                     output, inputs[i]);
+                return cli_error(cmd, LPM_ERR_USAGE,
+                                 "output %s is the input %s (same file: the output's %s is the input's "
+                                 "%s); refusing to overwrite it",
+                                 output, inputs[i], outs[o], ins[k]);
+            }
+        }
+    }
+    return 0;
 }

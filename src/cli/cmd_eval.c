@@ -32,7 +32,11 @@ static void usage(FILE *out) {
             "  --save-fused       also write DIR/<case>_<method>.nii.gz\n"
             "  --out DIR          output folder (created)\n"
             "  --device D         cpu (default) or cuda (LPM-Net on an NVIDIA GPU)\n"
-            "  --threads N        threads (default: all cores)\n");
+            "  --threads N        threads (default: all cores)\n\n"
+            "A case that cannot be read or fused (a missing or corrupt file, grids that differ)\n"
+            "does not stop the others: it is left out of metrics.csv and listed with the reason\n"
+            "under 'Failed cases' in summary.md. Exit codes: 0 every case scored, 1 usage error,\n"
+            "2 a data error (any case failed; the reports still cover the others), 3 internal error.\n");
 }
 
 typedef struct {
@@ -46,6 +50,8 @@ typedef struct {
     char method[MAX_METHODS][32];
     lpm_metrics *m;    /* [case][method] */
     double *seconds;   /* [case][method] */
+    char **failed;     /* [case]: why the case failed, NULL when it was scored */
+    int n_failed;
 } results;
 
 /* Higher is better except NABF (artefacts) and rSFe (ranked by |rSFe|). */
@@ -76,7 +82,7 @@ static lpm_status write_csv(const char *dir, const lpm_dataset *ds, const result
     for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, ",%s", lpm_metric_name(k));
     fputc('\n', f.fp);
     for (int c = 0; c < r->n_cases; c++)
-        for (int j = 0; j < r->n_methods; j++) {
+        for (int j = 0; j < r->n_methods && !r->failed[c]; j++) {
             const lpm_metrics *m = &r->m[c * r->n_methods + j];
             fprintf(f.fp, "%s,%s,%.3f", ds->name[c], r->method[j], r->seconds[c * r->n_methods + j]);
             for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, ",%.8g", lpm_metric_value(m, k));
@@ -92,23 +98,28 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
     lpm_atomic_file f;
     lpm_status st = lpm_atomic_open(&f, path);
     if (st) return st;
-    int nm = r->n_methods;
+    int nm = r->n_methods, n_ok = r->n_cases - r->n_failed;
     double mean[MAX_METHODS][LPM_NUM_METRICS], sd[MAX_METHODS][LPM_NUM_METRICS], secs[MAX_METHODS];
     for (int j = 0; j < nm; j++) {
         secs[j] = 0;
-        for (int c = 0; c < r->n_cases; c++) secs[j] += r->seconds[c * nm + j] / r->n_cases;
+        for (int c = 0; c < r->n_cases; c++)
+            if (!r->failed[c]) secs[j] += r->seconds[c * nm + j] / n_ok;
         for (int k = 0; k < LPM_NUM_METRICS; k++) {
             double s = 0, s2 = 0;
-            for (int c = 0; c < r->n_cases; c++) s += lpm_metric_value(&r->m[c * nm + j], k);
-            mean[j][k] = s / r->n_cases;
+            for (int c = 0; c < r->n_cases; c++)
+                if (!r->failed[c]) s += lpm_metric_value(&r->m[c * nm + j], k);
+            mean[j][k] = n_ok ? s / n_ok : NAN;
             for (int c = 0; c < r->n_cases; c++) {
+                if (r->failed[c]) continue;
                 double d = lpm_metric_value(&r->m[c * nm + j], k) - mean[j][k];
                 s2 += d * d;
             }
-            sd[j][k] = r->n_cases > 1 ? sqrt(s2 / (r->n_cases - 1)) : 0;
+            sd[j][k] = n_ok > 1 ? sqrt(s2 / (n_ok - 1)) : 0;
         }
     }
-    fprintf(f.fp, "# lpmnet eval\n\n%d case(s) from `%s`%s%s%s, methods: %s%s%s.\n\n", r->n_cases, o->data,
+    fprintf(f.fp, "# lpmnet eval\n\n%d case(s) scored", n_ok);
+    if (r->n_failed) fprintf(f.fp, " (%d of %d failed: see Failed cases below)", r->n_failed, r->n_cases);
+    fprintf(f.fp, " from `%s`%s%s%s, methods: %s%s%s.\n\n", o->data,
             o->pair ? ", pair " : "", o->pair ? o->pair : "", o->mask_key ? ", scored inside the mask" : "",
             o->methods, o->model ? ", weights " : "", o->model ? o->model : "");
     fprintf(f.fp, "Mean (SD over cases) per method; **bold** marks the best method per metric. Higher is\n"
@@ -125,7 +136,7 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
             for (int i = 0; i < nm; i++)
                 if (score_for_ranking(k, mean[i][k]) > score_for_ranking(k, mean[j][k])) best = 0;
             if (!isfinite(mean[j][k])) best = 0;
-            if (r->n_cases > 1)
+            if (n_ok > 1)
                 fprintf(f.fp, best ? " **%.4f** (%.4f) |" : " %.4f (%.4f) |", mean[j][k], sd[j][k]);
             else
                 fprintf(f.fp, best ? " **%.4f** |" : " %.4f |", mean[j][k]);
@@ -133,7 +144,14 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
         fputc('\n', f.fp);
     }
     fprintf(f.fp, "\nCases:");
-    for (int c = 0; c < r->n_cases; c++) fprintf(f.fp, " %s%s", ds->name[c], c + 1 < r->n_cases ? "," : ".\n");
+    for (int c = 0, shown = 0; c < r->n_cases; c++)
+        if (!r->failed[c]) fprintf(f.fp, "%s %s", shown++ ? "," : "", ds->name[c]);
+    fprintf(f.fp, "%s\n", n_ok ? "." : " none.");
+    if (r->n_failed) {
+        fprintf(f.fp, "\n## Failed cases\n\n");
+        for (int c = 0; c < r->n_cases; c++)
+            if (r->failed[c]) fprintf(f.fp, "- %s: %s\n", ds->name[c], r->failed[c]);
+    }
     return lpm_atomic_commit(&f);
 }
 
@@ -211,6 +229,25 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
     return st;
 }
 
+/* One case's files, from the headers (lpm_dataset_check on that case alone). */
+static lpm_status check_case(const lpm_dataset *ds, int c) {
+    lpm_dataset one = {1, &ds->name[c], &ds->a[c], &ds->b[c], &ds->mask[c]};
+    return lpm_dataset_check(&one, NULL);
+}
+
+/* A data error in one case is recorded with its message and the others go on; anything
+ * else (out of memory, an unwritable output folder) stops the run. */
+static lpm_status note_failure(results *r, const lpm_dataset *ds, int c, lpm_status st) {
+    if (st != LPM_ERR_INPUT) return st;
+    const char *why = lpm_last_error();
+    size_t n = strlen(why) + 1;
+    if (!(r->failed[c] = malloc(n))) return lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+    memcpy(r->failed[c], why, n);
+    r->n_failed++;
+    fprintf(stderr, "lpmnet eval: case %s failed, going on without it: %s\n", ds->name[c], why);
+    return LPM_OK;
+}
+
 static int parse_methods(const char *list, results *r) {
     char buf[512];
     snprintf(buf, sizeof buf, "%s", list);
@@ -264,22 +301,31 @@ int cmd_eval(int argc, char **argv) {
         if (!o.model) o.model = cli_default_model();
         if (!o.model) st = lpm_fail(LPM_ERR_USAGE, "method lpmnet needs weights: pass -m FILE");
         if (!st) st = lpm_weights_alloc(&w);
+        if (!st) st = lpm_check_input_file(o.model);  /* a FIFO would block the read forever */
         if (!st) st = lpm_weights_load(&w, o.model);
     }
     if (!st && mkdir(o.out, 0755) != 0 && errno != EEXIST)
         st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the output folder (%s)", o.out, strerror(errno));
     if (!st) st = lpm_dataset_open(&ds, o.data, o.pair, o.mask_key, o.split && strcmp(o.split, "all") ? o.split : NULL);
-    if (!st) st = lpm_dataset_check(&ds, NULL);
     if (!st) {
         r.n_cases = ds.n;
         r.m = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.m);
         r.seconds = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.seconds);
-        if (!r.m || !r.seconds) st = LPM_ERR_INTERNAL;
+        r.failed = lpm_calloc((size_t)ds.n, sizeof *r.failed);
+        if (!r.m || !r.seconds || !r.failed) st = LPM_ERR_INTERNAL;
     }
-    for (int c = 0; c < ds.n && !st; c++) st = eval_case(&o, &w, &ds, c, &r);
+    /* Every case's headers first, so that a bad file is reported before hours of work. */
+    for (int c = 0; c < ds.n && !st; c++) st = note_failure(&r, &ds, c, check_case(&ds, c));
+    for (int c = 0; c < ds.n && !st; c++)
+        if (!r.failed[c]) st = note_failure(&r, &ds, c, eval_case(&o, &w, &ds, c, &r));
     if (!st) st = write_csv(o.out, &ds, &r);
     if (!st) st = write_summary(o.out, &o, &ds, &r);
-    if (!st) fprintf(stderr, "lpmnet eval: wrote %s/metrics.csv, %s/summary.md and %d montage(s)\n", o.out, o.out, ds.n);
+    if (!st) fprintf(stderr, "lpmnet eval: wrote %s/metrics.csv, %s/summary.md and %d montage(s)\n", o.out, o.out,
+                     ds.n - r.n_failed);
+    if (!st && r.n_failed)
+        st = lpm_fail(LPM_ERR_INPUT, "%d of %d case(s) failed (listed in %s/summary.md)", r.n_failed, ds.n, o.out);
+    for (int c = 0; r.failed && c < ds.n; c++) free(r.failed[c]);
+    free(r.failed);
     free(r.m);
     free(r.seconds);
     lpm_dataset_free(&ds);

@@ -6,6 +6,7 @@
 #include "io/montage.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,7 +18,7 @@ static void usage(FILE *out) {
             "usage: lpmnet fuse A B -o OUT [options]\n\n"
             "Fuse two co-registered 3-D volumes. Each input is min-max normalised to [0,1];\n"
             "the output is float32 in [0,1] on A's grid with A's geometry (qform/sform, pixdim).\n\n"
-            "  -o, --out FILE        fused volume (.nii or .nii.gz)\n"
+            "  -o, --out FILE        fused volume (.nii, .nii.gz, .hdr/.img; not one of the inputs)\n"
             "  -m, --model FILE      LPM-Net weights (.safetensors; authors' tensor names)\n"
             "                        [default: the bundled model, see 'lpmnet info --model']\n"
             "  --method NAME         lpmnet (default), average, max, pca, dwt, laplacian, guided\n"
@@ -107,6 +108,29 @@ static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const l
     return lpm_montage_write(o->preview, labels, vols, 3, a->nz, a->ny, a->nx);
 }
 
+/* Every file this run will write, checked against every file it reads: exit 1 before any
+ * work when one would replace an input. */
+static int refuse_overwriting_inputs(const fuse_args *o, const char *model, const char *base_path,
+                                     const char *detail_path) {
+    const char *inputs[3] = {o->a, o->b, model};
+    const char *outputs[4] = {o->out, o->preview, base_path, detail_path};
+    for (int k = 0; k < 4; k++)
+        if (cli_refuse_input_as_output(CMD, outputs[k], inputs, 3)) return LPM_ERR_USAGE;
+    return 0;
+}
+
+/* A NaN or Inf voxel in a result is never written (a reader would take it for data). */
+static lpm_status check_finite_result(const char *path, const lpm_volume *v, const char *what,
+                                      int from_model) {
+    int64_t n = lpm_volume_numel(v), bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += !isfinite(v->data[i]);
+    if (!bad) return LPM_OK;
+    /* the inputs were checked finite: a model's weights are then the likely cause */
+    return lpm_fail(from_model ? LPM_ERR_INPUT : LPM_ERR_INTERNAL,
+                    "%s: the %s volume has %lld non-finite voxels (NaN/Inf)%s; nothing written", path,
+                    what, (long long)bad, from_model ? " (are the model's weights finite?)" : "");
+}
+
 static int run(const fuse_args *o) {
     lpm_volume a = {0}, b = {0}, b_on_a = {0}, fused = {0}, base = {0}, detail = {0};
     lpm_weights w = {0};
@@ -117,22 +141,25 @@ static int run(const fuse_args *o) {
     const char *model = NULL;
 
     lpm_set_threads((int)o->threads);
+    if (!strcmp(o->method, "lpmnet")) model = o->model ? o->model : cli_default_model();
+    if (o->components) {
+        snprintf(base_path, sizeof base_path, "%s/base.nii.gz", o->components);
+        snprintf(detail_path, sizeof detail_path, "%s/detail.nii.gz", o->components);
+    }
+    if (refuse_overwriting_inputs(o, model, o->components ? base_path : NULL,
+                                  o->components ? detail_path : NULL))
+        return LPM_ERR_USAGE;
     if (!strcmp(o->method, "lpmnet")) {
-        model = o->model ? o->model : cli_default_model();
         if (!model) {
             st = lpm_fail(LPM_ERR_USAGE, "no weights given and no bundled model found: pass -m FILE");
             goto done;
         }
         if ((st = lpm_weights_alloc(&w)) || (st = lpm_weights_load(&w, model))) goto done;
     }
-    if (o->components) {
-        if (mkdir(o->components, 0755) != 0 && errno != EEXIST) {
-            st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the components folder (%s)", o->components,
-                          strerror(errno));
-            goto done;
-        }
-        snprintf(base_path, sizeof base_path, "%s/base.nii.gz", o->components);
-        snprintf(detail_path, sizeof detail_path, "%s/detail.nii.gz", o->components);
+    if (o->components && mkdir(o->components, 0755) != 0 && errno != EEXIST) {
+        st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the components folder (%s)", o->components,
+                      strerror(errno));
+        goto done;
     }
     if ((st = check_writable(o->out))) goto done;
     if (o->components && ((st = check_writable(base_path)) || (st = check_writable(detail_path))))
@@ -163,6 +190,10 @@ static int run(const fuse_args *o) {
         if (!st) st = lpm_classical_fuse(o->method, a.data, b.data, fused.data, a.nz, a.ny, a.nx);
     }
     if (st) goto done;
+    if ((st = check_finite_result(o->out, &fused, "fused", model != NULL)) ||
+        (o->components && ((st = check_finite_result(base_path, &base, "base", 1)) ||
+                           (st = check_finite_result(detail_path, &detail, "detail", 1)))))
+        goto done;
 
     /* side outputs first: a failure then leaves OUT as it was */
     if (o->components &&

@@ -13,9 +13,11 @@ static const char *CMD = "info";
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lpmnet info FILE      NIfTI header summary, or a weights file's tensors\n"
-            "       lpmnet info --model   which bundled model fuse uses without -m\n"
-            "       lpmnet info --device  the GPU --device cuda would use, or why there is none\n");
+            "usage: lpmnet info FILE          NIfTI header summary (the data is not read), or a\n"
+            "                                 weights file's tensors\n"
+            "       lpmnet info --stats FILE  the header summary and the volume's min, max, mean\n"
+            "       lpmnet info --model       which bundled model fuse uses without -m\n"
+            "       lpmnet info --device      the GPU --device cuda would use, or why there is none\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -54,23 +56,40 @@ static int info_weights(const char *path) {
     return 0;
 }
 
-static int info_volume(const char *path) {
+/* nifti_clib's MSB_FIRST, which its header defines only for the library's own sources. */
+enum { NIFTI_MSB_FIRST = 2 };
+
+/* What the file is, from the header's own magic (read_volume sets nifti_type from it), the
+ * files' names and the byte order: "NIfTI-2 single file (.nii), gzip-compressed, big-endian". */
+static void format_name(char *buf, size_t n, const nifti_image *h) {
+    int v2 = h->nifti_type == NIFTI_FTYPE_NIFTI2_1 || h->nifti_type == NIFTI_FTYPE_NIFTI2_2;
+    int pair = h->nifti_type == NIFTI_FTYPE_NIFTI1_2 || h->nifti_type == NIFTI_FTYPE_NIFTI2_2;
+    int gz_hdr = nifti_is_gzfile(h->fname), gz_img = nifti_is_gzfile(h->iname);
+    snprintf(buf, n, "NIfTI-%d %s, %s, %s-endian", v2 ? 2 : 1, pair ? "pair (.hdr/.img)" : "single file (.nii)",
+             gz_hdr && gz_img ? "gzip-compressed"
+             : gz_img         ? "image gzip-compressed"
+             : gz_hdr         ? "header gzip-compressed"
+                              : "uncompressed",
+             h->byteorder == NIFTI_MSB_FIRST ? "big" : "little");
+}
+
+/* The header alone unless stats asks for the intensities: a small .nii.gz can declare a
+ * volume of gigabytes, and describing it should not read it. */
+static int info_volume(const char *path, int stats) {
     lpm_volume v = {0};
-    lpm_status st = lpm_volume_read(path, &v);
+    lpm_status st = stats ? lpm_volume_read(path, &v) : lpm_volume_read_header(path, &v);
     if (st) return cli_fail(CMD, st);
     const nifti_image *h = v.header;
-    double lo = INFINITY, hi = -INFINITY, sum = 0;
     int64_t n = lpm_volume_numel(&v);
-    for (int64_t i = 0; i < n; i++) {
-        double x = v.data[i];
-        lo = x < lo ? x : lo;
-        hi = x > hi ? x : hi;
-        sum += x;
-    }
     printf("%s\n", path);
     if (h) {
-        printf("  format      NIfTI-%d, datatype %s, scl_slope %g, scl_inter %g\n", h->nifti_type >= 2 ? 2 : 1,
-               nifti_datatype_to_string(h->datatype), h->scl_slope, h->scl_inter);
+        char format[96];
+        format_name(format, sizeof format, h);
+        printf("  format      %s\n", format);
+        printf("  datatype    %s, scl_slope %g, scl_inter %g\n", nifti_datatype_to_string(h->datatype),
+               h->scl_slope, h->scl_inter);
+        printf("  data        %lld voxels x %d bytes at offset %lld of %s\n", (long long)n, h->nbyper,
+               (long long)h->iname_offset, h->iname);
         printf("  qform_code  %d (%s), sform_code %d (%s)\n", h->qform_code,
                nifti_xform_string(h->qform_code), h->sform_code, nifti_xform_string(h->sform_code));
         if (h->descrip[0]) printf("  description %s\n", h->descrip);
@@ -81,12 +100,25 @@ static int info_volume(const char *path) {
     printf("  affine      [%9.3f %9.3f %9.3f %9.3f]\n", v.affine[0][0], v.affine[0][1], v.affine[0][2], v.affine[0][3]);
     for (int r = 1; r < 3; r++)
         printf("              [%9.3f %9.3f %9.3f %9.3f]\n", v.affine[r][0], v.affine[r][1], v.affine[r][2], v.affine[r][3]);
-    printf("  intensity   min %g, max %g, mean %g (after scaling)\n", lo, hi, sum / (double)n);
+    if (v.data) {
+        double lo = INFINITY, hi = -INFINITY, sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double x = v.data[i];
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+            sum += x;
+        }
+        printf("  intensity   min %g, max %g, mean %g (after scaling)\n", lo, hi, sum / (double)n);
+    } else {
+        printf("  intensity   not read (lpmnet info --stats FILE reads the data)\n");
+    }
     lpm_volume_free(&v);
     return 0;
 }
 
 int cmd_info(int argc, char **argv) {
+    int stats = argc == 2 && !strcmp(argv[0], "--stats");
+    if (stats) argv++, argc--;
     if (argc != 1) {
         usage(stderr);
         return LPM_ERR_USAGE;
@@ -108,5 +140,5 @@ int cmd_info(int argc, char **argv) {
         printf("cuda: %s\n", what);
         return 0;
     }
-    return ends_with(argv[0], ".safetensors") ? info_weights(argv[0]) : info_volume(argv[0]);
+    return ends_with(argv[0], ".safetensors") ? info_weights(argv[0]) : info_volume(argv[0], stats);
 }

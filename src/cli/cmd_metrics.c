@@ -16,8 +16,8 @@ static void usage(FILE *out) {
             "Scores the fused volume F against the sources A and B with the fusion metrics of\n"
             "LPM-Net (docs/LPMNET.md section 3): ssim qabf mi scd vif ag psnr en sd sf nabf rsfe.\n"
             "The paper reports ssim, qabf, mi, scd, vif, ag, sd, rsfe (rsfe: 0 is ideal; rank by |rsfe|).\n\n"
-            "  --json          one JSON object with the lower-case names (non-finite values, such as\n"
-            "                  psnr when F equals A or B, are null) and \"seconds\"\n"
+            "  --json          one JSON object with the lower-case names and \"seconds\"; an undefined\n"
+            "                  metric is null and its reason is in \"undefined\": {\"name\": \"why\"}\n"
             "  --mask M        NIfTI mask on A's grid (nonzero = inside): volumes are cropped to its\n"
             "                  bounding box; voxel statistics (scd psnr sd en ag sf rsfe) use mask\n"
             "                  voxels only\n"
@@ -25,13 +25,44 @@ static void usage(FILE *out) {
             "                  volume to [0, 1]; a constant volume is an error)\n"
             "  --only LIST     comma-separated metric names (default: all)\n"
             "  --threads N     worker threads (default: all cores)\n\n"
+            "A metric that is not a finite number for these volumes (psnr when F equals A or B;\n"
+            "mi, ag, en, rsfe when a volume is constant, possible with --mask or --no-normalize) is\n"
+            "reported as undefined with its reason, in the output and on stderr, never as a number.\n\n"
             "exit codes: 0 ok, 1 usage error, 2 input/data error, 3 internal error\n");
 }
 
-static void print_value(double v, int json) {
-    if (json && !isfinite(v)) printf("null");
-    else if (isinf(v)) printf("%sinf", v < 0 ? "-" : "");
-    else printf("%.10g", v);
+/* Whether each of A, B, F is constant over the scored voxels (the mask's, or all). */
+static void find_constant(int constant[3], const lpm_volume v[3], const uint8_t *mask) {
+    int64_t n = lpm_volume_numel(&v[0]);
+    for (int k = 0; k < 3; k++) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0; i < n; i++) {
+            if (mask && !mask[i]) continue;
+            if (v[k].data[i] < lo) lo = v[k].data[i];
+            if (v[k].data[i] > hi) hi = v[k].data[i];
+        }
+        constant[k] = lo == hi;
+    }
+}
+
+/* Why metric i came out as NaN or Inf: the honest answer is that it is undefined here. */
+static void undefined_reason(char *buf, size_t n, int i, double value, const int constant[3],
+                             int masked) {
+    static const char *const names[3] = {"A", "B", "F"};
+    if (i == 6 /* psnr */ && isinf(value)) {
+        snprintf(buf, n, "F equals A or B: MSE 0 makes PSNR infinite");
+        return;
+    }
+    char which[32] = "";
+    for (int k = 0; k < 3; k++)
+        if (constant[k])
+            snprintf(which + strlen(which), sizeof which - strlen(which), "%s%s",
+                     which[0] ? (k == 2 || !constant[2] ? " and " : ", ") : "", names[k]);
+    if (which[0])
+        snprintf(buf, n, "%s %s constant%s: a 0/0 normalisation or ratio", which,
+                 strchr(which, ' ') ? "are" : "is", masked ? " inside the mask" : "");
+    else
+        snprintf(buf, n, "not a finite number for these volumes");
 }
 
 int cmd_metrics(int argc, char **argv) {
@@ -92,6 +123,17 @@ int cmd_metrics(int argc, char **argv) {
     if (!st)
         st = lpm_metrics_compute(&r, v[0].data, v[1].data, v[2].data, v[0].nz, v[0].ny, v[0].nx,
                                  mask, which);
+    /* a metric that is not finite is undefined for these volumes: say so and why */
+    char why[LPM_NUM_METRICS][160];
+    int n_undefined = 0, constant[3] = {0, 0, 0};
+    if (!st) find_constant(constant, v, mask);
+    for (int i = 0; i < LPM_NUM_METRICS && !st; i++) {
+        why[i][0] = '\0';
+        if (!(which & (1u << i)) || isfinite(lpm_metric_value(&r, i))) continue;
+        undefined_reason(why[i], sizeof why[i], i, lpm_metric_value(&r, i), constant, mask != NULL);
+        fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", lpm_metric_name(i), why[i]);
+        n_undefined++;
+    }
     for (int k = 0; k < 3; k++) lpm_volume_free(&v[k]);
     lpm_volume_free(&m);
     free(mask);
@@ -102,17 +144,23 @@ int cmd_metrics(int argc, char **argv) {
         printf("{");
         for (int i = 0; i < LPM_NUM_METRICS; i++) {
             if (!(which & (1u << i))) continue;
-            printf("\"%s\": ", lpm_metric_name(i));
-            print_value(lpm_metric_value(&r, i), 1);
-            printf(", ");
+            if (why[i][0]) printf("\"%s\": null, ", lpm_metric_name(i));
+            else printf("\"%s\": %.10g, ", lpm_metric_name(i), lpm_metric_value(&r, i));
+        }
+        if (n_undefined) {
+            /* the reasons hold no quote or backslash: plain JSON strings */
+            printf("\"undefined\": {");
+            for (int i = 0, k = 0; i < LPM_NUM_METRICS; i++)
+                if ((which & (1u << i)) && why[i][0])
+                    printf("%s\"%s\": \"%s\"", k++ ? ", " : "", lpm_metric_name(i), why[i]);
+            printf("}, ");
         }
         printf("\"seconds\": %.3f}\n", secs);
     } else {
         for (int i = 0; i < LPM_NUM_METRICS; i++) {
             if (!(which & (1u << i))) continue;
-            printf("%-6s ", lpm_metric_name(i));
-            print_value(lpm_metric_value(&r, i), 0);
-            printf("\n");
+            if (why[i][0]) printf("%-6s undefined (%s)\n", lpm_metric_name(i), why[i]);
+            else printf("%-6s %.10g\n", lpm_metric_name(i), lpm_metric_value(&r, i));
         }
         printf("time   %.2f s\n", secs);
     }

@@ -21,25 +21,70 @@ static void usage(FILE *out) {
             "                       DIR/best.safetensors, the best validation SSIM so far)\n"
             "  --iters N            training steps [3000]\n"
             "  --shape D,H,W        resize each volume to D,H,W (authors; multiples of 16) [96,160,160]\n"
+            "                       (each side at most 1024)\n"
             "  --crop D,H,W         random crops instead (multiples of 16; fast on a CPU)\n"
             "  --no-flip            no random flips\n"
-            "  --lr X               Adam learning rate [1e-4], cosine-annealed per epoch\n"
-            "  --alpha X --beta X --gamma X   loss weights [0.05, 1, 0.5]\n"
+            "  --lr X               Adam learning rate in (0, 1] [1e-4], cosine-annealed per epoch\n"
+            "  --alpha X --beta X --gamma X   loss weights, each in [0, 1000] [0.05, 1, 0.5]\n"
             "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
-            "                       volume for the stronger source's edges [0: the authors'\n"
-            "                       objective; the bundled model used 300]\n"
-            "  --rec X              reconstruction mask drop probability [0.2]\n"
+            "                       volume for the stronger source's edges, in [0, 1000] [0: the\n"
+            "                       authors' objective; the bundled model used 300]\n"
+            "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
             "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation\n"
+            "                       (not a file this run writes in --out)\n"
             "  --val-every N        validate every N steps on --val SPEC, or on the folder's\n"
             "                       IndicesTest.txt cases (all cases when there is none)\n"
             "  --val SPEC           validation data (same --pair)\n"
-            "  --mask-key KEY       mask modality in folder datasets (optional)\n"
+            "  --mask-key KEY       mask modality in folder datasets (optional; see below)\n"
             "  --ckpt-every N       checkpoint every N steps [25] (and at least every 5 minutes)\n"
-            "  --resume             continue DIR/checkpoint.safetensors\n"
+            "  --resume             continue DIR/checkpoint.safetensors (it must exist; the data\n"
+            "                       and the options that define the run must be those it records)\n"
+            "  --force              with --resume: continue even when the data or options differ\n"
+            "                       from the checkpoint's record (or it has none)\n"
             "  --device D           cpu (default) or cuda (an NVIDIA GPU)\n"
             "  --threads N          threads (default: all cores)\n"
-            "  --quiet              no progress line\n");
+            "  --quiet              no progress line\n\n"
+            "A CSV mask column (or --mask-key) restricts training to the mask: A and B are each\n"
+            "min-max normalised inside it and set to 0 outside it.\n"
+            "Exit codes: 0 done, 1 usage error, 2 data error, or a non-finite loss or a weight\n"
+            "that is not finite or beyond +-10000 (the run stops at that step; the checkpoint\n"
+            "and model file stay the last good ones), 3 internal error.\n");
+}
+
+/* Larger samples would not fit any machine's memory (a 1024^3 step needs hundreds of GB). */
+enum { MAX_SIDE = 1024 };
+
+/* value must lie in [lo, hi] (lo excluded when lo_open): a learning rate of 1e30 or a weight
+ * of -1e308 trains straight into infinities. */
+static int check_range(const char *opt, double value, double lo, int lo_open, double hi) {
+    if ((lo_open ? value > lo : value >= lo) && value <= hi) return 0;
+    cli_error(CMD, LPM_ERR_USAGE, "%s %g: must be in %c%g, %g]", opt, value, lo_open ? '(' : '[', lo, hi);
+    return 1;
+}
+
+static int check_ranges(const lpm_train_config *c) {
+    if (check_range("--lr", c->lr, 0, 1, 1)) return 1;
+    const char *names[] = {"--alpha", "--beta", "--gamma", "--edge"};
+    const double values[] = {c->alpha, c->beta, c->gamma, c->edge};
+    for (int i = 0; i < 4; i++)
+        if (check_range(names[i], values[i], 0, 0, 1000)) return 1;
+    if (!(c->rec >= 0 && c->rec < 1))
+        return cli_error(CMD, LPM_ERR_USAGE, "--rec %g: must be in [0, 1)", c->rec);
+    return 0;
+}
+
+/* --init must not be a file the run overwrites: a rerun would read its own output, and a
+ * failed run would destroy the weights it started from. cli_refuse_input_as_output compares
+ * by device and inode, so links and other spellings of the path are caught. */
+static int check_init_not_output(const lpm_train_config *c) {
+    const char *written[] = {"model.safetensors", "checkpoint.safetensors", "best.safetensors"};
+    for (int i = 0; c->init && i < (c->val_every > 0 ? 3 : 2); i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", c->out, written[i]);
+        if (cli_refuse_input_as_output(CMD, path, &c->init, 1)) return 1;
+    }
+    return 0;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -77,6 +122,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.cuda)) return 1; }
         else if (!strcmp(s, "--no-flip")) c.sample.flip = 0;
         else if (!strcmp(s, "--resume")) c.resume = 1;
+        else if (!strcmp(s, "--force")) c.force = 1;
         else if (!strcmp(s, "--quiet")) c.quiet = 1;
         else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet train --help)", s);
 #undef VALUE
@@ -91,9 +137,14 @@ int cmd_train(int argc, char **argv) {
             return cli_error(CMD, LPM_ERR_USAGE, "%s %lld,%lld,%lld: each side must be a multiple of 16",
                              c.sample.mode == 1 ? "--crop" : "--shape", (long long)size[0],
                              (long long)size[1], (long long)size[2]);
-    if (c.rec < 0 || c.rec >= 1) return cli_error(CMD, LPM_ERR_USAGE, "--rec must be in [0, 1)");
-    if (c.edge < 0) return cli_error(CMD, LPM_ERR_USAGE, "--edge must be 0 or positive");
-    if (c.lr <= 0) return cli_error(CMD, LPM_ERR_USAGE, "--lr must be positive");
+    for (int k = 0; k < 3; k++)
+        if (size[k] > MAX_SIDE)
+            return cli_error(CMD, LPM_ERR_USAGE, "%s %lld,%lld,%lld: each side must be at most %d",
+                             c.sample.mode == 1 ? "--crop" : "--shape", (long long)size[0],
+                             (long long)size[1], (long long)size[2], MAX_SIDE);
+    if (check_ranges(&c)) return LPM_ERR_USAGE;
+    if (c.force && !c.resume) return cli_error(CMD, LPM_ERR_USAGE, "--force applies only with --resume");
+    if (check_init_not_output(&c)) return LPM_ERR_USAGE;
     c.threads = lpm_set_threads(c.threads);
     lpm_status st = lpm_train_run(&c);
     return st ? cli_fail(CMD, st) : 0;

@@ -5,8 +5,10 @@
 #include "../core/core.h"
 #include <stdio.h>
 
-/* ---- atomic output: write to "<path>.tmp.XXXXXX" in the same folder, then rename.
- * lpm_atomic_open fails with a message naming path when the folder is not writable. */
+/* ---- atomic output: write to "<path>.tmp.<pid>.XXXXXX" in the same folder, then rename.
+ * lpm_atomic_open fails with a message naming path when the folder is not writable. It
+ * first removes "<path>.tmp.<pid>.*" files of processes that no longer exist (a writer
+ * killed with SIGKILL), and registers its temporary file for lpm_cleanup_on_signals. */
 typedef struct {
     FILE *fp;
     char path[4096];
@@ -18,8 +20,21 @@ lpm_status lpm_atomic_commit(lpm_atomic_file *f);
 /* Close and remove the temporary file (after a failed write). */
 void lpm_atomic_abort(lpm_atomic_file *f);
 /* A temporary file name next to path (for libraries that open files themselves, such
- * as nifti_clib): writes "<dir>/.<base>.tmp.<pid>.<counter><ext>" into tmp. */
+ * as nifti_clib): writes "<dir>/.<base>.tmp.<pid>.<counter><ext>" into tmp, registers it
+ * (lpm_temp_forget it once renamed or removed), and removes the same output's stale
+ * temporary files of dead processes, as lpm_atomic_open does. */
 lpm_status lpm_temp_name_like(char *tmp, size_t n, const char *path, const char *ext);
+
+/* The registry of live temporary files: a fatal signal removes every registered path.
+ * Register a name before creating the file and forget it after renaming or removing it.
+ * Fixed size (32 names); safe to call from any thread. */
+void lpm_temp_register(const char *tmp);
+void lpm_temp_forget(const char *tmp);
+/* Install (once, from main) handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT that remove
+ * the registered temporary files and then die of the same signal (so the exit status is
+ * the signal's). Signals ignored at startup stay ignored. A handler installed later (the
+ * trainer's graceful stop) takes over until it restores this one. */
+void lpm_cleanup_on_signals(void);
 
 /* The whole of a regular file into a new buffer (free with free()). */
 lpm_status lpm_read_file(const char *path, unsigned char **buf, size_t *size);
@@ -27,7 +42,9 @@ lpm_status lpm_read_file(const char *path, unsigned char **buf, size_t *size);
 /* ---- safetensors: any tensors, stored F32/F16/BF16, converted to float32 on read. */
 #define LPM_ST_MAXDIM 8
 typedef struct lpm_st_file lpm_st_file;
-/* Parses the whole file (header checked: JSON syntax, dtypes, offsets inside the file). */
+/* Parses the whole file (regular files only; header checked: JSON syntax, dtypes, unique
+ * names, offsets inside the file and disjoint, memory within lpm_max_memory()). Values
+ * are not judged: NaN and Inf are returned as stored. */
 lpm_status lpm_st_read(const char *path, lpm_st_file **out);
 void lpm_st_close(lpm_st_file *f);
 int lpm_st_count(const lpm_st_file *f);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <nifti2_io.h>
 #include <pthread.h>
@@ -69,7 +70,7 @@ void lpm_volume_free(lpm_volume *v) {
 
 /* ------------------------------------------------------------ read */
 
-/* One voxel of a scalar NIfTI type as double (nifti_clib has already swapped bytes). */
+/* One voxel of a scalar NIfTI type as double (bytes already in this machine's order). */
 static double voxel(const void *data, int dt, size_t i) {
     const unsigned char *p = data;
     switch (dt) {
@@ -103,54 +104,371 @@ static int is_scalar_type(int dt) {
     return 0;
 }
 
-/* Existence and readability first, so the usual mistakes get plain messages. */
-static lpm_status check_readable(const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR) return lpm_fail(LPM_ERR_INPUT, "%s: no such file", path);
-        return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+/* ---- the raw header, checked before nifti_clib sees the file
+ *
+ * nifti_clib 3.0.1 trusts the header it reads: nifti_convert_n2hdr2nim loops to dim[0] over
+ * the dim array of a stack copy of a NIfTI-2 header, so dim[0] outside 1..7 writes past it
+ * (a crash, or a stack silently overwritten), and its NIfTI-1 path turns a float vox_offset
+ * into an int unchecked. So the files nifti_clib would open are found here the way it finds
+ * them, their header is read from the raw bytes and every field that sizes, places or loops
+ * is checked; only then is nifti_image_read called. */
+
+enum { NIFTI1_HEADER_SIZE = 348, NIFTI2_HEADER_SIZE = 540 };
+/* Where a single-file .nii's data may start at the earliest: the header and its 4-byte
+ * extender. */
+enum { NIFTI1_MIN_VOX_OFFSET = 352, NIFTI2_MIN_VOX_OFFSET = 544 };
+/* deflate can shrink data at most 1032:1 (a 258-byte match in 2 bits), so a gzip file of
+ * S bytes holds at most 1032 S bytes: a small .gz that declares a huge volume is refused
+ * before anything is allocated or decompressed. */
+enum { DEFLATE_MAX_RATIO = 1032 };
+
+typedef struct {
+    char hdr[4096];        /* the file holding the header (the one named, or a .img's .hdr) */
+    char img[4096];        /* the file holding the data: hdr itself, or the pair's .img */
+    int version;           /* NIfTI-1 or -2 */
+    int pair;              /* a .hdr/.img pair (magic "ni1"/"ni2"), else one file ("n+1"/"n+2") */
+    int swapped;           /* stored in the other byte order than this machine's */
+    int64_t dim[8];
+    int datatype;
+    int64_t vox_offset;
+} nifti_layout;
+
+/* ---- file names, resolved the way nifti_clib's nifti_findhdrname/nifti_findimgname do */
+
+typedef enum { NAME_NII, NAME_HDR, NAME_IMG, NAME_OTHER } name_kind;
+
+/* The kind of a NIfTI file name and the length of its extension (".nii", ".img.gz", ...);
+ * nifti_clib takes extensions all in lower or all in upper case. */
+static name_kind kind_of_name(const char *path, size_t *ext_len, int *upper) {
+    static const char *lower[] = {".nii", ".hdr", ".img"}, *upper_ext[] = {".NII", ".HDR", ".IMG"};
+    size_t n = strlen(path);
+    for (int gz = 1; gz >= 0; gz--)
+        for (int k = 0; k < 3; k++)
+            for (int u = 0; u < 2; u++) {
+                char ext[8];
+                snprintf(ext, sizeof ext, "%s%s", (u ? upper_ext : lower)[k], gz ? (u ? ".GZ" : ".gz") : "");
+                size_t m = strlen(ext);
+                if (n > m && strcmp(path + n - m, ext) == 0) {
+                    *ext_len = m;
+                    *upper = u;
+                    return (name_kind)k;
+                }
+            }
+    return NAME_OTHER;
+}
+
+/* The first of stem + first, first.gz, second, second.gz that exists, in dst (as nifti_clib
+ * searches); 0 when none does. stat, not open: opening a FIFO would block. */
+static int find_companion(char *dst, size_t n, const char *stem, size_t stem_len, int upper,
+                          name_kind first, name_kind second) {
+    static const char *lower[] = {".nii", ".hdr", ".img"}, *upper_ext[] = {".NII", ".HDR", ".IMG"};
+    const name_kind order[2] = {first, second};
+    for (int k = 0; k < 2; k++)
+        for (int gz = 0; gz < 2; gz++) {
+            int len = snprintf(dst, n, "%.*s%s%s", (int)stem_len, stem, (upper ? upper_ext : lower)[order[k]],
+                               gz ? (upper ? ".GZ" : ".gz") : "");
+            struct stat st;
+            if (len > 0 && (size_t)len < n && stat(dst, &st) == 0) return 1;
+        }
+    return 0;
+}
+
+/* lpm_check_input_file for the other file of a pair, its message naming the file given too. */
+static lpm_status check_companion(const char *given, const char *role, const char *companion) {
+    lpm_status s = lpm_check_input_file(companion);
+    if (!s) return LPM_OK;
+    char why[4200];
+    snprintf(why, sizeof why, "%s", lpm_last_error());
+    return lpm_fail(s, "%s: its %s file %s", given, role, why);
+}
+
+static lpm_status find_header_file(const char *path, nifti_layout *L) {
+    size_t ext_len;
+    int upper;
+    name_kind kind = kind_of_name(path, &ext_len, &upper);
+    if (kind == NAME_OTHER)
+        return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file name (use .nii, .nii.gz or .hdr/.img)", path);
+    if (strlen(path) >= sizeof L->hdr) return lpm_fail(LPM_ERR_INPUT, "%s: path too long", path);
+    if (kind != NAME_IMG) {
+        snprintf(L->hdr, sizeof L->hdr, "%s", path);
+        return LPM_OK;
     }
-    if (S_ISDIR(st.st_mode)) return lpm_fail(LPM_ERR_INPUT, "%s: is a folder, not a file", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    close(fd);
+    if (!find_companion(L->hdr, sizeof L->hdr, path, strlen(path) - ext_len, upper, NAME_HDR, NAME_NII))
+        return lpm_fail(LPM_ERR_INPUT, "%s: no header file (%.*s%s) found for this image file", path,
+                        (int)(strlen(path) - ext_len), path, upper ? ".HDR" : ".hdr");
+    return check_companion(path, "header", L->hdr);
+}
+
+/* nifti_clib takes the data from the header file's name (x.hdr -> x.img, x.hdr.gz ->
+ * x.img.gz, a .nii holds both), whatever the magic says; the magic must agree with it. */
+static lpm_status find_image_file(nifti_layout *L) {
+    size_t ext_len;
+    int upper;
+    size_t n = strlen(L->hdr);
+    L->pair = kind_of_name(L->hdr, &ext_len, &upper) == NAME_HDR;
+    snprintf(L->img, sizeof L->img, "%s", L->hdr);
+    if (!L->pair) return LPM_OK;
+    memcpy(L->img + n - ext_len, upper ? ".IMG" : ".img", 4);
+    struct stat st;
+    if (stat(L->img, &st) != 0 && errno == ENOENT)
+        return lpm_fail(LPM_ERR_INPUT, "%s: its image file %s is missing", L->hdr, L->img);
+    return check_companion(L->hdr, "image", L->img);
+}
+
+/* ---- raw header fields, in the file's byte order */
+
+static void get_bytes(void *dst, const unsigned char *src, size_t n, int swapped) {
+    unsigned char *d = dst;
+    for (size_t k = 0; k < n; k++) d[k] = src[swapped ? n - 1 - k : k];
+}
+static int16_t get_i16(const unsigned char *b, size_t at, int swapped) {
+    int16_t x;
+    get_bytes(&x, b + at, sizeof x, swapped);
+    return x;
+}
+static int32_t get_i32(const unsigned char *b, size_t at, int swapped) {
+    int32_t x;
+    get_bytes(&x, b + at, sizeof x, swapped);
+    return x;
+}
+static int64_t get_i64(const unsigned char *b, size_t at, int swapped) {
+    int64_t x;
+    get_bytes(&x, b + at, sizeof x, swapped);
+    return x;
+}
+static float get_f32(const unsigned char *b, size_t at, int swapped) {
+    float x;
+    get_bytes(&x, b + at, sizeof x, swapped);
+    return x;
+}
+
+static int32_t swap_i32(int32_t x) {
+    int32_t y;
+    get_bytes(&y, (const unsigned char *)&x, sizeof y, 1);
+    return y;
+}
+
+/* The magic (up to its NUL) as printable text, for messages. */
+static void magic_text(char *dst, const unsigned char *m) {
+    int k = 0;
+    for (; k < 4 && m[k]; k++) dst[k] = m[k] >= 0x20 && m[k] < 0x7f ? (char)m[k] : '?';
+    dst[k] = '\0';
+}
+
+/* Header size, byte order and magic: which NIfTI this is. */
+static lpm_status parse_version(const unsigned char *b, size_t got, nifti_layout *L) {
+    const char *f = L->hdr;
+    if (got < 4)
+        return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file (%zu bytes; a NIfTI header has 348)", f, got);
+    int32_t size;
+    memcpy(&size, b, sizeof size);
+    L->swapped = size != NIFTI1_HEADER_SIZE && size != NIFTI2_HEADER_SIZE;
+    if (L->swapped) size = swap_i32(size);
+    if (size != NIFTI1_HEADER_SIZE && size != NIFTI2_HEADER_SIZE)
+        return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file (sizeof_hdr is %d, not 348 or 540)", f,
+                        get_i32(b, 0, 0));
+    L->version = size == NIFTI1_HEADER_SIZE ? 1 : 2;
+    if (got < (size_t)size)
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header cut short (%zu of %d bytes)", f, L->version,
+                        got, (int)size);
+    const unsigned char *m = b + (L->version == 1 ? 344 : 4);
+    char want = (char)('0' + L->version);
+    if (m[0] != 'n' || (m[1] != '+' && m[1] != 'i') || m[2] != want || m[3] != '\0') {
+        char text[5];
+        magic_text(text, m);
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: magic is \"%s\", not \"n+%c\" or \"ni%c\"", f,
+                        L->version, text, want, want);
+    }
+    if ((m[1] == 'i') != L->pair)
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: magic \"n%c%c\" marks %s, but the file is %s", f,
+                        L->version, m[1], want, L->pair ? "a single .nii file" : "a .hdr/.img pair",
+                        L->pair ? "a .hdr header" : "not a .hdr");
     return LPM_OK;
 }
 
-static void dims_string(char *buf, size_t n, const nifti_image *nim) {
+/* dim, datatype, bitpix and vox_offset: everything nifti_clib loops over, sizes or seeks by. */
+static lpm_status parse_fields(const unsigned char *b, nifti_layout *L) {
+    const char *f = L->hdr;
+    const int v = L->version, sw = L->swapped;
+    for (int k = 0; k < 8; k++) L->dim[k] = v == 1 ? get_i16(b, 40 + 2 * k, sw) : get_i64(b, 16 + 8 * k, sw);
+    if (L->dim[0] < 1 || L->dim[0] > 7)
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: dim[0] is %lld, must be 1..7", f, v,
+                        (long long)L->dim[0]);
+    for (int k = 1; k <= L->dim[0]; k++)
+        if (L->dim[k] < 1)
+            return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: dim[%d] is %lld, must be at least 1", f, v,
+                            k, (long long)L->dim[k]);
+    L->datatype = v == 1 ? get_i16(b, 70, sw) : get_i16(b, 12, sw);
+    if (!nifti_is_valid_datatype(L->datatype))
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: datatype %d is not a NIfTI datatype", f, v,
+                        L->datatype);
+    if (!is_scalar_type(L->datatype))
+        return lpm_fail(LPM_ERR_INPUT,
+                        "%s: NIfTI-%d header: datatype %s not supported (code %d); lpmnet needs scalar data",
+                        f, v, nifti_datatype_string(L->datatype), L->datatype);
+    int nbyper, swapsize;
+    nifti_datatype_sizes(L->datatype, &nbyper, &swapsize);
+    int bitpix = v == 1 ? get_i16(b, 72, sw) : get_i16(b, 14, sw);
+    if (bitpix != 8 * nbyper)
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: bitpix is %d, but datatype %s has %d bits", f,
+                        v, bitpix, nifti_datatype_string(L->datatype), 8 * nbyper);
+    const int64_t least = L->pair ? 0 : v == 1 ? NIFTI1_MIN_VOX_OFFSET : NIFTI2_MIN_VOX_OFFSET;
+    if (v == 1) {
+        /* a float, which nifti_clib converts to int: outside int's range that is undefined */
+        double off = get_f32(b, 108, sw);
+        if (!isfinite(off) || off != floor(off))
+            return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-1 header: vox_offset %g is not a whole number of bytes",
+                            f, off);
+        if (off > INT32_MAX)
+            return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-1 header: vox_offset %g is beyond 2^31-1", f, off);
+        if (off < (double)least)
+            return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-1 header: vox_offset is %g, must be at least %lld%s", f,
+                            off, (long long)least, L->pair ? "" : " (the data would overlap the header)");
+        L->vox_offset = (int64_t)off;
+    } else {
+        L->vox_offset = get_i64(b, 168, sw);
+    }
+    if (L->vox_offset < least)
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: vox_offset is %lld, must be at least %lld%s", f, v,
+                        (long long)L->vox_offset, (long long)least,
+                        L->pair ? "" : " (the data would overlap the header)");
+    /* nifti_clib reads the extensions between the header and vox_offset into memory */
+    if (!L->pair && (uint64_t)L->vox_offset > lpm_max_memory())
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: vox_offset %lld leaves more room for extensions "
+                        "than the memory limit", f, v, (long long)L->vox_offset);
+    return LPM_OK;
+}
+
+static lpm_status read_raw_header(nifti_layout *L) {
+    unsigned char b[NIFTI2_HEADER_SIZE];
+    znzFile fp = znzopen(L->hdr, "rb", nifti_is_gzfile(L->hdr));
+    if (znz_isnull(fp)) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", L->hdr, strerror(errno));
+    size_t got = znzread(b, 1, sizeof b, fp);
+    znzclose(fp);
+    lpm_status s = parse_version(b, got, L);
+    return s ? s : parse_fields(b, L);
+}
+
+static void dims_text(char *buf, size_t n, const int64_t *dim) {
     size_t len = 0;
     buf[0] = '\0';
-    for (int64_t k = 1; k <= nim->dim[0] && k <= 7 && len < n; k++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%lld", k > 1 ? "x" : "",
-                                (long long)nim->dim[k]);
+    for (int64_t k = 1; k <= dim[0] && k <= 7 && len < n; k++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", k > 1 ? "x" : "", (long long)dim[k]);
 }
+
+/* bytes as "23.3 KB", "1.0 GB": sizes in messages. */
+static void size_text(char *dst, size_t n, double bytes) {
+    static const char *unit[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+    int u = 0;
+    for (; bytes >= 1000 && u < 6; u++) bytes /= 1000;
+    snprintf(dst, n, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+}
+
+/* The data the header declares must fit its file (or, compressed, what the file can hold)
+ * and, when it is to be read, the memory limit; all products checked for overflow. */
+static lpm_status check_data_size(const nifti_layout *L, int with_data) {
+    char dims[160];
+    dims_text(dims, sizeof dims, L->dim);
+    int nbyper, swapsize, ok = 1;
+    nifti_datatype_sizes(L->datatype, &nbyper, &swapsize);
+    size_t nvox = 1;
+    for (int k = 1; k <= L->dim[0]; k++) nvox = lpm_mul_size(nvox, (size_t)L->dim[k], &ok);
+    size_t nbytes = lpm_mul_size(nvox, (size_t)nbyper, &ok);
+    if (!ok || nbytes > (size_t)INT64_MAX - (size_t)L->vox_offset)
+        return lpm_fail(LPM_ERR_INPUT, "%s: NIfTI-%d header: dim %s of %d-byte voxels is too large to address",
+                        L->hdr, L->version, dims, nbyper);
+    uint64_t need = (uint64_t)L->vox_offset + nbytes;
+    struct stat st;
+    if (stat(L->img, &st) != 0) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", L->img, strerror(errno));
+    uint64_t size = (uint64_t)st.st_size;
+    if (nifti_is_gzfile(L->img)) {
+        if (size < need / DEFLATE_MAX_RATIO)
+            return lpm_fail(LPM_ERR_INPUT,
+                            "%s: truncated or corrupt data (the header's dim %s needs %llu bytes; %llu gzip "
+                            "bytes cannot hold that many)",
+                            L->img, dims, (unsigned long long)need, (unsigned long long)size);
+    } else if (size < need) {
+        return lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data (%llu bytes, the header needs %llu)",
+                        L->img, (unsigned long long)size, (unsigned long long)need);
+    }
+    /* Read, the volume is nvox float32 values (the stored values pass through a small buffer). */
+    if (with_data && (nvox > (size_t)UINT64_MAX / sizeof(float) || nvox * sizeof(float) > lpm_max_memory())) {
+        char need_text[32], limit_text[32];
+        size_text(need_text, sizeof need_text, (double)nvox * sizeof(float));
+        size_text(limit_text, sizeof limit_text, (double)lpm_max_memory());
+        return lpm_fail(LPM_ERR_INPUT, "%s: dim %s needs %s as float32, more than the memory limit of %s",
+                        L->hdr, dims, need_text, limit_text);
+    }
+    return LPM_OK;
+}
+
+/* Everything above, for the file the user named: its header file, its raw header, its data
+ * file, and the sizes. */
+static lpm_status check_nifti_file(const char *path, int with_data, nifti_layout *L) {
+    memset(L, 0, sizeof *L);
+    lpm_status s = lpm_check_input_file(path);
+    if (!s) s = find_header_file(path, L);
+    if (!s) s = find_image_file(L);
+    if (!s) s = read_raw_header(L);
+    if (!s) s = check_data_size(L, with_data);
+    return s;
+}
+
+/* ---- nifti_clib's view, and the data */
+
+static void dims_string(char *buf, size_t n, const nifti_image *nim) { dims_text(buf, n, nim->dim); }
+
+/* Voxels are read and converted this many at a time: no second copy of the volume in its
+ * stored type, and a compressed file that ends early has cost only the data it held. */
+enum { LOAD_CHUNK = 1 << 16 };
 
 /* nifti_clib's loader silently replaces NaN and Inf in float data with 0, which would hide
  * bad voxels; read the bytes ourselves (znzlib handles .gz) so they reach the checks.
  * 0 on success; a short read (truncated file, broken gzip) fails. */
-static int load_data(nifti_image *nim) {
-    size_t nbytes = (size_t)nim->nvox * (size_t)nim->nbyper;
-    nim->data = malloc(nbytes ? nbytes : 1);
-    if (!nim->data) return -1;
+static int load_data(const nifti_image *nim, float *out, size_t n) {
+    int ok = 1;
+    const size_t nbyper = (size_t)nim->nbyper;
+    lpm_mul_size(n, nbyper, &ok);
+    if (!ok || nbyper == 0) return -1;
+    unsigned char *buf = malloc(LOAD_CHUNK * nbyper);
+    if (!buf) return -1;
     znzFile fp = znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname));
-    if (znz_isnull(fp)) return -1;
-    int ok = znzseek(fp, (long)nim->iname_offset, SEEK_SET) >= 0 &&
-             znzread(nim->data, 1, nbytes, fp) == nbytes;
+    if (znz_isnull(fp)) {
+        free(buf);
+        return -1;
+    }
+    const int swap = nim->swapsize > 1 && nim->byteorder != nifti_short_order();
+    /* NIfTI rule: scl_slope 0 (or not finite) means the stored values are the values. */
+    const int scaled = nim->scl_slope != 0.0 && isfinite(nim->scl_slope) && isfinite(nim->scl_inter);
+    ok = znzseek(fp, (long)nim->iname_offset, SEEK_SET) >= 0;
+    for (size_t done = 0; ok && done < n;) {
+        size_t m = n - done < LOAD_CHUNK ? n - done : LOAD_CHUNK;
+        ok = znzread(buf, 1, m * nbyper, fp) == m * nbyper;
+        if (!ok) break;
+        if (swap) nifti_swap_Nbytes((int64_t)m, nim->swapsize, buf);
+        for (size_t i = 0; i < m; i++) {
+            double x = voxel(buf, nim->datatype, i);
+            out[done + i] = (float)(scaled ? x * nim->scl_slope + nim->scl_inter : x);
+        }
+        done += m;
+    }
     znzclose(fp);
-    if (!ok) return -1;
-    if (nim->swapsize > 1 && nim->byteorder != nifti_short_order())
-        nifti_swap_Nbytes(nim->nvox, nim->swapsize, nim->data);
-    return 0;
+    free(buf);
+    return ok ? 0 : -1;
 }
 
 static lpm_status read_volume(const char *path, lpm_volume *out, int with_data) {
     memset(out, 0, sizeof *out);
-    lpm_status s = check_readable(path);
+    nifti_layout layout;
+    lpm_status s = check_nifti_file(path, with_data, &layout);
     if (s) return s;
     quiet_nifti();
     nifti_image *nim = nifti_image_read(path, 0);
     if (!nim)
         return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file (or its header is corrupt)", path);
+    /* nifti_clib 3.0.1 calls a NIfTI-2 file NIfTI-1 on reading; the magic says which it is. */
+    nim->nifti_type = layout.version == 2 ? (layout.pair ? NIFTI_FTYPE_NIFTI2_2 : NIFTI_FTYPE_NIFTI2_1)
+                                          : (layout.pair ? NIFTI_FTYPE_NIFTI1_2 : NIFTI_FTYPE_NIFTI1_1);
     char dims[128];
     dims_string(dims, sizeof dims, nim);
     if (nim->dim[0] < 3) {
@@ -164,53 +482,35 @@ static lpm_status read_volume(const char *path, lpm_volume *out, int with_data) 
                          (long long)nim->dim[0], dims);
             goto fail;
         }
-    if (nim->nx < 1 || nim->ny < 1 || nim->nz < 1) {
-        s = lpm_fail(LPM_ERR_INPUT, "%s: bad dimensions (%s)", path, dims);
-        goto fail;
-    }
-    if (!is_scalar_type(nim->datatype)) {
-        s = lpm_fail(LPM_ERR_INPUT, "%s: datatype %s not supported; lpmnet needs scalar data",
-                     path, nifti_datatype_string(nim->datatype));
-        goto fail;
-    }
-    if (nim->iname && strcmp(nim->iname, path) != 0 && access(nim->iname, R_OK) != 0) {
-        s = lpm_fail(LPM_ERR_INPUT, "%s: image file %s: %s", path, nim->iname, strerror(errno));
-        goto fail;
-    }
+    /* nifti_clib replaces zero and non-finite spacings with 1; a finite one may still be
+     * beyond float, which the volume keeps its spacing in. */
+    const double spacing[3] = {fabs(nim->dx), fabs(nim->dy), fabs(nim->dz)};
+    for (int k = 0; k < 3; k++)
+        if (!(spacing[k] <= FLT_MAX)) {
+            s = lpm_fail(LPM_ERR_INPUT, "%s: pixdim[%d] is %g, not a usable voxel size", path, k + 1, spacing[k]);
+            goto fail;
+        }
+    /* The checks above make these hold; they guard against the files changing in between. */
     int ok = 1;
     size_t n = lpm_mul_size(lpm_mul_size((size_t)nim->nx, (size_t)nim->ny, &ok), (size_t)nim->nz, &ok);
-    if (!ok || (int64_t)n != nim->nvox) {
-        s = lpm_fail(LPM_ERR_INPUT, "%s: bad dimensions (%s)", path, dims);
-        goto fail;
-    }
-    /* An uncompressed file too short for its header's dims is caught before allocating. */
-    struct stat st;
-    uint64_t need = (uint64_t)(nim->iname_offset > 0 ? nim->iname_offset : 0) +
-                    (uint64_t)n * (uint64_t)nim->nbyper;
-    if (nim->iname && !nifti_is_gzfile(nim->iname) && stat(nim->iname, &st) == 0 &&
-        (uint64_t)st.st_size < need) {
-        s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data (%lld bytes, the header needs %llu)",
-                     path, (long long)st.st_size, (unsigned long long)need);
+    if (nim->nx < 1 || nim->ny < 1 || nim->nz < 1 || !ok || (int64_t)n != nim->nvox ||
+        !is_scalar_type(nim->datatype) || !nim->iname || strcmp(nim->iname, layout.img) != 0 ||
+        nim->iname_offset != layout.vox_offset) {
+        s = lpm_fail(LPM_ERR_INPUT, "%s: header changed while reading, or bad dimensions (%s)", path, dims);
         goto fail;
     }
     if (with_data) {
-        if (load_data(nim) != 0) {
-            s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data", path);
-            goto fail;
-        }
         out->data = lpm_malloc(n, sizeof(float));
         if (!out->data) {
             s = LPM_ERR_INTERNAL;
             goto fail;
         }
-        /* NIfTI rule: scl_slope 0 (or not finite) means the stored values are the values. */
-        int scaled = nim->scl_slope != 0.0 && isfinite(nim->scl_slope) && isfinite(nim->scl_inter);
-        for (size_t i = 0; i < n; i++) {
-            double x = voxel(nim->data, nim->datatype, i);
-            out->data[i] = (float)(scaled ? x * nim->scl_slope + nim->scl_inter : x);
+        if (load_data(nim, out->data, n) != 0) {
+            s = lpm_fail(LPM_ERR_INPUT, "%s: truncated or corrupt data", path);
+            goto fail;
         }
-        nifti_image_unload(nim);
     }
+
 
     out->nx = nim->nx;
     out->ny = nim->ny;
@@ -245,6 +545,8 @@ lpm_status lpm_volume_read_header(const char *path, lpm_volume *out) {
 }
 
 /* ------------------------------------------------------------ write */
+
+#include <sys/file.h> /* flock: the write half's only extra header */
 
 typedef enum { EXT_NII, EXT_NII_GZ, EXT_HDR, EXT_HDR_GZ, EXT_IMG, EXT_IMG_GZ, EXT_NONE } ext_kind;
 static const char *ext_names[] = {".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz"};
@@ -295,6 +597,34 @@ static lpm_status reserve(const char *tmp, const char *path) {
 static int file_holds(const char *file, uint64_t bytes) {
     struct stat st;
     return stat(file, &st) == 0 && (uint64_t)st.st_size == bytes;
+}
+
+/* The two renames of a .hdr/.img pair happen under an exclusive flock on the output's
+ * folder, so two lpmnet writers of one pair cannot interleave them (img of one, hdr of the
+ * other). The lock is on the folder itself: it leaves no file behind, and the kernel drops
+ * it when the process dies. Returns the locked fd, or -1 (then the renames go unlocked:
+ * a folder that cannot be opened or locked still gets its file). */
+static int lock_folder(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int r;
+    while ((r = flock(fd, LOCK_EX)) != 0 && errno == EINTR) {}
+    if (r != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void unlock_folder(int fd) {
+    if (fd < 0) return;
+    flock(fd, LOCK_UN);
+    close(fd);
 }
 
 /* Copy the geometry of ref (a nifti header, or else its affine) into nim. */
@@ -354,6 +684,13 @@ static void set_geometry(nifti_image *nim, const lpm_volume *ref) {
     nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
 }
 
+/* Take the given temporary names (NULL: none) off the signal-cleanup registry. */
+static void forget_temps(const char *a, const char *b, const char *c, const char *d) {
+    const char *names[4] = {a, b, c, d};
+    for (int k = 0; k < 4; k++)
+        if (names[k]) lpm_temp_forget(names[k]);
+}
+
 lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_volume *ref) {
     if (!v->data || v->nx <= 0 || v->ny <= 0 || v->nz <= 0)
         return lpm_fail(LPM_ERR_INTERNAL, "%s: nothing to write (empty volume)", path);
@@ -365,10 +702,28 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     ext_kind hdr_ext = pair ? (gz ? EXT_HDR_GZ : EXT_HDR) : e;
     ext_kind img_ext = pair ? (gz ? EXT_IMG_GZ : EXT_IMG) : e;
 
+    /* A NaN or Inf voxel is refused before any file is created: readers would take it
+     * for data, and cal_min/cal_max would be meaningless. */
+    size_t n = (size_t)lpm_volume_numel(v), bad = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double x = v->data[i];
+        if (!isfinite(x)) {
+            bad++;
+            continue;
+        }
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
+    }
+    if (bad)
+        return lpm_fail(LPM_ERR_INTERNAL, "%s: the volume has %zu non-finite voxels (NaN/Inf); nothing written",
+                        path, bad);
+
     /* nifti_clib writes uncompressed files (raw_*); with gz they are then compressed in
      * parallel (gzip.c) into tmp_*, and the tmp_* names are renamed to the final ones. */
     char final_hdr[4096], final_img[4096], tmp_hdr[4096], tmp_img[4096];
     char raw_hdr[4096], raw_img[4096];
+    tmp_hdr[0] = '\0';
     const ext_kind raw_hdr_ext = gz ? plain_ext(hdr_ext) : hdr_ext;
     const ext_kind raw_img_ext = gz ? plain_ext(img_ext) : img_ext;
     lpm_status s = swap_ext(final_hdr, sizeof final_hdr, path, e, hdr_ext);
@@ -377,19 +732,25 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     if (!s) s = swap_ext(tmp_img, sizeof tmp_img, tmp_hdr, hdr_ext, img_ext);
     if (!s) s = swap_ext(raw_hdr, sizeof raw_hdr, tmp_hdr, hdr_ext, raw_hdr_ext);
     if (!s) s = swap_ext(raw_img, sizeof raw_img, tmp_hdr, hdr_ext, raw_img_ext);
-    if (s) return s;
-
-    /* Reserve the temporary names first: this is where a missing or read-only folder shows. */
-    if ((s = reserve(tmp_hdr, path))) return s;
-    if (pair && (s = reserve(tmp_img, path))) {
-        unlink(tmp_hdr);
+    if (s) {
+        if (tmp_hdr[0]) lpm_temp_forget(tmp_hdr);
         return s;
     }
+    /* tmp_hdr is registered by lpm_temp_name_like; the other names a signal must remove: */
+    if (pair) lpm_temp_register(tmp_img);
+    if (gz) {
+        lpm_temp_register(raw_hdr);
+        if (pair) lpm_temp_register(raw_img);
+    }
+
+    /* Reserve the temporary names first: this is where a missing or read-only folder shows. */
+    nifti_image *nim = NULL;
+    if ((s = reserve(tmp_hdr, path)) || (pair && (s = reserve(tmp_img, path)))) goto cleanup;
 
     quiet_nifti();
     int big = v->nx > 32767 || v->ny > 32767 || v->nz > 32767;
     int64_t dims[8] = {3, v->nx, v->ny, v->nz, 1, 1, 1, 1};
-    nifti_image *nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
+    nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
     if (!nim) {
         s = lpm_fail(LPM_ERR_INTERNAL, "%s: cannot make a NIfTI header", path);
         goto cleanup;
@@ -397,13 +758,6 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     set_geometry(nim, ref);
     nim->scl_slope = 1.0;
     nim->scl_inter = 0.0;
-    size_t n = (size_t)lpm_volume_numel(v);
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double x = v->data[i];
-        if (x < lo) lo = x;
-        if (x > hi) hi = x;
-    }
     nim->cal_min = lo <= hi ? lo : 0.0;
     nim->cal_max = lo <= hi ? hi : 0.0;
     nim->nifti_type = big ? (pair ? NIFTI_FTYPE_NIFTI2_2 : NIFTI_FTYPE_NIFTI2_1)
@@ -438,12 +792,16 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
         if (s) goto cleanup;
     }
     /* The header names the data, so it moves last. */
+    int lock = pair ? lock_folder(final_hdr) : -1;
     if ((pair && rename(tmp_img, final_img) != 0) || rename(tmp_hdr, final_hdr) != 0) {
         s = lpm_fail(LPM_ERR_INTERNAL, "%s: cannot rename the temporary file: %s", path,
                      strerror(errno));
+        unlock_folder(lock);
         goto cleanup;
     }
+    unlock_folder(lock);
     nifti_image_free(nim);
+    forget_temps(tmp_hdr, pair ? tmp_img : NULL, gz ? raw_hdr : NULL, gz && pair ? raw_img : NULL);
     return LPM_OK;
 cleanup:
     if (nim) nifti_image_free(nim);
@@ -453,5 +811,6 @@ cleanup:
         unlink(raw_hdr);
         if (pair) unlink(raw_img);
     }
+    forget_temps(tmp_hdr, pair ? tmp_img : NULL, gz ? raw_hdr : NULL, gz && pair ? raw_img : NULL);
     return s;
 }

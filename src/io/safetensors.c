@@ -249,6 +249,7 @@ static void free_meta(st_meta *m) {
 }
 
 static lpm_status parse_metadata(json *j, st_meta *m) {
+    int cap = 0;
     if (!expect(j, '{')) return jfail(j, "__metadata__ is not an object");
     if (expect(j, '}')) return LPM_OK;
     for (;;) {
@@ -269,12 +270,17 @@ static lpm_status parse_metadata(json *j, st_meta *m) {
             free(k);
             return s;
         }
-        char **grown = realloc(m->kv, sizeof(char *) * (size_t)(2 * m->n + 2));
-        if (!grown) {
-            free(k), free(v);
-            return lpm_fail(LPM_ERR_INTERNAL, "%s: out of memory reading __metadata__", j->path);
+        if (m->n == cap) {
+            /* doubling: a 100 MB header of tiny pairs must not take quadratic time */
+            int ncap = cap ? 2 * cap : 16;
+            char **grown = realloc(m->kv, sizeof(char *) * 2 * (size_t)ncap);
+            if (!grown) {
+                free(k), free(v);
+                return lpm_fail(LPM_ERR_INTERNAL, "%s: out of memory reading __metadata__", j->path);
+            }
+            m->kv = grown;
+            cap = ncap;
         }
-        m->kv = grown;
         m->kv[2 * m->n] = k, m->kv[2 * m->n + 1] = v;
         m->n++;
         if (expect(j, '}')) return LPM_OK;
@@ -310,7 +316,7 @@ static lpm_status parse_entry(json *j, st_entry *e) {
                 s = parse_uint_array(j, "shape", e->name, e->shape, LPM_ST_MAXDIM, &e->ndim);
                 have_shape = 1;
             } else if (strcmp(key, "data_offsets") == 0 && !have_offsets) {
-                int64_t off[2];
+                int64_t off[2] = {0, 0};
                 int n = 0;
                 s = parse_uint_array(j, "data_offsets", e->name, off, 2, &n);
                 if (!s && n != 2)
@@ -367,15 +373,6 @@ static lpm_status parse_header(json *j, st_entry **out, int *count, st_meta *met
                 have_meta = 1;
                 if ((s = parse_metadata(j, meta))) break;
             } else {
-                for (int i = 0; i < n; i++)
-                    if (strcmp(e[i].name, name) == 0) {
-                        s = lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s' appears twice", j->path, name);
-                        break;
-                    }
-                if (s) {
-                    free(name);
-                    break;
-                }
                 if (n == cap) {
                     int ncap = cap ? cap * 2 : 64;
                     st_entry *ne = lpm_malloc((size_t)ncap, sizeof *ne);
@@ -444,6 +441,8 @@ static float bits_to_f32(uint32_t bits) {
 
 typedef enum { ST_F32, ST_F16, ST_BF16 } st_dtype;
 
+/* src may lie inside dst's own bytes at or after dst (read_tensor widens in place): each
+ * value is read before its float is stored. */
 static void convert(const unsigned char *src, float *dst, size_t n, st_dtype dt) {
     for (size_t i = 0; i < n; i++) {
         if (dt == ST_F32) {
@@ -468,89 +467,212 @@ static int dtype_of(const char *name, st_dtype *dt) {
     return 0;
 }
 
+/* qsort comparators over pointers to entries (C11 qsort has no context argument). */
+static int by_name(const void *x, const void *y) {
+    return strcmp((*(st_entry *const *)x)->name, (*(st_entry *const *)y)->name);
+}
+
+static int by_begin(const void *x, const void *y) {
+    const st_entry *a = *(st_entry *const *)x, *b = *(st_entry *const *)y;
+    if (a->begin != b->begin) return a->begin < b->begin ? -1 : 1;
+    return a->end < b->end ? -1 : a->end > b->end;
+}
+
+static int by_key(const void *x, const void *y) {
+    return strcmp(**(char **const *)x, **(char **const *)y);
+}
+
+/* One entry on its own: dtype supported, byte count = numel x dtype size without overflow,
+ * data_offsets inside the data. *numel gets the element count. */
+static lpm_status check_entry(const char *path, const st_entry *en, uint64_t body_size,
+                              size_t *numel) {
+    st_dtype dt;
+    int bytes = dtype_of(en->dtype, &dt);
+    if (!bytes)
+        return lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s': dtype %s not supported (F32, F16, BF16)",
+                        path, en->name, en->dtype);
+    int ok = 1;
+    size_t n = 1;
+    for (int k = 0; k < en->ndim; k++) n = lpm_mul_size(n, (size_t)en->shape[k], &ok);
+    size_t nbytes = lpm_mul_size(n, (size_t)bytes, &ok);
+    /* float32 copies of every tensor are made: their size must fit a size_t too */
+    lpm_mul_size(n, sizeof(float), &ok);
+    if (!ok) return lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s': shape too large", path, en->name);
+    if (en->begin > en->end || (uint64_t)en->end > body_size)
+        return lpm_fail(LPM_ERR_INPUT,
+                        "%s: tensor '%s': data_offsets [%lld, %lld] outside the data (%llu bytes)",
+                        path, en->name, (long long)en->begin, (long long)en->end,
+                        (unsigned long long)body_size);
+    if ((uint64_t)(en->end - en->begin) != (uint64_t)nbytes)
+        return lpm_fail(LPM_ERR_INPUT,
+                        "%s: tensor '%s': data_offsets span %lld bytes but shape and dtype %s "
+                        "need %zu", path, en->name, (long long)(en->end - en->begin), en->dtype,
+                        nbytes);
+    *numel = n;
+    return LPM_OK;
+}
+
+/* The entries together: no name twice, no two tensors sharing data bytes (the format
+ * gives each tensor its own range; shared bytes would let a small file declare any amount
+ * of data, and readers disagree on what they mean), and the float32 copies within the
+ * memory budget. Sorting keeps this O(n log n) for the millions of entries a 100 MB
+ * header can hold. */
+static lpm_status check_entries(const char *path, st_entry *e, const size_t *numel, int n,
+                                uint64_t header_size) {
+    if (n == 0) return LPM_OK;
+    st_entry **p = lpm_malloc((size_t)n, sizeof *p);
+    if (!p) return LPM_ERR_INTERNAL;
+    for (int i = 0; i < n; i++) p[i] = &e[i];
+    lpm_status s = LPM_OK;
+    qsort(p, (size_t)n, sizeof *p, by_name);
+    for (int i = 1; i < n && !s; i++)
+        if (strcmp(p[i - 1]->name, p[i]->name) == 0)
+            s = lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s' appears twice", path, p[i]->name);
+    if (!s) {
+        qsort(p, (size_t)n, sizeof *p, by_begin);
+        /* empty ranges hold no bytes and overlap nothing */
+        const st_entry *reach = NULL;  /* of the non-empty ranges so far, the one ending last */
+        for (int i = 0; i < n && !s; i++) {
+            if (p[i]->begin == p[i]->end) continue;
+            if (reach && p[i]->begin < reach->end)
+                s = lpm_fail(LPM_ERR_INPUT,
+                             "%s: tensors '%s' (data_offsets [%lld, %lld]) and '%s' ([%lld, %lld]) "
+                             "overlap; each tensor needs its own bytes", path, reach->name,
+                             (long long)reach->begin, (long long)reach->end, p[i]->name,
+                             (long long)p[i]->begin, (long long)p[i]->end);
+            if (!reach || p[i]->end > reach->end) reach = p[i];
+        }
+    }
+    free(p);
+    if (s) return s;
+    /* The header stays in memory while the float32 arrays are made; each tensor also costs
+     * its two records and two 64-byte aligned blocks (name, data) with their bookkeeping.
+     * With no overlaps the sizes are bounded by twice the file's size, so the sum cannot
+     * overflow. */
+    uint64_t need = header_size, budget = lpm_max_memory();
+    for (int i = 0; i < n; i++)
+        need += (uint64_t)numel[i] * sizeof(float) + sizeof(st_entry) + sizeof(st_tensor) +
+                strlen(e[i].name) + 1 + 2 * 128;
+    if (need > budget)
+        return lpm_fail(LPM_ERR_INPUT,
+                        "%s: reading its %d tensors needs %llu bytes of memory, more than the "
+                        "%llu allowed", path, n, (unsigned long long)need,
+                        (unsigned long long)budget);
+    return LPM_OK;
+}
+
+/* __metadata__ keys must be unique: readers that keep the first and readers that keep the
+ * last value would otherwise see different files. */
+static lpm_status check_meta(const char *path, const st_meta *m) {
+    if (m->n < 2) return LPM_OK;
+    char ***keys = lpm_malloc((size_t)m->n, sizeof *keys);
+    if (!keys) return LPM_ERR_INTERNAL;
+    for (int i = 0; i < m->n; i++) keys[i] = &m->kv[2 * i];
+    qsort(keys, (size_t)m->n, sizeof *keys, by_key);
+    lpm_status s = LPM_OK;
+    for (int i = 1; i < m->n && !s; i++)
+        if (strcmp(*keys[i - 1], *keys[i]) == 0)
+            s = lpm_fail(LPM_ERR_INPUT, "%s: __metadata__ key '%s' appears twice", path, *keys[i]);
+    free(keys);
+    return s;
+}
+
+/* n bytes at offset off of the file into dst. */
+static lpm_status read_at(FILE *fp, const char *path, uint64_t off, void *dst, size_t n) {
+    if (n == 0) return LPM_OK;
+    if (off > (uint64_t)INT64_MAX || fseeko(fp, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, n, fp) != n)
+        return lpm_fail(LPM_ERR_INPUT, "%s: read error at byte %llu%s", path,
+                        (unsigned long long)off, ferror(fp) ? "" : " (file shrank?)");
+    return LPM_OK;
+}
+
+/* Tensor en's bytes (stored at body + en->begin) into a new float32 array. The stored
+ * bytes are read into the end of the array and widened in place from the front: element
+ * i is read (from byte 4n - bytes*(n - i)) before float i overwrites bytes [4i, 4i + 4),
+ * which never reach a stored element not yet read. */
+static lpm_status read_tensor(FILE *fp, const char *path, uint64_t body, const st_entry *en,
+                              size_t numel, float **out) {
+    st_dtype dt = ST_F32;
+    size_t bytes = (size_t)dtype_of(en->dtype, &dt);
+    float *data = lpm_malloc(numel ? numel : 1, sizeof(float));
+    if (!data) return LPM_ERR_INTERNAL;
+    unsigned char *stored = (unsigned char *)data + (sizeof(float) - bytes) * numel;
+    lpm_status s = read_at(fp, path, body + (uint64_t)en->begin, stored, bytes * numel);
+    if (s) {
+        free(data);
+        return s;
+    }
+    convert(stored, data, numel, dt);
+    *out = data;
+    return LPM_OK;
+}
+
 lpm_status lpm_st_read(const char *path, lpm_st_file **out) {
     *out = NULL;
-    unsigned char *buf;
-    size_t size;
-    lpm_status s = lpm_read_file(path, &buf, &size);
+    /* A FIFO would block fopen forever; folders and devices are no weights either. */
+    lpm_status s = lpm_check_input_file(path);
     if (s) return s;
-    if (size < 8) {
-        free(buf);
-        return lpm_fail(LPM_ERR_INPUT, "%s: too short for a safetensors file (%zu bytes)", path,
-                        size);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return lpm_fail(LPM_ERR_INPUT, "%s: not a regular file", path);
+    }
+    const uint64_t size = (uint64_t)st.st_size;
+    unsigned char len8[8];
+    if (size < 8) s = lpm_fail(LPM_ERR_INPUT, "%s: too short for a safetensors file (%llu bytes)",
+                               path, (unsigned long long)size);
+    if (s || (s = read_at(fp, path, 0, len8, 8))) {
+        fclose(fp);
+        return s;
     }
     uint64_t hlen = 0;
-    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | buf[k];
+    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | len8[k];
     if (hlen > size - 8) {
-        free(buf);
+        fclose(fp);
         return lpm_fail(LPM_ERR_INPUT,
-                        "%s: header length %llu runs past the end of the file (%zu bytes); "
-                        "not a safetensors file or truncated", path, (unsigned long long)hlen, size);
+                        "%s: header length %llu runs past the end of the file (%llu bytes); "
+                        "not a safetensors file or truncated", path, (unsigned long long)hlen,
+                        (unsigned long long)size);
     }
     if (hlen > ST_MAX_HEADER) {
-        free(buf);
+        fclose(fp);
         return lpm_fail(LPM_ERR_INPUT, "%s: header of %llu bytes is too large", path,
                         (unsigned long long)hlen);
     }
-    json j = {path, (const char *)buf + 8, (const char *)buf + 8, (const char *)buf + 8 + hlen};
+    /* Only the header is read whole; tensor bytes go straight into their float arrays. */
+    char *header = lpm_malloc((size_t)hlen + 1, 1);
+    if (!header) {
+        fclose(fp);
+        return LPM_ERR_INTERNAL;
+    }
     st_entry *e = NULL;
     int n = 0;
     st_meta meta = {0};
-    s = parse_header(&j, &e, &n, &meta);
-    if (s) {
-        free_meta(&meta);
-        free(buf);
-        return s;
-    }
-    const unsigned char *body = buf + 8 + hlen;
-    uint64_t body_size = size - 8 - hlen;
+    s = read_at(fp, path, 8, header, (size_t)hlen);
+    json j = {path, header, header, header + hlen};
+    if (!s) s = parse_header(&j, &e, &n, &meta);
+    const uint64_t body = 8 + hlen, body_size = size - body;
+    /* Every entry and the set of them are checked before anything is allocated for them. */
+    size_t *numel = NULL;
+    if (!s && n > 0 && !(numel = lpm_malloc((size_t)n, sizeof *numel))) s = LPM_ERR_INTERNAL;
+    for (int i = 0; i < n && !s; i++) s = check_entry(path, &e[i], body_size, &numel[i]);
+    if (!s) s = check_entries(path, e, numel, n, hlen);
+    if (!s) s = check_meta(path, &meta);
+    free(header);
 
-    lpm_st_file *f = lpm_calloc(1, sizeof *f);
-    if (!f) {
-        s = LPM_ERR_INTERNAL;
-        free_meta(&meta);
-    } else {
+    lpm_st_file *f = NULL;
+    if (!s && !(f = lpm_calloc(1, sizeof *f))) s = LPM_ERR_INTERNAL;
+    if (!s) {
         f->n_meta = meta.n, f->meta = meta.kv;
+        meta = (st_meta){0};
     }
     if (!s && n > 0 && !(f->t = lpm_calloc((size_t)n, sizeof *f->t))) s = LPM_ERR_INTERNAL;
     for (int i = 0; i < n && !s; i++) {
         st_entry *en = &e[i];
-        st_dtype dt = ST_F32;
-        int bytes = dtype_of(en->dtype, &dt);
-        if (!bytes) {
-            s = lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s': dtype %s not supported (F32, F16, BF16)",
-                         path, en->name, en->dtype);
-            break;
-        }
-        int ok = 1;
-        size_t numel = 1;
-        for (int k = 0; k < en->ndim; k++) numel = lpm_mul_size(numel, (size_t)en->shape[k], &ok);
-        size_t nbytes = lpm_mul_size(numel, (size_t)bytes, &ok);
-        if (!ok) {
-            s = lpm_fail(LPM_ERR_INPUT, "%s: tensor '%s': shape too large", path, en->name);
-            break;
-        }
-        if (en->begin > en->end || (uint64_t)en->end > body_size) {
-            s = lpm_fail(LPM_ERR_INPUT,
-                         "%s: tensor '%s': data_offsets [%lld, %lld] outside the data (%llu bytes)",
-                         path, en->name, (long long)en->begin, (long long)en->end,
-                         (unsigned long long)body_size);
-            break;
-        }
-        if ((uint64_t)(en->end - en->begin) != (uint64_t)nbytes) {
-            s = lpm_fail(LPM_ERR_INPUT,
-                         "%s: tensor '%s': data_offsets span %lld bytes but shape and dtype %s "
-                         "need %zu", path, en->name, (long long)(en->end - en->begin), en->dtype,
-                         nbytes);
-            break;
-        }
         st_tensor *t = &f->t[i];
-        t->data = lpm_malloc(numel ? numel : 1, sizeof(float));
-        if (!t->data) {
-            s = LPM_ERR_INTERNAL;
-            break;
-        }
-        convert(body + en->begin, t->data, numel, dt);
+        if ((s = read_tensor(fp, path, body, en, numel[i], &t->data))) break;
         t->name = en->name;
         en->name = NULL;
         memcpy(t->dtype, en->dtype, sizeof t->dtype);
@@ -558,8 +680,10 @@ lpm_status lpm_st_read(const char *path, lpm_st_file **out) {
         memcpy(t->shape, en->shape, sizeof t->shape);
         f->n = i + 1;
     }
+    fclose(fp);
+    free(numel);
+    free_meta(&meta);
     free_entries(e, n);
-    free(buf);
     if (s) {
         lpm_st_close(f);
         return s;

@@ -96,6 +96,47 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (len < n) snprintf(buf + len, n - len, ")");
 }
 
+/* The largest |w| a usable LPM-Net weight may have. A fresh initialisation stays within
+ * 6.91 (dt_proj.bias = softplus^-1(dt), dt >= 0.001) and the bundled models' largest is
+ * 6.75 (the same tensor); the scan's exp() and softplus turn weights a thousand times
+ * larger into inf/NaN or saturated garbage, so a file beyond this is corrupt or wrongly
+ * scaled, not a model. */
+#define LPM_WEIGHT_MAX_ABS 1e4
+
+/* "i" of tensor t as its multi-index "(a,b,c)". */
+static void format_index(char *buf, size_t n, const lpm_tensor_info *t, size_t i) {
+    int64_t idx[5] = {0};
+    for (int k = t->ndim - 1; k >= 0; k--) {
+        idx[k] = (int64_t)(i % (size_t)t->shape[k]);
+        i /= (size_t)t->shape[k];
+    }
+    format_shape(buf, n, t->ndim, idx);
+}
+
+/* First value of tensor t (data p) that is not finite, or (when bound > 0) whose magnitude
+ * exceeds bound; fails naming the file, the tensor and the index. what says what is done. */
+static lpm_status check_values(const char *path, const lpm_tensor_info *t, const float *p,
+                               double bound, const char *what) {
+    for (size_t i = 0; i < t->numel; i++) {
+        int finite = isfinite(p[i]);
+        if (finite && !(bound > 0 && fabs((double)p[i]) > bound)) continue;
+        char at[128];
+        format_index(at, sizeof at, t, i);
+        if (!finite)
+            return lpm_fail(LPM_ERR_INPUT,
+                            "%s: %stensor '%s' holds a non-finite value (%s) at index %zu %s; "
+                            "these weights are not usable (a diverged training run?)",
+                            path, what, t->name, isnan(p[i]) ? "NaN" : p[i] > 0 ? "+inf" : "-inf",
+                            i, at);
+        return lpm_fail(LPM_ERR_INPUT,
+                        "%s: %stensor '%s' holds %g at index %zu %s, beyond the %g any usable "
+                        "LPM-Net weight stays within (the bundled model's largest is about 7); "
+                        "the file is corrupt or its weights are wrongly scaled",
+                        path, what, t->name, (double)p[i], i, at, bound);
+    }
+    return LPM_OK;
+}
+
 lpm_status lpm_weights_load(lpm_weights *w, const char *path) {
     if (!w->data) return lpm_fail(LPM_ERR_INTERNAL, "weights are not allocated");
     lpm_st_file *f;
@@ -124,6 +165,9 @@ lpm_status lpm_weights_load(lpm_weights *w, const char *path) {
         if (lpm_tensor_index(lpm_st_name(f, i)) < 0)
             s = lpm_fail(LPM_ERR_INPUT, "%s: unknown tensor '%s' (not part of LPM-Net)", path,
                          lpm_st_name(f, i));
+    for (int i = 0; i < LPM_NUM_TENSORS && !s; i++)
+        s = check_values(path, &tab[i], lpm_st_find(f, tab[i].name, NULL, NULL),
+                         LPM_WEIGHT_MAX_ABS, "");
     for (int i = 0; i < LPM_NUM_TENSORS && !s; i++) {
         const float *src = lpm_st_find(f, tab[i].name, NULL, NULL);
         memcpy(w->data + tab[i].offset, src, tab[i].numel * sizeof(float));
@@ -135,6 +179,11 @@ lpm_status lpm_weights_load(lpm_weights *w, const char *path) {
 lpm_status lpm_weights_save(const lpm_weights *w, const char *path) {
     if (!w->data) return lpm_fail(LPM_ERR_INTERNAL, "weights are not allocated");
     const lpm_tensor_info *tab = lpm_tensor_table();
+    /* Weights that could not be loaded back are not written (a diverged run's NaN). */
+    for (int i = 0; i < LPM_NUM_TENSORS; i++) {
+        lpm_status s = check_values(path, &tab[i], w->data + tab[i].offset, 0, "not written: ");
+        if (s) return s;
+    }
     lpm_st_tensor t[LPM_NUM_TENSORS];
     for (int i = 0; i < LPM_NUM_TENSORS; i++) {
         memset(&t[i], 0, sizeof t[i]);

@@ -4,6 +4,7 @@
  * per-thread scratch; the cropped outputs are allocated after the network is released. */
 #include "model.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Copy src into buf (room for the padded Dp x Hp x Wp volume), normalise it there, then
@@ -39,6 +40,23 @@ static lpm_status crop_output(lpm_volume *v, const float *padded, const lpm_volu
         for (int64_t h = 0; h < v->ny; h++)
             memcpy(v->data + (d * v->ny + h) * v->nx, padded + (d * Hp + h) * Wp,
                    (size_t)v->nx * sizeof(float));
+    return LPM_OK;
+}
+
+/* The network's output must be finite: weights that load (finite, within the load bound)
+ * can still overflow for some inputs, and a NaN volume written with exit 0 looks like a
+ * result. Names the first bad voxel as (x,y,z), the order NIfTI viewers show. */
+static lpm_status check_finite_output(const lpm_volume *v, const char *what) {
+    const int64_t n = lpm_volume_numel(v);
+    for (int64_t i = 0; i < n; i++) {
+        if (isfinite(v->data[i])) continue;
+        return lpm_fail(LPM_ERR_INPUT,
+                        "the model gives non-finite values for these inputs (%s volume: %s at "
+                        "voxel x=%lld y=%lld z=%lld); its weights are unusable", what,
+                        isnan(v->data[i]) ? "NaN" : v->data[i] > 0 ? "+inf" : "-inf",
+                        (long long)(i % v->nx), (long long)(i / v->nx % v->ny),
+                        (long long)(i / (v->nx * v->ny)));
+    }
     return LPM_OK;
 }
 
@@ -89,8 +107,10 @@ lpm_status lpm_fuse(const lpm_weights *w, const lpm_volume *a, const lpm_volume 
     free(pb);
     pa = pb = NULL;
     if (st != LPM_OK) goto done;
+    static const char *const names[3] = {"fused", "base", "detail"};
     for (int j = 0; j < 3 && st == LPM_OK; j++)
-        if (outs[j]) st = crop_output(outs[j], po[j], a, Hp, Wp);
+        if (outs[j] && (st = crop_output(outs[j], po[j], a, Hp, Wp)) == LPM_OK)
+            st = check_finite_output(outs[j], names[j]);
 
 done:
     if (st != LPM_OK)

@@ -77,7 +77,8 @@ lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref, lpm_vol
         }
     const int64_t sx = src->nx, sy = src->ny, sz = src->nz;
     const float *in = src->data;
-    #pragma omp parallel for schedule(static)
+    int64_t covered = 0;  /* ref voxels that see at least one src voxel */
+    #pragma omp parallel for schedule(static) reduction(+ : covered)
     for (int64_t k = 0; k < ref->nz; k++)
         for (int64_t j = 0; j < ref->ny; j++)
             for (int64_t i = 0; i < ref->nx; i++) {
@@ -86,6 +87,7 @@ lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref, lpm_vol
                     p[r] = snap(m[r][0] * (double)i + m[r][1] * (double)j + m[r][2] * (double)k + m[r][3]);
                 double fx = floor(p[0]), fy = floor(p[1]), fz = floor(p[2]);
                 double acc = 0;
+                int seen = 0;
                 /* trilinear over the 8 neighbours; neighbours outside src count as 0 */
                 if (fx >= -1 && fx < (double)sx && fy >= -1 && fy < (double)sy && fz >= -1 &&
                     fz < (double)sz) {
@@ -104,11 +106,20 @@ lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref, lpm_vol
                                 double wx = dx ? tx : 1 - tx;
                                 if (x < 0 || x >= sx || wx == 0) continue;
                                 acc += wz * wy * wx * in[x + sx * (y + sy * z)];
+                                seen = 1;
                             }
                         }
                     }
                 }
                 out->data[i + ref->nx * (j + ref->ny * k)] = (float)acc;
+                covered += seen;
             }
+    /* Without any overlap the result is all zeros, which callers would only report later as
+     * a "constant volume": say what is wrong instead. */
+    if (!covered) {
+        lpm_volume_free(out);
+        return lpm_fail(LPM_ERR_INPUT, "resample: the volume to resample (B) does not overlap the reference (A) "
+                        "in world space (check the affines)");
+    }
     return LPM_OK;
 }

@@ -211,6 +211,8 @@ static char *trim(char *s) {
 }
 
 static lpm_status open_csv(lpm_dataset *ds, const char *path) {
+    lpm_status checked = lpm_check_input_file(path);  /* a FIFO would block fopen forever */
+    if (checked) return checked;
     FILE *f = fopen(path, "r");
     if (!f) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open (%s)", path, strerror(errno));
     char dir[4096];
@@ -268,8 +270,12 @@ static lpm_status open_csv(lpm_dataset *ds, const char *path) {
 static lpm_status apply_split(lpm_dataset *ds, const char *dir, const char *split) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, !strcmp(split, "train") ? "IndicesTrain.txt" : "IndicesTest.txt");
+    struct stat info;
+    if (stat(path, &info) != 0) return LPM_OK;  /* no split file: every case */
+    lpm_status checked = lpm_check_input_file(path);
+    if (checked) return checked;
     FILE *f = fopen(path, "r");
-    if (!f) return LPM_OK;
+    if (!f) return lpm_fail(LPM_ERR_INPUT, "%s: cannot open (%s)", path, strerror(errno));
     char *keep = calloc((size_t)ds->n + 1, 1);
     if (!keep) {
         fclose(f);
@@ -326,10 +332,54 @@ void lpm_dataset_free(lpm_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+/* FNV-1a, 64 bits: enough to tell two case lists apart, not a cryptographic identity. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ULL;
+    return h;
+}
+
+/* path with the dataset's own folder prefix removed, so that the hash does not depend on
+ * where the dataset lies or how --data is spelled. */
+static const char *relative_to(const char *path, const char *prefix) {
+    size_t n = strlen(prefix);
+    return n && !strncmp(path, prefix, n) && path[n] == '/' ? path + n + 1 : path;
+}
+
+lpm_status lpm_dataset_hash(const lpm_dataset *ds, const char *spec, uint64_t *hash) {
+    char prefix[4096];
+    snprintf(prefix, sizeof prefix, "%s", spec);
+    if (!is_dir(spec)) {  /* a CSV: its paths are relative to its folder */
+        char *slash = strrchr(prefix, '/');
+        if (slash) *slash = '\0';
+        else strcpy(prefix, ".");
+    }
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (int i = 0; i < ds->n; i++) {
+        const char *files[3] = {ds->a[i], ds->b[i], ds->mask[i]};
+        for (int k = 0; k < 3; k++) {
+            const char *rel = files[k] ? relative_to(files[k], prefix) : "-";
+            h = fnv1a(h, rel, strlen(rel) + 1);
+            struct stat info;
+            if (!files[k]) continue;
+            if (stat(files[k], &info) != 0)
+                return lpm_fail(LPM_ERR_INPUT, "case %s: %s: cannot read (%s)", ds->name[i], files[k], strerror(errno));
+            uint64_t size = (uint64_t)info.st_size;
+            h = fnv1a(h, &size, sizeof size);
+        }
+    }
+    *hash = h;
+    return LPM_OK;
+}
+
 lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop) {
     for (int i = 0; i < ds->n; i++) {
         lpm_volume a = {0}, b = {0}, m = {0};
-        lpm_status st = lpm_volume_read_header(ds->a[i], &a);
+        /* regular files only: reading a FIFO's header would wait forever */
+        lpm_status st = lpm_check_input_file(ds->a[i]);
+        if (!st) st = lpm_check_input_file(ds->b[i]);
+        if (!st && ds->mask[i]) st = lpm_check_input_file(ds->mask[i]);
+        if (!st) st = lpm_volume_read_header(ds->a[i], &a);
         if (!st) st = lpm_volume_read_header(ds->b[i], &b);
         if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
         if (!st && ds->mask[i]) st = lpm_volume_read_header(ds->mask[i], &m);
@@ -509,22 +559,58 @@ static lpm_status crop_pair(lpm_sample *s, const lpm_volume *a, const lpm_volume
     return LPM_OK;
 }
 
+/* Min-max normalise v to [0, 1] over the voxels inside the mask (nonzero) and set the voxels
+ * outside it to 0: the network then learns from the masked region only (a brain mask keeps
+ * the background, often a constant of a z-scored scan, out of every loss term). */
+static lpm_status normalize_in_mask(lpm_volume *v, const lpm_volume *mask, const char *name,
+                                    const char *mask_name) {
+    int64_t n = v->nx * v->ny * v->nz, inside = 0;
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        if (mask->data[i] == 0) continue;
+        float x = v->data[i];
+        if (!isfinite(x)) return lpm_fail(LPM_ERR_INPUT, "%s: a voxel is not finite (%g)", name, (double)x);
+        lo = x < lo ? x : lo, hi = x > hi ? x : hi;
+        inside++;
+    }
+    if (!inside) return lpm_fail(LPM_ERR_INPUT, "%s: the mask is empty (no nonzero voxel)", mask_name);
+    if (!(hi > lo)) return lpm_fail(LPM_ERR_INPUT, "%s: constant inside the mask %s", name, mask_name);
+    /* as lpm_normalize_minmax: in float, so that a mask of ones changes nothing */
+    float range = hi - lo;
+    for (int64_t i = 0; i < n; i++) {
+        float x = v->data[i];
+        v->data[i] = mask->data[i] == 0 ? 0.0f
+                     : isfinite(range)  ? (x - lo) / range
+                                        : (float)(((double)x - lo) / ((double)hi - lo));
+    }
+    return LPM_OK;
+}
+
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng) {
-    lpm_volume a = {0}, b = {0};
+    lpm_volume a = {0}, b = {0}, m = {0};
+    const char *mask = ds->mask ? ds->mask[i] : NULL;
     memset(out, 0, sizeof *out);
     out->case_index = i;
     lpm_status st = lpm_volume_read(ds->a[i], &a);
     if (!st) st = lpm_volume_read(ds->b[i], &b);
     if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
+    if (!st && mask) st = lpm_volume_read(mask, &m);
+    if (!st && mask) st = lpm_check_same_grid(&a, &m, ds->a[i], mask);
     if (!st && spec->flip)
         for (int ax = 0; ax < 3; ax++)
             if (lpm_rng_uniform(rng) < 0.5) {
                 flip_axis(a.data, a.nz, a.ny, a.nx, ax);
                 flip_axis(b.data, b.nz, b.ny, b.nx, ax);
+                if (mask) flip_axis(m.data, m.nz, m.ny, m.nx, ax);
             }
-    if (!st) st = lpm_normalize_minmax(&a, ds->a[i]);
-    if (!st) st = lpm_normalize_minmax(&b, ds->b[i]);
+    if (!st && mask) {
+        st = normalize_in_mask(&a, &m, ds->a[i], mask);
+        if (!st) st = normalize_in_mask(&b, &m, ds->b[i], mask);
+    } else if (!st) {
+        st = lpm_normalize_minmax(&a, ds->a[i]);
+        if (!st) st = lpm_normalize_minmax(&b, ds->b[i]);
+    }
     if (!st && spec->mode == 1) {
         st = crop_pair(out, &a, &b, spec->crop, rng);
     } else if (!st) {
@@ -539,6 +625,7 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
     }
     lpm_volume_free(&a);
     lpm_volume_free(&b);
+    lpm_volume_free(&m);
     if (st) lpm_sample_free(out);
     return st;
 }

@@ -29,6 +29,11 @@ void lpm_dataset_free(lpm_dataset *ds);
  * least the crop's (D,H,W). The message names the case and file. */
 lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop);
 
+/* Identity of the case list for a checkpoint's record: each case's file names (relative to
+ * the dataset folder, or to the CSV's folder) and file sizes, hashed (FNV-1a 64). spec is
+ * what lpm_dataset_open was given. */
+lpm_status lpm_dataset_hash(const lpm_dataset *ds, const char *spec, uint64_t *hash);
+
 /* How a training sample is made from a case. */
 typedef struct {
     int64_t shape[3];  /* resize the whole volume to D,H,W (authors), when mode == 0 */
@@ -46,7 +51,8 @@ typedef struct {
 void lpm_sample_free(lpm_sample *s);
 
 /* Read case i and make a sample (flip, min-max normalise, resize or crop), with randomness
- * from rng only, so a sample is a function of (case, rng state). */
+ * from rng only, so a sample is a function of (case, rng state). A case with a mask is
+ * normalised inside the mask and set to 0 outside it. */
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng);
 

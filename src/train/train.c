@@ -96,6 +96,7 @@ typedef struct {
     int64_t step;             /* steps done */
     int64_t n_epochs;         /* E = iters / n_train + 1 (authors) */
     double best_ssim;         /* best validation SSIM so far (-1: none) */
+    uint64_t data_hash;       /* the training case list's identity (lpm_dataset_hash) */
     char ckpt_path[4200], model_path[4200], csv_path[4200], val_path[4200], best_path[4200];
 } run_state;
 
@@ -107,58 +108,155 @@ static lpm_status sync_from_gpu(run_state *r) {
     return r->gpu ? lpm_cuda_trainer_get(r->gpu, r->t.w.data, r->t.adam.m, r->t.adam.v, &r->t.adam.t) : LPM_OK;
 }
 
+/* The data and the options that define a run, as its checkpoint records them: resuming with
+ * other data or options would silently continue a different run. */
+enum { RECORD_KEYS = 14 };
+typedef struct {
+    const char *key;      /* metadata key */
+    const char *option;   /* what the user changes, for messages */
+    char value[96];
+} record_entry;
+
+static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
+    const lpm_train_config *c = r->cfg;
+    const lpm_sample_spec *sp = &c->sample;
+    const int64_t *size = sp->mode == 1 ? sp->crop : sp->shape;
+    int i = 0;
+#define ENTRY(k, opt, ...) (e[i].key = k, e[i].option = opt, snprintf(e[i].value, sizeof e[i].value, __VA_ARGS__), i++)
+    ENTRY("data_hash", "--data (the case list: file names and sizes)", "%016" PRIx64, r->data_hash);
+    ENTRY("cases", "--data (the number of cases)", "%d", r->train.n);
+    ENTRY("pair", "--pair", "%s", c->pair ? c->pair : "");
+    ENTRY("mask_key", "--mask-key", "%s", c->mask_key ? c->mask_key : "");
+    ENTRY("sample", "--crop/--shape", "%s %lld,%lld,%lld", sp->mode == 1 ? "crop" : "shape", (long long)size[0],
+          (long long)size[1], (long long)size[2]);
+    ENTRY("flip", "--no-flip", "%d", sp->flip);
+    ENTRY("seed", "--seed", "%" PRIu64, c->seed);
+    ENTRY("iters", "--iters", "%" PRId64, c->iters);
+    ENTRY("lr", "--lr", "%.17g", c->lr);
+    ENTRY("alpha", "--alpha", "%.17g", c->alpha);
+    ENTRY("beta", "--beta", "%.17g", c->beta);
+    ENTRY("gamma", "--gamma", "%.17g", c->gamma);
+    ENTRY("edge", "--edge", "%.17g", c->edge);
+    ENTRY("rec", "--rec", "%.17g", c->rec);
+#undef ENTRY
+}
+
 static lpm_status save_checkpoint(run_state *r) {
     const lpm_train_config *c = r->cfg;
-    lpm_status sync = sync_from_gpu(r);
-    if (sync) return sync;
-    char step[32], adam_t[32], seed[32], size[64], epochs[32], best[32], ncases[32];
+    char step[32], adam_t[32], size[64], epochs[32], best[32];
     snprintf(step, sizeof step, "%" PRId64, r->step);
     snprintf(adam_t, sizeof adam_t, "%" PRId64, r->t.adam.t);
-    snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(size, sizeof size, "%lld,%lld,%lld", (long long)r->t.D, (long long)r->t.H, (long long)r->t.W);
     snprintf(epochs, sizeof epochs, "%" PRId64, r->n_epochs);
     snprintf(best, sizeof best, "%.17g", r->best_ssim);
-    snprintf(ncases, sizeof ncases, "%d", r->train.n);
-    const char *meta[] = {"format", "lpmnet-checkpoint", "step", step, "adam_t", adam_t,
-                          "seed", seed, "size", size, "epochs", epochs, "cases", ncases, "best_val_ssim", best,
-                          "pair", c->pair ? c->pair : "", "data", c->data};
+    record_entry rec[RECORD_KEYS];
+    run_record(r, rec);
+    const char *meta[2 * (7 + RECORD_KEYS)] = {"format", "lpmnet-checkpoint", "step", step, "adam_t", adam_t,
+                                               "size", size, "epochs", epochs, "best_val_ssim", best,
+                                               "data", c->data};
+    int n_meta = 7;
+    for (int i = 0; i < RECORD_KEYS; i++, n_meta++) {
+        meta[2 * n_meta] = rec[i].key;
+        meta[2 * n_meta + 1] = rec[i].value;
+    }
     lpm_st_tensor ts[3] = {
         {"weights", 1, {LPM_NUM_PARAMS}, r->t.w.data},
         {"adam.m", 1, {LPM_NUM_PARAMS}, r->t.adam.m},
         {"adam.v", 1, {LPM_NUM_PARAMS}, r->t.adam.v},
     };
-    lpm_status st = lpm_st_write(r->ckpt_path, ts, 3, meta, (int)(sizeof meta / sizeof meta[0] / 2));
+    lpm_status st = lpm_st_write(r->ckpt_path, ts, 3, meta, n_meta);
     if (!st) st = lpm_weights_save(&r->t.w, r->model_path);
     return st;
+}
+
+/* The checkpoint's record against this run's: every difference named, an error unless
+ * --force (then a note). A checkpoint without a record (older lpmnet) is refused likewise. */
+static lpm_status check_record(const run_state *r, const lpm_st_file *f) {
+    const lpm_train_config *c = r->cfg;
+    if (!lpm_st_meta(f, "data_hash")) {
+        if (c->force) {
+            fprintf(stderr, "lpmnet train: note: %s does not record its data and options; resuming anyway (--force)\n",
+                    r->ckpt_path);
+            return LPM_OK;
+        }
+        return lpm_fail(LPM_ERR_USAGE, "%s: this checkpoint does not record the data and options of its run "
+                        "(an older lpmnet wrote it); pass --force to resume it with these anyway", r->ckpt_path);
+    }
+    record_entry rec[RECORD_KEYS];
+    run_record(r, rec);
+    char diff[2048] = "";
+    size_t len = 0;
+    for (int i = 0; i < RECORD_KEYS; i++) {
+        const char *was = lpm_st_meta(f, rec[i].key);
+        if (was && !strcmp(was, rec[i].value)) continue;
+        int n = snprintf(diff + len, sizeof diff - len, "%s%s (checkpoint %s, this run %s)", len ? "; " : "",
+                         rec[i].option, was ? was : "not recorded", rec[i].value);
+        if (n > 0) len = len + (size_t)n < sizeof diff ? len + (size_t)n : sizeof diff - 1;
+    }
+    if (!len) return LPM_OK;
+    if (c->force) {
+        fprintf(stderr, "lpmnet train: note: resuming %s with other data or options (--force): %s\n", r->ckpt_path, diff);
+        return LPM_OK;
+    }
+    return lpm_fail(LPM_ERR_USAGE, "%s: this run differs from the checkpoint's: %s; resume with the same data and "
+                    "options, or pass --force", r->ckpt_path, diff);
+}
+
+/* The largest weight magnitude a usable model has: lpm_weights_load refuses files beyond it
+ * (LPM_WEIGHT_MAX_ABS in src/io/weights.c; the bundled model's largest is about 7), so a run
+ * must not write one. */
+#define MAX_ABS_WEIGHT 1e4
+
+/* Index of the first value that is not finite (or, with limit > 0, beyond +-limit), or -1. */
+static int64_t first_unusable(const float *v, size_t n, double limit) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]) || (limit > 0 && fabs(v[i]) > limit)) return (int64_t)i;
+    return -1;
+}
+
+/* "is not finite (inf)" or "is 2e+04, beyond the 10000 ..." for weight value x. */
+static void describe_weight(float x, char *buf, size_t n) {
+    if (!isfinite(x)) snprintf(buf, n, "is not finite (%g)", (double)x);
+    else snprintf(buf, n, "is %g, beyond the %g a usable model stays within", (double)x, MAX_ABS_WEIGHT);
+}
+
+/* "Conv_in.weight[3]" for flat parameter index i. */
+static void param_name(int64_t i, char *buf, size_t n) {
+    const lpm_tensor_info *t = lpm_tensor_table();
+    for (int k = 0; k < LPM_NUM_TENSORS; k++)
+        if ((size_t)i >= t[k].offset && (size_t)i < t[k].offset + t[k].numel) {
+            snprintf(buf, n, "%s[%zu]", t[k].name, (size_t)i - t[k].offset);
+            return;
+        }
+    snprintf(buf, n, "parameter %" PRId64, i);
+}
+
+/* Weights (and Adam moments) read from a file must be finite: a NaN would spread through the
+ * first step and be written back as the run's result. */
+static lpm_status check_finite_state(const char *path, const float *w, const float *m, const float *v) {
+    const float *arrays[3] = {w, m, v};
+    const char *what[3] = {"weight", "Adam moment (adam.m of)", "Adam moment (adam.v of)"};
+    for (int a = 0; a < 3; a++) {
+        if (!arrays[a]) continue;
+        int64_t i = first_unusable(arrays[a], LPM_NUM_PARAMS, a == 0 ? MAX_ABS_WEIGHT : 0);
+        if (i < 0) continue;
+        char name[128], why[128];
+        param_name(i, name, sizeof name);
+        if (a == 0) describe_weight(arrays[a][i], why, sizeof why);
+        else snprintf(why, sizeof why, "is not finite (%g)", (double)arrays[a][i]);
+        return lpm_fail(LPM_ERR_INPUT, "%s: %s %s %s", path, what[a], name, why);
+    }
+    return LPM_OK;
 }
 
 static lpm_status load_checkpoint(run_state *r) {
     lpm_st_file *f = NULL;
     lpm_status st = lpm_st_read(r->ckpt_path, &f);
     if (st) return st;
-    const char *keys[] = {"step", "adam_t", "seed", "size"};
-    const char *vals[4];
-    for (int i = 0; i < 4; i++)
-        if (!(vals[i] = lpm_st_meta(f, keys[i]))) {
-            lpm_st_close(f);
-            return lpm_fail(LPM_ERR_INPUT, "%s: not an lpmnet checkpoint (no '%s')", r->ckpt_path, keys[i]);
-        }
-    char size[64];
-    snprintf(size, sizeof size, "%lld,%lld,%lld", (long long)r->t.D, (long long)r->t.H, (long long)r->t.W);
-    if (strcmp(vals[3], size) != 0) {
-        st = lpm_fail(LPM_ERR_INPUT, "%s: checkpoint was trained at size %s, this run uses %s",
-                      r->ckpt_path, vals[3], size);
-    } else if (lpm_st_meta(f, "epochs") && strtoll(lpm_st_meta(f, "epochs"), NULL, 10) != r->n_epochs) {
-        st = lpm_fail(LPM_ERR_USAGE, "%s: checkpoint schedules %s epochs, this run %" PRId64
-                      " (--iters or the number of cases changed; the learning-rate schedule depends on both)",
-                      r->ckpt_path, lpm_st_meta(f, "epochs"), r->n_epochs);
-    } else if (lpm_st_meta(f, "cases") && atoi(lpm_st_meta(f, "cases")) != r->train.n) {
-        st = lpm_fail(LPM_ERR_USAGE, "%s: checkpoint was trained on %s cases, this dataset has %d "
-                      "(the data order depends on it)", r->ckpt_path, lpm_st_meta(f, "cases"), r->train.n);
-    } else if (strtoull(vals[2], NULL, 10) != r->cfg->seed) {
-        st = lpm_fail(LPM_ERR_INPUT, "%s: checkpoint has seed %s, this run --seed %" PRIu64
-                      " (the data order depends on it)", r->ckpt_path, vals[2], r->cfg->seed);
-    }
+    const char *step = lpm_st_meta(f, "step"), *adam_t = lpm_st_meta(f, "adam_t");
+    if (!step || !adam_t) st = lpm_fail(LPM_ERR_INPUT, "%s: not an lpmnet checkpoint (no '%s')", r->ckpt_path,
+                                        step ? "adam_t" : "step");
+    if (!st) st = check_record(r, f);
     const char *names[3] = {"weights", "adam.m", "adam.v"};
     float *dst[3] = {r->t.w.data, r->t.adam.m, r->t.adam.v};
     for (int i = 0; i < 3 && !st; i++) {
@@ -170,9 +268,10 @@ static lpm_status load_checkpoint(run_state *r) {
         else
             memcpy(dst[i], src, sizeof(float) * LPM_NUM_PARAMS);
     }
+    if (!st) st = check_finite_state(r->ckpt_path, r->t.w.data, r->t.adam.m, r->t.adam.v);
     if (!st) {
-        r->step = strtoll(vals[0], NULL, 10);
-        r->t.adam.t = strtoll(vals[1], NULL, 10);
+        r->step = strtoll(step, NULL, 10);
+        r->t.adam.t = strtoll(adam_t, NULL, 10);
         const char *best = lpm_st_meta(f, "best_val_ssim");
         r->best_ssim = best ? strtod(best, NULL) : -1;
     }
@@ -253,6 +352,32 @@ static void progress_line(const run_state *r, int64_t first_step, double t_start
             eta, tty && !last ? "   " : "\n");
 }
 
+/* After the step that would be step r->step + 1: the loss and every weight must be finite
+ * (and the weights within MAX_ABS_WEIGHT). Otherwise the run stops before anything is
+ * written, so the checkpoint and model file stay those of step last_saved. The weights are
+ * checked too: an update can overflow them while the loss it was computed from is still
+ * finite, and the next checkpoint would keep them. */
+static lpm_status check_step(const run_state *r, const lpm_loss_terms *terms, int64_t last_saved) {
+    char what[512] = "";
+    if (!isfinite(terms->total)) {
+        snprintf(what, sizeof what, "the loss is not finite (%g)", terms->total);
+    } else {
+        int64_t i = first_unusable(r->t.w.data, LPM_NUM_PARAMS, MAX_ABS_WEIGHT);
+        if (i < 0) return LPM_OK;
+        char name[128], why[128];
+        param_name(i, name, sizeof name);
+        describe_weight(r->t.w.data[i], why, sizeof why);
+        snprintf(what, sizeof what, "after the Adam update, weight %s %s", name, why);
+    }
+    char kept[4300];
+    if (last_saved > 0)
+        snprintf(kept, sizeof kept, "%s keeps step %" PRId64, r->ckpt_path, last_saved);
+    else
+        snprintf(kept, sizeof kept, "no checkpoint written");
+    return lpm_fail(LPM_ERR_INPUT, "step %" PRId64 ": %s; stopped (%s); try a lower --lr or other loss weights",
+                    r->step + 1, what, kept);
+}
+
 lpm_status lpm_train_run(const lpm_train_config *cfg) {
     run_state r = {.cfg = cfg, .best_ssim = -1};
     lpm_loader loader = {0};
@@ -260,9 +385,15 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     lpm_status st;
     const int64_t *size = cfg->sample.mode == 1 ? cfg->sample.crop : cfg->sample.shape;
 
+    snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", cfg->out);
+    /* --resume without a checkpoint used to start over and overwrite the run's files */
+    if (cfg->resume && lpm_check_input_file(r.ckpt_path)) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lpm_last_error());
+        return lpm_fail(LPM_ERR_INPUT, "--resume: %s; nothing to continue (drop --resume to start a new run)", msg);
+    }
     if (mkdir(cfg->out, 0755) != 0 && errno != EEXIST)
         return lpm_fail(LPM_ERR_INPUT, "%s: cannot create the output folder (%s)", cfg->out, strerror(errno));
-    snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", cfg->out);
     snprintf(r.model_path, sizeof r.model_path, "%s/model.safetensors", cfg->out);
     snprintf(r.csv_path, sizeof r.csv_path, "%s/train.csv", cfg->out);
     snprintf(r.val_path, sizeof r.val_path, "%s/val.csv", cfg->out);
@@ -276,6 +407,7 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
     /* Every case is checked before the first step: a bad pair fails now, not hours in. */
     if ((st = lpm_dataset_check(&r.train, cfg->sample.mode == 1 ? cfg->sample.crop : NULL))) goto done;
     if (r.val.n && (st = lpm_dataset_check(&r.val, cfg->sample.mode == 1 ? cfg->sample.crop : NULL))) goto done;
+    if ((st = lpm_dataset_hash(&r.train, cfg->data, &r.data_hash))) goto done;
     if ((st = lpm_trainer_init(&r.t, size[0], size[1], size[2]))) goto done;
     r.n_epochs = cfg->iters / r.train.n + 1;
 
@@ -284,11 +416,12 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
                       cfg->out);
         goto done;
     }
-    if (cfg->resume && access(r.ckpt_path, F_OK) == 0) {
+    if (cfg->resume) {
         if ((st = load_checkpoint(&r))) goto done;
         if (!cfg->quiet) fprintf(stderr, "lpmnet train: resuming %s at step %" PRId64 "\n", r.ckpt_path, r.step);
     } else if (cfg->init) {
-        if ((st = lpm_weights_load(&r.t.w, cfg->init))) goto done;
+        if ((st = lpm_check_input_file(cfg->init)) || (st = lpm_weights_load(&r.t.w, cfg->init))) goto done;
+        if ((st = check_finite_state(cfg->init, r.t.w.data, NULL, NULL))) goto done;
     } else if ((st = lpm_weights_init(&r.t.w, cfg->seed))) {
         goto done;
     }
@@ -327,12 +460,7 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         st = r.gpu ? lpm_cuda_train_step(r.gpu, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, &lw, lr, &terms)
                    : lpm_train_step(&r.t, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, &lw, lr, &terms);
         lpm_sample_free(&s);
-        if (st) break;
-        if (!isfinite(terms.total)) {
-            st = lpm_fail(LPM_ERR_INTERNAL, "step %" PRId64 ": the loss is not finite (%g); try a lower --lr",
-                          r.step + 1, terms.total);
-            break;
-        }
+        if (st || (st = sync_from_gpu(&r)) || (st = check_step(&r, &terms, last_saved))) break;
         r.step++;
         fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f,%.8g\n", r.step,
                 epoch, lr, terms.total, terms.mse_af, terms.mse_bf, terms.ssim_af, terms.ssim_bf, terms.ssim_adet,

@@ -44,6 +44,7 @@ typedef struct {
     double lr, alpha, beta, gamma, edge, rec;  /* edge: lpmnet's edge-fidelity weight, 0 = authors' */
     uint64_t seed;
     int resume;
+    int force;                /* resume even when the data or options differ from the checkpoint's record */
     int cuda;                 /* train on the GPU (src/cuda) */
     int threads;
     int quiet;
