@@ -4,9 +4,12 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 BASELINE_BUILD ?= build-baseline
 CUDA_BUILD ?= build-cuda
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
 OUT ?= demo
 
-.PHONY: all deps build cuda test test-release test-asan test-baseline test-cuda demo bench clean
+.PHONY: all deps build cuda test test-release test-asan test-baseline test-cuda demo bench clean \
+	fuzz-build fuzz test-fuzz
 
 all: build
 
@@ -25,8 +28,8 @@ cuda: deps
 
 # The README's test command: install, build, test, the same tests under ASan+UBSan, the
 # numeric tests on the baseline x86-64 code path (what a CPU without AVX2 runs), and the
-# CUDA backend compiled (its tests skip without a GPU).
-test: test-release test-asan test-baseline test-cuda
+# CUDA backend compiled (its tests skip without a GPU), and each fuzzer for a minute.
+test: test-release test-asan test-baseline test-cuda test-fuzz
 
 test-cuda: test-release
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
@@ -50,9 +53,23 @@ test-baseline: test-release
 	cd $(BASELINE_BUILD) && ctest --output-on-failure -j $(JOBS) \
 		-R 'fixtures|test_vmath|test_layers|test_mamba|test_model|test_train$$'
 
+# libFuzzer harnesses (fuzz/, docs/fuzzing.md): clang, the library under ASan+UBSan, seeds
+# written into $(FUZZ_BUILD)/seeds. `make fuzz` runs each harness FUZZ_SECONDS, one after the
+# other; `make test-fuzz` a minute each. Both fail when a harness finds a crash, a leak or a
+# sanitizer error (the input goes to $(FUZZ_BUILD)/artifacts/).
+fuzz-build: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLPM_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz
+
+fuzz: fuzz-build
+	@./fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test-fuzz: fuzz-build
+	@./fuzz/run.sh $(FUZZ_BUILD) 60
+
 # The README's main command: build, make a phantom pair, fuse it every way, score it.
 demo: build
 	@./scripts/demo.sh $(OUT)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BASELINE_BUILD) $(CUDA_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BASELINE_BUILD) $(CUDA_BUILD) $(FUZZ_BUILD)

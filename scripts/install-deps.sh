@@ -2,6 +2,7 @@
 # Installs the Debian packages lpmnet needs, only those that are missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config zlib1g-dev libnifti2-dev libpng-dev libomp-dev time
+      clang libclang-rt-dev
       python3 python3-torch python3-numpy python3-nibabel python3-scipy python3-skimage)
 missing=()
 for p in "${pkgs[@]}"; do
