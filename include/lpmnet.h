@@ -109,10 +109,18 @@ lpm_status lpm_weights_alloc(lpm_weights *w);       /* zeroed */
 void lpm_weights_free(lpm_weights *w);
 /* PyTorch default initialisation (LPMNET.md section 1) from a seed. */
 lpm_status lpm_weights_init(lpm_weights *w, uint64_t seed);
+/* The largest |w| a usable LPM-Net weight may have. A fresh initialisation stays within
+ * 6.91 (dt_proj.bias = softplus^-1(dt), dt >= 0.001) and the bundled models' largest is
+ * about 6.75 (the same tensor); the scan's exp() and softplus turn weights a thousand times
+ * larger into inf/NaN or saturated garbage, so a file beyond this is corrupt or wrongly
+ * scaled, not a model. Loading refuses it and training stops before writing it. */
+#define LPM_WEIGHT_MAX_ABS 1e4
 /* safetensors: every name, shape and dtype (F32, F16, BF16) is checked; unknown or
- * missing tensors are errors that name the tensor and the file. */
+ * missing tensors are errors that name the tensor and the file, and so is a value that is
+ * not finite or beyond LPM_WEIGHT_MAX_ABS. */
 lpm_status lpm_weights_load(lpm_weights *w, const char *path);
-/* Writes F32 safetensors atomically (temporary file + rename). */
+/* Writes F32 safetensors atomically (temporary file + rename); refuses non-finite weights
+ * (nothing is written). */
 lpm_status lpm_weights_save(const lpm_weights *w, const char *path);
 /* Pointer to one tensor's data by name (NULL if unknown). */
 float *lpm_weights_tensor(const lpm_weights *w, const char *name);

@@ -60,6 +60,7 @@ nib.save(nib.Nifti2Image(vol, np.eye(4)), f"{d}/good2.nii")
 nib.save(nib.Nifti2Image(vol, np.eye(4)), f"{d}/good2.nii.gz")
 nib.save(nib.Nifti1Pair(vol, np.eye(4)), f"{d}/pair1.hdr")
 nib.save(nib.Nifti2Pair(vol, np.eye(4)), f"{d}/pair2.hdr")
+nib.save(nib.AnalyzeImage(vol, np.eye(4)), f"{d}/analyze.hdr")   # SPM's format: no magic
 nib.Nifti1Image(vol.astype(">f4"), np.eye(4), header=nib.Nifti1Header(endianness=">")).to_filename(f"{d}/be1.nii")
 nib.Nifti2Image(vol.astype(">i2"), np.eye(4), header=nib.Nifti2Header(endianness=">")).to_filename(f"{d}/be2.nii.gz")
 put("raw2.nii", n2(ok3))              # this test's own writer, to show the hostile files differ only where meant
@@ -201,6 +202,7 @@ good raw2.nii "NIfTI-2 single file \(\.nii\), uncompressed, little-endian"
 good pair1.hdr "NIfTI-1 pair \(\.hdr/\.img\), uncompressed, little-endian"
 good pair1.img "NIfTI-1 pair \(\.hdr/\.img\), uncompressed, little-endian"
 good pair2.hdr "NIfTI-2 pair \(\.hdr/\.img\), uncompressed, little-endian"
+good analyze.hdr "ANALYZE 7\.5 pair \(\.hdr/\.img\), uncompressed, little-endian"
 good be1.nii "NIfTI-1 single file \(\.nii\), uncompressed, big-endian"
 good be2.nii.gz "NIfTI-2 single file \(\.nii\), gzip-compressed, big-endian"
 for f in good2.nii pair2.hdr be1.nii; do

@@ -185,6 +185,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
             st = lpm_fuse_cuda(w, &a, &b, &fused[j], NULL, NULL);
         } else if (!strcmp(method, "lpmnet")) {
             st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, (int)o->threads, NULL, NULL);
+            if (st == LPM_ERR_INPUT) st = cli_prefix_error(st, o->model);
         } else {
             st = lpm_volume_alloc_like(&fused[j], &a);
             if (!st) st = lpm_classical_fuse(method, a.data, b.data, fused[j].data, a.nz, a.ny, a.nx);

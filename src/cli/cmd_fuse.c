@@ -168,7 +168,12 @@ static int run(const fuse_args *o) {
 
     if ((st = cli_read_pair(o->a, &a, o->b, &b))) goto done;
     if (o->resample) {
-        if ((st = lpm_resample_to(&b, &a, &b_on_a))) goto done;
+        if ((st = lpm_resample_to(&b, &a, &b_on_a))) {
+            char both[8300];
+            snprintf(both, sizeof both, "%s onto %s", o->b, o->a);
+            st = cli_prefix_error(st, both);
+            goto done;
+        }
         lpm_volume_free(&b);
         b = b_on_a;
         b_on_a = (lpm_volume){0};
@@ -189,6 +194,7 @@ static int run(const fuse_args *o) {
         st = lpm_volume_alloc_like(&fused, &a);
         if (!st) st = lpm_classical_fuse(o->method, a.data, b.data, fused.data, a.nz, a.ny, a.nx);
     }
+    if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);  /* the weights' fault */
     if (st) goto done;
     if ((st = check_finite_result(o->out, &fused, "fused", model != NULL)) ||
         (o->components && ((st = check_finite_result(base_path, &base, "base", 1)) ||

@@ -65,7 +65,9 @@ static void format_name(char *buf, size_t n, const nifti_image *h) {
     int v2 = h->nifti_type == NIFTI_FTYPE_NIFTI2_1 || h->nifti_type == NIFTI_FTYPE_NIFTI2_2;
     int pair = h->nifti_type == NIFTI_FTYPE_NIFTI1_2 || h->nifti_type == NIFTI_FTYPE_NIFTI2_2;
     int gz_hdr = nifti_is_gzfile(h->fname), gz_img = nifti_is_gzfile(h->iname);
-    snprintf(buf, n, "NIfTI-%d %s, %s, %s-endian", v2 ? 2 : 1, pair ? "pair (.hdr/.img)" : "single file (.nii)",
+    const char *version = h->nifti_type == NIFTI_FTYPE_ANALYZE ? "ANALYZE 7.5" : v2 ? "NIfTI-2" : "NIfTI-1";
+    pair = pair || h->nifti_type == NIFTI_FTYPE_ANALYZE;
+    snprintf(buf, n, "%s %s, %s, %s-endian", version, pair ? "pair (.hdr/.img)" : "single file (.nii)",
              gz_hdr && gz_img ? "gzip-compressed"
              : gz_img         ? "image gzip-compressed"
              : gz_hdr         ? "header gzip-compressed"

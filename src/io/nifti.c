@@ -127,6 +127,7 @@ typedef struct {
     char img[4096];        /* the file holding the data: hdr itself, or the pair's .img */
     int version;           /* NIfTI-1 or -2 */
     int pair;              /* a .hdr/.img pair (magic "ni1"/"ni2"), else one file ("n+1"/"n+2") */
+    int analyze;           /* an ANALYZE 7.5 pair: NIfTI-1's layout, no magic */
     int swapped;           /* stored in the other byte order than this machine's */
     int64_t dim[8];
     int datatype;
@@ -273,6 +274,9 @@ static lpm_status parse_version(const unsigned char *b, size_t got, nifti_layout
                         got, (int)size);
     const unsigned char *m = b + (L->version == 1 ? 344 : 4);
     char want = (char)('0' + L->version);
+    /* ANALYZE 7.5 (SPM's .hdr/.img, no magic) has NIfTI-1's layout: nifti_clib reads it. */
+    L->analyze = L->version == 1 && L->pair && !m[0] && !m[1] && !m[2] && !m[3];
+    if (L->analyze) return LPM_OK;
     if (m[0] != 'n' || (m[1] != '+' && m[1] != 'i') || m[2] != want || m[3] != '\0') {
         char text[5];
         magic_text(text, m);
@@ -467,7 +471,8 @@ static lpm_status read_volume(const char *path, lpm_volume *out, int with_data) 
     if (!nim)
         return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file (or its header is corrupt)", path);
     /* nifti_clib 3.0.1 calls a NIfTI-2 file NIfTI-1 on reading; the magic says which it is. */
-    nim->nifti_type = layout.version == 2 ? (layout.pair ? NIFTI_FTYPE_NIFTI2_2 : NIFTI_FTYPE_NIFTI2_1)
+    nim->nifti_type = layout.analyze ? NIFTI_FTYPE_ANALYZE
+                    : layout.version == 2 ? (layout.pair ? NIFTI_FTYPE_NIFTI2_2 : NIFTI_FTYPE_NIFTI2_1)
                                           : (layout.pair ? NIFTI_FTYPE_NIFTI1_2 : NIFTI_FTYPE_NIFTI1_1);
     char dims[128];
     dims_string(dims, sizeof dims, nim);

@@ -96,12 +96,6 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (len < n) snprintf(buf + len, n - len, ")");
 }
 
-/* The largest |w| a usable LPM-Net weight may have. A fresh initialisation stays within
- * 6.91 (dt_proj.bias = softplus^-1(dt), dt >= 0.001) and the bundled models' largest is
- * 6.75 (the same tensor); the scan's exp() and softplus turn weights a thousand times
- * larger into inf/NaN or saturated garbage, so a file beyond this is corrupt or wrongly
- * scaled, not a model. */
-#define LPM_WEIGHT_MAX_ABS 1e4
 
 /* "i" of tensor t as its multi-index "(a,b,c)". */
 static void format_index(char *buf, size_t n, const lpm_tensor_info *t, size_t i) {

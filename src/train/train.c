@@ -202,10 +202,6 @@ static lpm_status check_record(const run_state *r, const lpm_st_file *f) {
                     "options, or pass --force", r->ckpt_path, diff);
 }
 
-/* The largest weight magnitude a usable model has: lpm_weights_load refuses files beyond it
- * (LPM_WEIGHT_MAX_ABS in src/io/weights.c; the bundled model's largest is about 7), so a run
- * must not write one. */
-#define MAX_ABS_WEIGHT 1e4
 
 /* Index of the first value that is not finite (or, with limit > 0, beyond +-limit), or -1. */
 static int64_t first_unusable(const float *v, size_t n, double limit) {
@@ -217,7 +213,7 @@ static int64_t first_unusable(const float *v, size_t n, double limit) {
 /* "is not finite (inf)" or "is 2e+04, beyond the 10000 ..." for weight value x. */
 static void describe_weight(float x, char *buf, size_t n) {
     if (!isfinite(x)) snprintf(buf, n, "is not finite (%g)", (double)x);
-    else snprintf(buf, n, "is %g, beyond the %g a usable model stays within", (double)x, MAX_ABS_WEIGHT);
+    else snprintf(buf, n, "is %g, beyond the %g a usable model stays within", (double)x, LPM_WEIGHT_MAX_ABS);
 }
 
 /* "Conv_in.weight[3]" for flat parameter index i. */
@@ -238,7 +234,7 @@ static lpm_status check_finite_state(const char *path, const float *w, const flo
     const char *what[3] = {"weight", "Adam moment (adam.m of)", "Adam moment (adam.v of)"};
     for (int a = 0; a < 3; a++) {
         if (!arrays[a]) continue;
-        int64_t i = first_unusable(arrays[a], LPM_NUM_PARAMS, a == 0 ? MAX_ABS_WEIGHT : 0);
+        int64_t i = first_unusable(arrays[a], LPM_NUM_PARAMS, a == 0 ? LPM_WEIGHT_MAX_ABS : 0);
         if (i < 0) continue;
         char name[128], why[128];
         param_name(i, name, sizeof name);
@@ -353,7 +349,7 @@ static void progress_line(const run_state *r, int64_t first_step, double t_start
 }
 
 /* After the step that would be step r->step + 1: the loss and every weight must be finite
- * (and the weights within MAX_ABS_WEIGHT). Otherwise the run stops before anything is
+ * (and the weights within LPM_WEIGHT_MAX_ABS). Otherwise the run stops before anything is
  * written, so the checkpoint and model file stay those of step last_saved. The weights are
  * checked too: an update can overflow them while the loss it was computed from is still
  * finite, and the next checkpoint would keep them. */
@@ -362,7 +358,7 @@ static lpm_status check_step(const run_state *r, const lpm_loss_terms *terms, in
     if (!isfinite(terms->total)) {
         snprintf(what, sizeof what, "the loss is not finite (%g)", terms->total);
     } else {
-        int64_t i = first_unusable(r->t.w.data, LPM_NUM_PARAMS, MAX_ABS_WEIGHT);
+        int64_t i = first_unusable(r->t.w.data, LPM_NUM_PARAMS, LPM_WEIGHT_MAX_ABS);
         if (i < 0) return LPM_OK;
         char name[128], why[128];
         param_name(i, name, sizeof name);
