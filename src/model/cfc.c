@@ -38,37 +38,52 @@ static void stack_weights(cfc_wt *wt, const lpm_cfc_params *p) {
     for (int k = 0; k < 4; k++) memcpy(wt->w[k * C], mats[k], sizeof(float) * C * C);
 }
 
-/* OG outputs of the stacked convs for the whole block, their OG x NV accumulators in
- * registers while the 24 inputs stream past; each output sums w[o][i] f[i] in the order
- * i = 0..23, as PyTorch's 1x1 conv does. */
-enum { OG = 12 };
-LPM_INLINE void block_convs(float (*out)[VB], const float (*w)[C], const float (*ft)[VB]) {
-    lpm_v16 acc[OG][NV];
-#pragma GCC unroll 16
-    for (int o = 0; o < OG; o++)
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; v++) acc[o][v] = (lpm_v16){0};
-    for (int i = 0; i < C; i++) {
-        lpm_v16 x[NV];
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; v++) x[v] = LPM_LOAD16(&ft[i][16 * v]);
-#pragma GCC unroll 16
-        for (int o = 0; o < OG; o++)
-#pragma GCC unroll 16
-            for (int v = 0; v < NV; v++) acc[o][v] += w[o][i] * x[v];
+/* OG outputs of the stacked convs for the whole block, their accumulators in registers
+ * while the 24 inputs stream past; each output sums w[o][i] f[i] in the order i = 0..23,
+ * as PyTorch's 1x1 conv does. wide (a constant once inlined): OG x NV 16-lane
+ * accumulators (24 of AVX-512's 32 registers); else 8-lane ones, half the outputs over half
+ * the voxels at a time (12 of AVX2's 16), the same sums. */
+enum { OG = 12, OG8 = OG / 2, NV8 = 2 };
+LPM_INLINE void block_convs(float (*out)[VB], const float (*w)[C], const float (*ft)[VB],
+                            int wide) {
+    if (wide) {
+        lpm_v16 acc[OG][NV];
+        LPM_UNROLL for (int o = 0; o < OG; o++)
+            LPM_UNROLL for (int v = 0; v < NV; v++) acc[o][v] = (lpm_v16){0};
+        for (int i = 0; i < C; i++) {
+            lpm_v16 x[NV];
+            LPM_UNROLL for (int v = 0; v < NV; v++) x[v] = LPM_LOAD16(&ft[i][16 * v]);
+            LPM_UNROLL for (int o = 0; o < OG; o++)
+                LPM_UNROLL for (int v = 0; v < NV; v++) acc[o][v] += w[o][i] * x[v];
+        }
+        LPM_UNROLL for (int o = 0; o < OG; o++)
+            LPM_UNROLL for (int v = 0; v < NV; v++) LPM_STORE16(&out[o][16 * v], acc[o][v]);
+        return;
     }
-#pragma GCC unroll 16
-    for (int o = 0; o < OG; o++)
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; v++) LPM_STORE16(&out[o][16 * v], acc[o][v]);
+    _Static_assert(VB == 2 * 8 * NV8 && OG == 2 * OG8, "two halves of each");
+    for (int o0 = 0; o0 < OG; o0 += OG8)
+        for (int j0 = 0; j0 < VB; j0 += 8 * NV8) {
+            lpm_v8 acc[OG8][NV8];
+            LPM_UNROLL for (int o = 0; o < OG8; o++)
+                LPM_UNROLL for (int v = 0; v < NV8; v++) acc[o][v] = (lpm_v8){0};
+            for (int i = 0; i < C; i++) {
+                lpm_v8 x[NV8];
+                LPM_UNROLL for (int v = 0; v < NV8; v++) x[v] = LPM_LOAD8(&ft[i][j0 + 8 * v]);
+                LPM_UNROLL for (int o = 0; o < OG8; o++)
+                    LPM_UNROLL for (int v = 0; v < NV8; v++) acc[o][v] += w[o0 + o][i] * x[v];
+            }
+            LPM_UNROLL for (int o = 0; o < OG8; o++)
+                LPM_UNROLL for (int v = 0; v < NV8; v++)
+                    LPM_STORE8(&out[o0 + o][j0 + 8 * v], acc[o][v]);
+        }
 }
 
-LPM_INLINE void block_states(cfc_block *b, const float *f, const cfc_wt *wt, int nb) {
+LPM_INLINE void block_states(cfc_block *b, const float *f, const cfc_wt *wt, int nb, int wide) {
     for (int j = 0; j < nb; j++)
         for (int i = 0; i < C; i++) b->ft[i][j] = f[(int64_t)j * C + i];
     _Static_assert(4 * C % OG == 0, "whole output groups");
     for (int o = 0; o < 4 * C; o += OG)
-        block_convs(b->cv + o, (const float(*)[C])wt->w[o], (const float(*)[VB])b->ft);
+        block_convs(b->cv + o, (const float(*)[C])wt->w[o], (const float(*)[VB])b->ft, wide);
     float *t = &b->t[0][0], *m = &b->mt[0][0];
     const float *a1 = b->cv[A1], *a2 = b->cv[A2], *ta = b->cv[TA], *tb = b->cv[TB];
 #pragma omp simd
@@ -97,15 +112,15 @@ LPM_INLINE void fc_out(float *s, const float *w, float b, const float (*xt)[VB],
 
 /* Voxels go in blocks of 32: the stacked 1x1 convs, then fc and the output maps, each as
  * vector loops over the block's voxels. */
-LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
-                                const lpm_cfc_params *p, int64_t n) {
+LPM_INLINE void cfc_forward(float *out, float *base, float *detail, const float *f,
+                            const lpm_cfc_params *p, int64_t n, int wide) {
     cfc_wt wt;
     stack_weights(&wt, p);
     cfc_block b;
     memset(&b, 0, sizeof b);
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
         const int nb = n - v0 < VB ? (int)(n - v0) : VB;
-        block_states(&b, f + v0 * C, &wt, nb);
+        block_states(&b, f + v0 * C, &wt, nb, wide);
         for (int k = 0; k < p->nout; k++) {
             /* torch.tanh(fc(x)) / 2 + 0.5 */
             const float *w = p->fc_w + k * C;
@@ -115,6 +130,27 @@ LPM_CLONES void lpm_cfc_forward(float *out, float *base, float *detail, const fl
                 fc_out(detail + k * n + v0, w, p->fc_b[k], (const float(*)[VB])(b.cv + A2), nb);
         }
     }
+}
+
+/* The forward at each width (block_convs) and the one the CPU runs (vmath.h: the 16-lane
+ * form also on baseline x86-64). */
+LPM_WIDE_OR_BASE static void cfc_forward_w16(float *out, float *base, float *detail,
+                                             const float *f, const lpm_cfc_params *p,
+                                             int64_t n) {
+    cfc_forward(out, base, detail, f, p, n, 1);
+}
+
+LPM_NARROW static void cfc_forward_w8(float *out, float *base, float *detail, const float *f,
+                                      const lpm_cfc_params *p, int64_t n) {
+    cfc_forward(out, base, detail, f, p, n, 0);
+}
+
+void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
+                     const lpm_cfc_params *p, int64_t n) {
+    if (lpm_cpu_avx2_only())
+        cfc_forward_w8(out, base, detail, f, p, n);
+    else
+        cfc_forward_w16(out, base, detail, f, p, n);
 }
 
 /* g[j] = dy[j] d(tanh(z)/2 + 0.5)/dz at z = fc(x_j): (1 - tanh^2)/2 = 2 s (1 - s) with
@@ -134,9 +170,9 @@ LPM_INLINE void fc_grad(float *g, const float *dy, const float *w, float b,
 /* The CfC backward in blocks of 32 voxels: the forward recomputed, the gradients at fc's
  * outputs as vector loops over the block, then each voxel's gradients. Weight gradients
  * sum in double: millions of voxels keep float accuracy. */
-LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout,
-                                 const float *dbase, const float *ddetail, const float *f,
-                                 const lpm_cfc_params *p, int64_t n) {
+LPM_INLINE void cfc_backward(float *df, lpm_cfc_params *grad, const float *dout,
+                             const float *dbase, const float *ddetail, const float *f,
+                             const lpm_cfc_params *p, int64_t n, int wide) {
     const int nout = p->nout;
     double g_ff1[C * C], g_ff2[C * C], g_time[C * C], g_fcw[NOUT_MAX * C], g_fcb[NOUT_MAX];
     memset(g_ff1, 0, sizeof g_ff1);
@@ -150,7 +186,7 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
     memset(&blk, 0, sizeof blk);
     for (int64_t v0 = 0; v0 < n; v0 += VB) {
         const int nb = n - v0 < VB ? (int)(n - v0) : VB;
-        block_states(&blk, f + v0 * C, &wt, nb);
+        block_states(&blk, f + v0 * C, &wt, nb, wide);
         /* gradients at fc's outputs: go (out), gb (base), gd (detail) per voxel */
         float go[NOUT_MAX][VB], gb[NOUT_MAX][VB], gd[NOUT_MAX][VB];
         for (int k = 0; k < nout; k++) {
@@ -215,4 +251,25 @@ LPM_CLONES void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *d
         grad->fc_b[k] += (float)g_fcb[k];
         for (int c = 0; c < C; c++) grad->fc_w[k * C + c] += (float)g_fcw[k * C + c];
     }
+}
+
+LPM_WIDE_OR_BASE static void cfc_backward_w16(float *df, lpm_cfc_params *grad,
+                                              const float *dout, const float *dbase,
+                                              const float *ddetail, const float *f,
+                                              const lpm_cfc_params *p, int64_t n) {
+    cfc_backward(df, grad, dout, dbase, ddetail, f, p, n, 1);
+}
+
+LPM_NARROW static void cfc_backward_w8(float *df, lpm_cfc_params *grad, const float *dout,
+                                       const float *dbase, const float *ddetail, const float *f,
+                                       const lpm_cfc_params *p, int64_t n) {
+    cfc_backward(df, grad, dout, dbase, ddetail, f, p, n, 0);
+}
+
+void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const float *dbase,
+                      const float *ddetail, const float *f, const lpm_cfc_params *p, int64_t n) {
+    if (lpm_cpu_avx2_only())
+        cfc_backward_w8(df, grad, dout, dbase, ddetail, f, p, n);
+    else
+        cfc_backward_w16(df, grad, dout, dbase, ddetail, f, p, n);
 }

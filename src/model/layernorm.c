@@ -13,7 +13,7 @@
  * mean and a small spread loses ~1e-5 of the output in a plain float mean), s[j] the
  * reciprocal standard deviation. Two passes (the variance of x - mean avoids the
  * cancellation of E[x^2] - mean^2), each one batched reduction of the 16 rows. */
-LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C) {
+LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C, int wide) {
     _Alignas(64) float terms[16][32];
     memset(terms, 0, sizeof terms);
     for (int j = 0; j < nb; j++) {
@@ -21,14 +21,14 @@ LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C) 
 #pragma omp simd
         for (int c = 0; c < C; c++) terms[j][c] = x[c] - x0;
     }
-    lpm_hsum16x32(ms, (const float(*)[32])terms);
+    lpm_hsum16(ms, (const float(*)[32])terms, wide);
     for (int j = 0; j < 16; j++) ms[j] /= (float)C;
     for (int j = 0; j < nb; j++) {
         const float m = ms[j];
 #pragma omp simd
         for (int c = 0; c < C; c++) terms[j][c] = (terms[j][c] - m) * (terms[j][c] - m);
     }
-    lpm_hsum16x32(s, (const float(*)[32])terms);
+    lpm_hsum16(s, (const float(*)[32])terms, wide);
     for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C + (float)LN_EPS);
 }
 
@@ -38,7 +38,7 @@ LPM_INLINE void ln_stats16(float *ms, float *s, const float *xb, int nb, int C) 
  * the cache (a store-forwarding stall per row and pass). The same formulas as ln_stats16;
  * a sum of squares can round differently (GCC contracted ln_stats16's squares of channels
  * 16..23 into the reduction's first add): 8 of 256 random rows' rstd moved by 2 ulp. */
-LPM_INLINE void ln_stats24(float *ms, float *s, const float *xb, int nb) {
+LPM_INLINE void ln_stats24_w16(float *ms, float *s, const float *xb, int nb) {
     enum { C24 = 24 };
     _Alignas(64) float terms[16][32];
     for (int j = 0; j < 16; j++) {
@@ -69,6 +69,39 @@ LPM_INLINE void ln_stats24(float *ms, float *s, const float *xb, int nb) {
     for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C24 + (float)LN_EPS);
 }
 
+/* ln_stats24 in 8-lane vectors (three a row), for CPUs without AVX-512: the same
+ * formulas, each 8 rows' sums one lpm_hsum8 (its additions in another order: a row's mean
+ * or rstd can differ from the 16-lane version's in the last bit). */
+LPM_INLINE void ln_stats24_w8(float *ms, float *s, const float *xb, int nb) {
+    enum { C24 = 24 };
+    _Alignas(32) float terms[16][C24];
+    for (int j = 0; j < 16; j++) {
+        lpm_v8 v[3] = {{0}, {0}, {0}};
+        if (j < nb) {
+            const float *x = xb + (int64_t)j * C24, x0 = x[0];
+            LPM_UNROLL for (int k = 0; k < 3; k++) v[k] = (lpm_v8)LPM_LOAD8(x + 8 * k) - x0;
+        }
+        LPM_UNROLL for (int k = 0; k < 3; k++) LPM_STORE8(&terms[j][8 * k], v[k]);
+    }
+    lpm_hsum8(ms, terms[0], C24, 3);
+    lpm_hsum8(ms + 8, terms[8], C24, 3);
+    for (int j = 0; j < 16; j++) ms[j] /= (float)C24;
+    for (int j = 0; j < 16; j++) {
+        lpm_v8 v[3] = {{0}, {0}, {0}};
+        if (j < nb) {
+            const float *x = xb + (int64_t)j * C24, x0 = x[0], m = ms[j];
+            LPM_UNROLL for (int k = 0; k < 3; k++) {
+                v[k] = ((lpm_v8)LPM_LOAD8(x + 8 * k) - x0) - m;
+                v[k] = v[k] * v[k];
+            }
+        }
+        LPM_UNROLL for (int k = 0; k < 3; k++) LPM_STORE8(&terms[j][8 * k], v[k]);
+    }
+    lpm_hsum8(s, terms[0], C24, 3);
+    lpm_hsum8(s + 8, terms[8], C24, 3);
+    for (int j = 0; j < 16; j++) s[j] = 1.0f / sqrtf(s[j] / (float)C24 + (float)LN_EPS);
+}
+
 /* The same statistics for any C, one row at a time. */
 LPM_INLINE void ln_stats_rows(float *ms, float *s, const float *xb, int nb, int C) {
     for (int j = 0; j < nb; j++) {
@@ -83,14 +116,15 @@ LPM_INLINE void ln_stats_rows(float *ms, float *s, const float *xb, int nb, int 
 }
 
 LPM_INLINE void ln_rows(float *out, float *mean, float *rstd, const float *in, const float *w,
-                        const float *b, int64_t n, int C) {
+                        const float *b, int64_t n, int C, int wide) {
     enum { RB = 16 };
     for (int64_t r0 = 0; r0 < n; r0 += RB) {
         const int nb = n - r0 < RB ? (int)(n - r0) : RB;
         const float *xb = in + r0 * C;
         float ms[RB], s[RB];
-        if (C == LPM_C) ln_stats24(ms, s, xb, nb);
-        else if (C <= 32) ln_stats16(ms, s, xb, nb, C);
+        if (C == LPM_C && wide) ln_stats24_w16(ms, s, xb, nb);
+        else if (C == LPM_C) ln_stats24_w8(ms, s, xb, nb);
+        else if (C <= 32) ln_stats16(ms, s, xb, nb, C, wide);
         else ln_stats_rows(ms, s, xb, nb, C);
         for (int j = 0; j < nb; j++) {
             const float *x = xb + (int64_t)j * C, x0 = x[0], m = ms[j], sj = s[j];
@@ -103,18 +137,31 @@ LPM_INLINE void ln_rows(float *out, float *mean, float *rstd, const float *in, c
     }
 }
 
-LPM_CLONES void lpm_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
-                                      const float *w, const float *b, int64_t n, int C) {
-    /* the network's 24 channels as a constant: whole vectors, unrolled reductions */
-    if (C == LPM_C) ln_rows(out, mean, rstd, in, w, b, n, LPM_C);
-    else ln_rows(out, mean, rstd, in, w, b, n, C);
+/* Each entry point at both widths (vmath.h: 16-lane reductions with AVX-512, 8-lane ones
+ * otherwise), and the one the CPU runs. */
+#define LN_FORWARD(name, wide, ATTR)                                                       \
+    ATTR static void name(float *out, float *mean, float *rstd, const float *in,           \
+                          const float *w, const float *b, int64_t n, int C) {              \
+        /* the network's 24 channels as a constant: whole vectors, unrolled reductions */  \
+        if (C == LPM_C) ln_rows(out, mean, rstd, in, w, b, n, LPM_C, wide);                \
+        else ln_rows(out, mean, rstd, in, w, b, n, C, wide);                               \
+    }
+LN_FORWARD(ln_forward_w16, 1, LPM_WIDE)
+LN_FORWARD(ln_forward_w8, 0, LPM_NARROW)
+
+void lpm_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
+                           const float *w, const float *b, int64_t n, int C) {
+    if (lpm_cpu_wide())
+        ln_forward_w16(out, mean, rstd, in, w, b, n, C);
+    else
+        ln_forward_w8(out, mean, rstd, in, w, b, n, C);
 }
 
 /* dx += s (g w - mean(g w) - xhat mean(g w xhat)); dw += g xhat; db += g. Rows of C <= 32
  * in blocks of 16, the two row sums of each block as batched reductions. */
 LPM_INLINE void ln_backward16(float *din, float *dw, float *db, const float *dout,
                               const float *in, const float *mean, const float *rstd,
-                              const float *w, int64_t r0, int nb, int C) {
+                              const float *w, int64_t r0, int nb, int C, int wide) {
     _Alignas(64) float gw_t[16][32], gwx_t[16][32];
     float sum_gw[16], sum_gwx[16];
     memset(gw_t, 0, sizeof gw_t);
@@ -131,8 +178,8 @@ LPM_INLINE void ln_backward16(float *din, float *dw, float *db, const float *dou
             db[c] += g[c];
         }
     }
-    lpm_hsum16x32(sum_gw, (const float(*)[32])gw_t);
-    lpm_hsum16x32(sum_gwx, (const float(*)[32])gwx_t);
+    lpm_hsum16(sum_gw, (const float(*)[32])gw_t, wide);
+    lpm_hsum16(sum_gwx, (const float(*)[32])gwx_t, wide);
     for (int j = 0; j < nb; j++) {
         const float *x = in + (r0 + j) * C, *g = dout + (r0 + j) * C;
         const float m = mean[r0 + j], s = rstd[r0 + j];
@@ -146,15 +193,15 @@ LPM_INLINE void ln_backward16(float *din, float *dw, float *db, const float *dou
     }
 }
 
-LPM_CLONES void lpm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
-                                       const float *in, const float *mean, const float *rstd,
-                                       const float *w, int64_t n, int C) {
+LPM_INLINE void ln_backward(float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *mean, const float *rstd,
+                            const float *w, int64_t n, int C, int wide) {
     if (C <= 32) {
         /* the network's 24 channels as a constant: whole vectors, unrolled loops */
         for (int64_t r0 = 0; r0 < n; r0 += 16) {
             const int nb = n - r0 < 16 ? (int)(n - r0) : 16;
-            if (C == LPM_C) ln_backward16(din, dw, db, dout, in, mean, rstd, w, r0, nb, LPM_C);
-            else ln_backward16(din, dw, db, dout, in, mean, rstd, w, r0, nb, C);
+            if (C == LPM_C) ln_backward16(din, dw, db, dout, in, mean, rstd, w, r0, nb, LPM_C, wide);
+            else ln_backward16(din, dw, db, dout, in, mean, rstd, w, r0, nb, C, wide);
         }
         return;
     }
@@ -179,4 +226,25 @@ LPM_CLONES void lpm_layernorm_backward(float *din, float *dw, float *db, const f
             dx[c] += s * (g[c] * w[c] - mean_gw - xhat * mean_gwx);
         }
     }
+}
+
+LPM_WIDE static void ln_backward_w16(float *din, float *dw, float *db, const float *dout,
+                                     const float *in, const float *mean, const float *rstd,
+                                     const float *w, int64_t n, int C) {
+    ln_backward(din, dw, db, dout, in, mean, rstd, w, n, C, 1);
+}
+
+LPM_NARROW static void ln_backward_w8(float *din, float *dw, float *db, const float *dout,
+                                      const float *in, const float *mean, const float *rstd,
+                                      const float *w, int64_t n, int C) {
+    ln_backward(din, dw, db, dout, in, mean, rstd, w, n, C, 0);
+}
+
+void lpm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *mean, const float *rstd,
+                            const float *w, int64_t n, int C) {
+    if (lpm_cpu_wide())
+        ln_backward_w16(din, dw, db, dout, in, mean, rstd, w, n, C);
+    else
+        ln_backward_w8(din, dw, db, dout, in, mean, rstd, w, n, C);
 }

@@ -11,8 +11,10 @@
  *
  * Speed: the scan's 192 (state, channel) lanes are stored state-major, (8, 24), so every
  * per-token step is a loop over 24 contiguous channels (y = C . h is then a vertical sum
- * over the 8 states); exp, SiLU and softplus use the vectorisable vmath.h; the hot loops
- * are compiled for AVX-512, AVX2 and baseline x86-64 (LPM_CLONES). */
+ * over the 8 states); exp, SiLU and softplus use the vectorisable vmath.h (intrinsics for
+ * AVX-512 and AVX2); the kernels with register-blocked accumulators come in 16-lane
+ * (AVX-512) and 8-lane (AVX2) forms, chosen at run time (vmath.h's LPM_WIDE, LPM_NARROW);
+ * the other hot loops are compiled for AVX-512, AVX2 and baseline x86-64 (LPM_CLONES). */
 #include "model.h"
 #include "vmath.h"
 
@@ -114,9 +116,10 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
 
 /* Lanes [lo, lo + n) of v to dst, straight from the register (constants once inlined):
  * a whole vector, a half, or single lanes. An accumulator copied through a float array
- * instead is kept in that array by GCC, on the stack, through the whole loop. (A macro: a
- * function taking a 512-bit vector draws GCC's ABI note in the non-AVX-512 clones.) */
-#define STORE_LANES(dst, v, lo, n)                                          \
+ * instead is kept in that array by GCC, on the stack, through the whole loop. (Macros: a
+ * function taking a 512-bit vector draws GCC's ABI note in the non-AVX-512 clones; one per
+ * width, as a shuffle of an lpm_v8's lanes 8..15 does not compile even where unused.) */
+#define STORE_LANES16(dst, v, lo, n)                                        \
     do {                                                                    \
         if ((n) == 16) {                                                    \
             LPM_STORE16(dst, v);                                            \
@@ -128,53 +131,75 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
             for (int k_ = 0; k_ < (n); k_++) (dst)[k_] = (v)[(lo) + k_];    \
         }                                                                   \
     } while (0)
+#define STORE_LANES8(dst, v, lo, n)                                         \
+    do {                                                                    \
+        if ((n) == 8) {                                                     \
+            LPM_STORE8(dst, v);                                             \
+        } else {                                                            \
+            for (int k_ = 0; k_ < (n); k_++) (dst)[k_] = (v)[(lo) + k_];    \
+        }                                                                   \
+    } while (0)
 
 /* out (L, S) | out2 (L, O - S) = in (L, I) W^T for W (O, I) given transposed and
  * zero-padded to (I, OP), OP a multiple of 16: output columns from S on go to out2
- * (in_proj's x | z halves). Four tokens at a time, their 4 x OP / 16 accumulators held in
- * registers (lpm_v16) while the I inputs stream past, each weight vector loaded once for
- * four multiply-adds; each output sums its terms in the order i = 0..I-1. */
-#define MATMUL_FORWARD(name, I, O, OP, S)                                                 \
-    /* rt (4 or 1, a constant once inlined) tokens from token t; the loops over tokens    \
+ * (in_proj's x | z halves). RT tokens at a time, their RT x ceil(O / VW) accumulators of
+ * VW lanes (lpm_v16 or lpm_v8) held in registers while the I inputs stream past, each
+ * weight vector loaded once for RT multiply-adds; each output sums its terms in the order
+ * i = 0..I-1, so both widths give the same values. */
+#define MATMUL_FORWARD_W(name, I, O, OP, S, VW, RT, ATTR)                                 \
+    /* rt (RT or 1, a constant once inlined) tokens from token t; the loops over tokens   \
      * and vectors unrolled, or GCC keeps some accumulators on the stack */               \
     LPM_INLINE void name##_rows(float *restrict out, float *restrict out2,                \
                                 const float *restrict in, const float *restrict wt,       \
                                 int t, int rt) {                                          \
-        enum { NV = (OP) / 16 };                                                          \
+        enum { NV = ((O) + (VW) - 1) / (VW) };                                            \
         _Static_assert((OP) % 16 == 0 && (O) <= (OP), "whole vectors");                   \
-        lpm_v16 acc[4][NV];                                                               \
+        lpm_v##VW acc[RT][NV];                                                            \
         LPM_UNROLL for (int r = 0; r < rt; r++)                                           \
-            LPM_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (lpm_v16){0};             \
+            LPM_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (lpm_v##VW){0};           \
         const float *x = in + (size_t)t * (I);                                            \
         for (int i = 0; i < (I); i++)                                                     \
             LPM_UNROLL for (int v = 0; v < NV; v++) {                                     \
-                const lpm_v16 w = LPM_LOAD16(wt + i * (OP) + 16 * v);                     \
+                const lpm_v##VW w = LPM_LOAD##VW(wt + i * (OP) + (VW) * v);               \
                 LPM_UNROLL for (int r = 0; r < rt; r++) acc[r][v] += x[r * (I) + i] * w;  \
             }                                                                             \
-        /* vector v holds outputs 16 v .. 16 v + 15: those below S go to out, the rest   \
-         * below O to out2 */                                                             \
+        /* vector v holds outputs VW v .. VW v + VW - 1: those below S go to out, the     \
+         * rest below O to out2 */                                                        \
         LPM_UNROLL for (int r = 0; r < rt; r++) {                                         \
             float *o = out + (size_t)(t + r) * (S), *o2 = out2 + (size_t)(t + r) * ((O) - (S)); \
             LPM_UNROLL for (int v = 0; v < NV; v++) {                                     \
-                const int j0 = 16 * v, j1 = j0 + 16 < (O) ? j0 + 16 : (O);                \
-                if (j0 < (S)) STORE_LANES(o + j0, acc[r][v], 0, (j1 < (S) ? j1 : (S)) - j0); \
+                const int j0 = (VW) * v, j1 = j0 + (VW) < (O) ? j0 + (VW) : (O);          \
+                if (j0 < (S)) STORE_LANES##VW(o + j0, acc[r][v], 0, (j1 < (S) ? j1 : (S)) - j0); \
                 if (j1 > (S) && j0 < (O)) {                                               \
                     const int a = j0 > (S) ? j0 : (S);                                    \
-                    STORE_LANES(o2 + (a - (S)), acc[r][v], a - j0, j1 - a);               \
+                    STORE_LANES##VW(o2 + (a - (S)), acc[r][v], a - j0, j1 - a);           \
                 }                                                                         \
             }                                                                             \
         }                                                                                 \
     }                                                                                     \
-    LPM_CLONES static void name(float *restrict out, float *restrict out2,                \
-                                const float *restrict in, const float *restrict wt,       \
-                                int L) {                                                  \
+    ATTR static void name(float *restrict out, float *restrict out2,                      \
+                          const float *restrict in, const float *restrict wt, int L) {    \
         int t = 0;                                                                        \
-        for (; t + 4 <= L; t += 4) name##_rows(out, out2, in, wt, t, 4);                  \
+        for (; t + (RT) <= L; t += (RT)) name##_rows(out, out2, in, wt, t, (RT));         \
         for (; t < L; t++) name##_rows(out, out2, in, wt, t, 1);                          \
     }
-MATMUL_FORWARD(matmul_in, C, XZ, XZ, C)
-MATMUL_FORWARD(matmul_x, C, DBC, XP, DBC)
-MATMUL_FORWARD(matmul_out, C, C, OUTP, C)
+/* Each projection at both widths, and the one that runs: with AVX-512 four tokens of
+ * 16-lane vectors (up to 12 of the 32 zmm registers); otherwise 8 lanes, in_proj's 48
+ * outputs two tokens at a time and x_proj's and out_proj's 24 four at a time (12
+ * accumulators of AVX2's 16 ymm registers). */
+#define MATMUL_FORWARD(name, I, O, OP, S, RT8)                                            \
+    MATMUL_FORWARD_W(name##_w16, I, O, OP, S, 16, 4, LPM_WIDE)                            \
+    MATMUL_FORWARD_W(name##_w8, I, O, OP, S, 8, RT8, LPM_NARROW)                          \
+    static void name(float *restrict out, float *restrict out2, const float *restrict in, \
+                     const float *restrict wt, int L) {                                   \
+        if (lpm_cpu_wide())                                                               \
+            name##_w16(out, out2, in, wt, L);                                             \
+        else                                                                              \
+            name##_w8(out, out2, in, wt, L);                                              \
+    }
+MATMUL_FORWARD(matmul_in, C, XZ, XZ, C, 2)
+MATMUL_FORWARD(matmul_x, C, DBC, XP, DBC, 4)
+MATMUL_FORWARD(matmul_out, C, C, OUTP, C, 4)
 
 /* din (L, 24) += dout W;  dw (O, 24) += dout^T in, for W (O, 24). A row of 24 is one
  * lpm_v16 and one lpm_v8 (vmath.h). Four rows at a time (tokens of din, outputs of dw), so
@@ -235,15 +260,66 @@ LPM_INLINE void dw_rows(float *restrict dw, const float *restrict dout,
     }
 }
 
+/* The same sums in 8-lane vectors (a row of 24 is three), for the narrow kernels: an
+ * lpm_v16 without AVX-512 lives on the stack (vmath.h). Three rows at a time: 9
+ * accumulators, 3 broadcasts and a load in AVX2's 16 ymm registers (with four rows GCC
+ * kept an accumulator on the stack, its chain waiting on a store every step). */
+LPM_INLINE void din_rows8(float *restrict din, const float *restrict dout,
+                          const float *restrict w, int O, int t, int rt) {
+    lpm_v8 acc[3][3];
+    LPM_UNROLL for (int r = 0; r < rt; r++)
+        LPM_UNROLL for (int v = 0; v < 3; v++) acc[r][v] = LPM_LOAD8(din + (size_t)(t + r) * C + 8 * v);
+    for (int o = 0; o < O; o++)
+        LPM_UNROLL for (int v = 0; v < 3; v++) {
+            const lpm_v8 wv = LPM_LOAD8(w + o * C + 8 * v);
+            LPM_UNROLL for (int r = 0; r < rt; r++) acc[r][v] += dout[(size_t)(t + r) * O + o] * wv;
+        }
+    LPM_UNROLL for (int r = 0; r < rt; r++)
+        LPM_UNROLL for (int v = 0; v < 3; v++) LPM_STORE8(din + (size_t)(t + r) * C + 8 * v, acc[r][v]);
+}
+
+LPM_INLINE void dw_rows8(float *restrict dw, const float *restrict dout,
+                         const float *restrict in, int O, int L, int o, int ro) {
+    lpm_v8 acc[3][3];
+    LPM_UNROLL for (int r = 0; r < ro; r++)
+        LPM_UNROLL for (int v = 0; v < 3; v++) acc[r][v] = (lpm_v8){0};
+    for (int t = 0; t < L; t++)
+        LPM_UNROLL for (int v = 0; v < 3; v++) {
+            const lpm_v8 xv = LPM_LOAD8(in + (size_t)t * C + 8 * v);
+            LPM_UNROLL for (int r = 0; r < ro; r++) acc[r][v] += dout[(size_t)t * O + o + r] * xv;
+        }
+    LPM_UNROLL for (int r = 0; r < ro; r++)
+        LPM_UNROLL for (int v = 0; v < 3; v++) {
+            float *d = dw + (size_t)(o + r) * C + 8 * v;
+            LPM_STORE8(d, (lpm_v8)LPM_LOAD8(d) + acc[r][v]);
+        }
+}
+
 #define MATMUL_BACKWARD(name, O)                                                          \
-    LPM_CLONES static void name(float *restrict din, float *restrict dw,                  \
-                                const float *restrict dout, const float *restrict in,     \
-                                const float *restrict w, int L) {                         \
+    LPM_WIDE_OR_BASE static void name##_w16(float *restrict din, float *restrict dw,      \
+                                    const float *restrict dout, const float *restrict in, \
+                                    const float *restrict w, int L) {                     \
         int t = 0, o = 0;                                                                 \
         for (; t + 4 <= L; t += 4) din_rows(din, dout, w, (O), t, 4);                     \
         for (; t < L; t++) din_rows(din, dout, w, (O), t, 1);                             \
         for (; o + 4 <= (O); o += 4) dw_rows(dw, dout, in, (O), L, o, 4);                 \
         for (; o < (O); o++) dw_rows(dw, dout, in, (O), L, o, 1);                         \
+    }                                                                                     \
+    LPM_NARROW static void name##_w8(float *restrict din, float *restrict dw,             \
+                                     const float *restrict dout, const float *restrict in, \
+                                     const float *restrict w, int L) {                    \
+        int t = 0, o = 0;                                                                 \
+        for (; t + 3 <= L; t += 3) din_rows8(din, dout, w, (O), t, 3);                    \
+        for (; t < L; t++) din_rows8(din, dout, w, (O), t, 1);                            \
+        for (; o + 3 <= (O); o += 3) dw_rows8(dw, dout, in, (O), L, o, 3);                \
+        for (; o < (O); o++) dw_rows8(dw, dout, in, (O), L, o, 1);                        \
+    }                                                                                     \
+    static void name(float *restrict din, float *restrict dw, const float *restrict dout, \
+                     const float *restrict in, const float *restrict w, int L) {          \
+        if (lpm_cpu_avx2_only())                                                          \
+            name##_w8(din, dw, dout, in, w, L);                                           \
+        else                                                                              \
+            name##_w16(din, dw, dout, in, w, L);                                          \
     }
 MATMUL_BACKWARD(matmul_in_backward, XZ)
 MATMUL_BACKWARD(matmul_x_backward, DBC)
@@ -295,10 +371,36 @@ __attribute__((target("avx512f"), noinline)) static void scan_exp_avx512(
 }
 #endif
 
+#ifdef LPM_AVX2_EXP
+/* The same with AVX2 (vmath.h): a token's 24 lanes are three whole vectors */
+LPM_AVX2 __attribute__((noinline)) static void scan_exp_avx2(
+    float *restrict E, size_t es, const float *restrict delta, const float *restrict A, int L) {
+    const size_t lc = (size_t)L * C;
+    for (int n = 0; n < N; n++) {
+        const __m256 a0 = _mm256_loadu_ps(A + n * C), a1 = _mm256_loadu_ps(A + n * C + 8),
+                     a2 = _mm256_loadu_ps(A + n * C + 16);
+        float *restrict En = E + (size_t)n * es;
+        for (size_t s = 0; s < lc; s += C) {
+            _mm256_storeu_ps(En + s, lpm_exp_nonpos8(_mm256_mul_ps(_mm256_loadu_ps(delta + s), a0)));
+            _mm256_storeu_ps(En + s + 8,
+                             lpm_exp_nonpos8(_mm256_mul_ps(_mm256_loadu_ps(delta + s + 8), a1)));
+            _mm256_storeu_ps(En + s + 16,
+                             lpm_exp_nonpos8(_mm256_mul_ps(_mm256_loadu_ps(delta + s + 16), a2)));
+        }
+    }
+}
+#endif
+
 static void scan_exp(const mamba_buf *b, size_t es, int L) {
 #ifdef LPM_AVX512_EXP
     if (lpm_cpu_avx512()) {
         scan_exp_avx512(b->E, es, b->delta, b->A2, L);
+        return;
+    }
+#endif
+#ifdef LPM_AVX2_EXP
+    if (lpm_cpu_avx2()) {
+        scan_exp_avx2(b->E, es, b->delta, b->A, L);
         return;
     }
 #endif
@@ -309,8 +411,8 @@ static void scan_exp(const mamba_buf *b, size_t es, int L) {
  * state h (updated in place) and E's state stride es. States h_t go to hs (L, 8, 24) when
  * hs is not NULL. The state lives in registers through the tokens: for each of the 8
  * states, channels 0..15 in an lpm_v16 and 16..23 in an lpm_v8. */
-LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *D, int L,
-                                    float *restrict h, float *hs) {
+LPM_WIDE static void scan_forward_w16(const mamba_buf *b, size_t es, const float *D, int L,
+                                      float *restrict h, float *hs) {
     lpm_v16 hl[N];
     lpm_v8 hh[N];
     LPM_UNROLL for (int n = 0; n < N; n++) {
@@ -353,6 +455,44 @@ LPM_CLONES static void scan_forward(const mamba_buf *b, size_t es, const float *
     }
 }
 
+/* The same without AVX-512: the 8 states' 24 channels would take 24 of AVX2's 16 ymm
+ * registers, so the channels go in three passes of 8 over the tokens (the channels are
+ * independent: y sums over the states of one channel), each holding its 8 states' lanes in
+ * 8 registers. Every lane's arithmetic is the 16-lane version's. */
+LPM_NARROW static void scan_forward_w8(const mamba_buf *b, size_t es, const float *D, int L,
+                                       float *restrict h, float *hs) {
+    for (int c0 = 0; c0 < C; c0 += 8) {
+        lpm_v8 hv[N];
+        LPM_UNROLL for (int n = 0; n < N; n++) hv[n] = LPM_LOAD8(h + n * C + c0);
+        const lpm_v8 Dv = LPM_LOAD8(D + c0);
+        for (int t = 0; t < L; t++) {
+            const float *delta = b->delta + (size_t)t * C + c0, *xc = b->xc + (size_t)t * C + c0;
+            const float *Bt = b->dbc + (size_t)t * DBC + R, *Ct = Bt + N;
+            const float *Et = b->E + (size_t)t * C + c0;
+            const lpm_v8 x = LPM_LOAD8(xc), dx = LPM_LOAD8(delta) * x;
+            lpm_v8 acc = {0};
+            LPM_UNROLL for (int n = 0; n < N; n++) {
+                hv[n] = LPM_LOAD8(Et + n * es) * hv[n] + dx * Bt[n];
+                acc += hv[n] * Ct[n];
+            }
+            LPM_STORE8(b->y + (size_t)t * C + c0, acc + x * Dv);
+            if (hs) {
+                float *ht = hs + (size_t)t * CN + c0;
+                LPM_UNROLL for (int n = 0; n < N; n++) LPM_STORE8(ht + n * C, hv[n]);
+            }
+        }
+        LPM_UNROLL for (int n = 0; n < N; n++) LPM_STORE8(h + n * C + c0, hv[n]);
+    }
+}
+
+static void scan_forward(const mamba_buf *b, size_t es, const float *D, int L,
+                         float *restrict h, float *hs) {
+    if (lpm_cpu_wide())
+        scan_forward_w16(b, es, D, L, h, hs);
+    else
+        scan_forward_w8(b, es, D, L, h, hs);
+}
+
 /* out = sigmoid(x), times x where silu (F.silu), times mul where mul is not NULL (the
  * gate), flat over n values: whole vectors, no 24-lane remainders. */
 LPM_CLONES static void sigmoid_portable(float *out, const float *mul, const float *x,
@@ -379,10 +519,35 @@ __attribute__((target("avx512f"), noinline)) static void sigmoid_avx512(
 }
 #endif
 
+#ifdef LPM_AVX2_EXP
+LPM_AVX2 __attribute__((noinline)) static void sigmoid_avx2(float *out, const float *mul,
+                                                           const float *x, size_t n, int silu) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        __m256 y = lpm_sigmoid8(v);
+        if (silu) y = _mm256_mul_ps(v, y);
+        if (mul) y = _mm256_mul_ps(_mm256_loadu_ps(mul + i), y);
+        _mm256_storeu_ps(out + i, y);
+    }
+    for (; i < n; i++) {
+        float y = lpm_vsigmoid(x[i]);
+        if (silu) y = x[i] * y;
+        out[i] = mul ? mul[i] * y : y;
+    }
+}
+#endif
+
 static void sigmoid(float *out, const float *mul, const float *x, size_t n, int silu) {
 #ifdef LPM_AVX512_EXP
     if (lpm_cpu_avx512()) {
         sigmoid_avx512(out, mul, x, n, silu);
+        return;
+    }
+#endif
+#ifdef LPM_AVX2_EXP
+    if (lpm_cpu_avx2()) {
+        sigmoid_avx2(out, mul, x, n, silu);
         return;
     }
 #endif
@@ -416,6 +581,32 @@ LPM_CLONES static void conv_silu(const mamba_buf *b, int L) {
     silu(b->xc, NULL, b->xpre, lc);
 }
 
+/* out = F.softplus(v) (threshold 20) over n values */
+LPM_CLONES static void softplus_portable(float *restrict out, const float *restrict v, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = lpm_vsoftplus(v[i]);
+}
+
+#ifdef LPM_AVX2_EXP
+LPM_AVX2 __attribute__((noinline)) static void softplus_avx2(float *restrict out,
+                                                            const float *restrict v, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, lpm_softplus8(_mm256_loadu_ps(v + i)));
+    for (; i < n; i++) out[i] = lpm_vsoftplus(v[i]);
+}
+#endif
+
+/* AVX-512 vectorises the portable loop; AVX2 takes the intrinsics */
+static void softplus(float *out, const float *v, size_t n) {
+#ifdef LPM_AVX2_EXP
+    if (lpm_cpu_avx2() && !lpm_cpu_wide()) {
+        softplus_avx2(out, v, n);
+        return;
+    }
+#endif
+    softplus_portable(out, v, n);
+}
+
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
 LPM_CLONES static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p, int L) {
     const float *w0 = b->dt_w, *w1 = b->dt_w + C;
@@ -426,10 +617,7 @@ LPM_CLONES static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p
 #pragma omp simd
         for (int c = 0; c < C; c++) v[c] = p->dt_proj_b[c] + w0[c] * d0 + w1[c] * d1;
     }
-    const float *restrict v = b->v;
-    float *restrict delta = b->delta;
-#pragma omp simd
-    for (size_t i = 0; i < (size_t)L * C; i++) delta[i] = lpm_vsoftplus(v[i]);
+    softplus(b->delta, b->v, (size_t)L * C);
 }
 
 /* The weights in the layouts the kernels read (the first pieces of the scratch, whatever
@@ -498,8 +686,8 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
  * B, C, dt parts of ddbc (=); accumulates dA_log, dD, dt_proj's gradients.
  * Lanes are (state, channel) like the forward: the sums over n are vertical; a token's
  * 16 sums over the 24 channels (dB and dC per state) are one batched reduction. */
-LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
-                                     const lpm_mamba_params *p, int L) {
+LPM_WIDE_OR_BASE static void scan_backward_w16(mamba_buf *b, lpm_mamba_params *grad,
+                                               const lpm_mamba_params *p, int L) {
     float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
     float dvb[C] = {0}, dvw0[C] = {0}, dvw1[C] = {0};
     /* the per-channel weights as local arrays: loaded through p inside the loop, GCC
@@ -584,6 +772,84 @@ LPM_CLONES static void scan_backward(mamba_buf *b, lpm_mamba_params *grad,
         /* A = -exp(A_log): dA_log = dA * A */
         for (int n = 0; n < N; n++) grad->A_log[c * N + n] += dA[n * C + c] * b->A[n * C + c];
     }
+}
+
+/* The same adjoint in 8-lane vectors (three per token's 24 channels) for CPUs without
+ * AVX-512, where scan_backward_w16's 16-lane values would live on the stack. */
+LPM_NARROW static void scan_backward_w8(mamba_buf *b, lpm_mamba_params *grad,
+                                        const lpm_mamba_params *p, int L) {
+    float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
+    float dvb[C] = {0}, dvw0[C] = {0}, dvw1[C] = {0};
+    float Dw[C], w0[C], w1[C];
+    for (int c = 0; c < C; c++)
+        Dw[c] = p->D[c], w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
+    static const float zero[CN];
+    /* rows 0..7: the dB terms of each state, 8..15: the dC terms */
+    _Alignas(32) float terms[2 * N][C];
+    for (int t = L - 1; t >= 0; t--) {
+        const float *gy = b->gy + (size_t)t * C, *xc = b->xc + (size_t)t * C;
+        const float *delta = b->delta + (size_t)t * C, *sv = b->v + (size_t)t * C;
+        const float *dt = b->dbc + (size_t)t * DBC, *Bt = dt + R, *Ct = Bt + N;
+        const float *h = b->hs + (size_t)t * CN;
+        const float *hp = t > 0 ? h - CN : zero;
+        float *dxc = b->dxc + (size_t)t * C;
+        float *ddt = b->ddbc + (size_t)t * DBC;
+        const float *Et = b->E + (size_t)t * C;
+        float lam_bs[C], ddeltas[C];
+        for (int c0 = 0; c0 < C; c0 += 8) {
+            const lpm_v8 g = LPM_LOAD8(gy + c0), d = LPM_LOAD8(delta + c0), x = LPM_LOAD8(xc + c0);
+            const lpm_v8 dx = d * x;
+            lpm_v8 lam_b = {0}, ddelta = {0};
+            LPM_UNROLL for (int n = 0; n < N; n++) {
+                const float bn = Bt[n], cn = Ct[n];
+                const int at = n * C + c0;
+                const float *En = Et + n * (size_t)L * C + c0;
+                const lpm_v8 l = g * cn + (lpm_v8)LPM_LOAD8(a_next + at) * (lpm_v8)LPM_LOAD8(lam + at);
+                const lpm_v8 a = LPM_LOAD8(En), ah = a * (lpm_v8)LPM_LOAD8(hp + at);
+                LPM_STORE8(&terms[N + n][c0], g * (lpm_v8)LPM_LOAD8(h + at));
+                LPM_STORE8(&terms[n][c0], l * dx);
+                lam_b += l * bn;
+                ddelta += l * (bn * x + (lpm_v8)LPM_LOAD8(b->A + at) * ah);
+                LPM_STORE8(dA + at, (lpm_v8)LPM_LOAD8(dA + at) + l * d * ah);
+                LPM_STORE8(lam + at, l);
+                LPM_STORE8(a_next + at, a);
+            }
+            LPM_STORE8(lam_bs + c0, lam_b);
+            LPM_STORE8(ddeltas + c0, ddelta);
+        }
+        lpm_hsum8(ddt + R, terms[0], C, 3);       /* dB */
+        lpm_hsum8(ddt + R + N, terms[N], C, 3);   /* dC */
+        float s0 = 0.0f, s1 = 0.0f;
+        const float t0 = dt[0], t1 = dt[1];
+#pragma omp simd simdlen(8) reduction(+ : s0, s1)
+        for (int c = 0; c < C; c++) {
+            dxc[c] = Dw[c] * gy[c] + delta[c] * lam_bs[c];
+            dD[c] += gy[c] * xc[c];
+            const float dv = ddeltas[c] * sv[c];
+            dvb[c] += dv;
+            dvw0[c] += dv * t0;
+            dvw1[c] += dv * t1;
+            s0 += dv * w0[c];
+            s1 += dv * w1[c];
+        }
+        ddt[0] = s0;
+        ddt[1] = s1;
+    }
+    for (int c = 0; c < C; c++) {
+        grad->dt_proj_b[c] += dvb[c];
+        grad->dt_proj_w[c * R] += dvw0[c];
+        grad->dt_proj_w[c * R + 1] += dvw1[c];
+        grad->D[c] += dD[c];
+        for (int n = 0; n < N; n++) grad->A_log[c * N + n] += dA[n * C + c] * b->A[n * C + c];
+    }
+}
+
+static void scan_backward(mamba_buf *b, lpm_mamba_params *grad, const lpm_mamba_params *p,
+                          int L) {
+    if (lpm_cpu_avx2_only())
+        scan_backward_w8(b, grad, p, L);
+    else
+        scan_backward_w16(b, grad, p, L);
 }
 
 /* SiLU: dxpre = dxc s (1 + xpre (1 - s)), in place */

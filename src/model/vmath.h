@@ -25,6 +25,44 @@
 #define LPM_CLONES
 #endif
 
+/* Kernels whose accumulators are 16-lane vectors (lpm_v16 below) come in two widths: GCC
+ * keeps a 64-byte vector in one zmm register only with AVX-512; without it, it lowers the
+ * type through the stack (every multiply-add a store and reloads), 10-20x slower than
+ * 8-lane code. So a hot kernel's body takes a constant `wide` and is compiled twice:
+ * LPM_WIDE (16 lanes, AVX-512 only) and LPM_NARROW (8-lane lpm_v8 blocks sized for AVX2's
+ * 16 ymm registers; AVX2+FMA and baseline clones), and lpm_cpu_wide() picks one at run
+ * time. With -DLPM_NO_CLONES the compiler's target decides, at compile time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(LPM_NO_CLONES)
+#define LPM_WIDE __attribute__((target("arch=x86-64-v4"), noinline))
+#define LPM_NARROW __attribute__((target_clones("arch=x86-64-v3", "default"), noinline))
+#define LPM_WIDE_OR_BASE \
+    __attribute__((target_clones("arch=x86-64-v4", "default"), noinline))
+static inline int lpm_cpu_wide(void) { return __builtin_cpu_supports("avx512f"); }
+static inline int lpm_cpu_avx2_only(void) {
+    return !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
+}
+#else
+#define LPM_WIDE
+#define LPM_NARROW
+#define LPM_WIDE_OR_BASE
+#if defined(__AVX512F__)
+static inline int lpm_cpu_wide(void) { return 1; }
+#else
+static inline int lpm_cpu_wide(void) { return 0; }
+#endif
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+static inline int lpm_cpu_avx2_only(void) { return 1; }
+#else
+static inline int lpm_cpu_avx2_only(void) { return 0; }
+#endif
+#endif
+/* Some kernels (the Mamba backward's, the CfC head's) run their 16-lane form on baseline
+ * x86-64 too, where it measured faster than the 8-lane one in SSE2's 128-bit halves: their
+ * wide form is LPM_WIDE_OR_BASE (AVX-512 and baseline clones) and their narrow one runs
+ * where lpm_cpu_avx2_only(). */
+
 /* Inlined even into a big caller, so a helper runs in its LPM_CLONES caller's instruction
  * set (a helper left out of line is compiled once, for baseline x86-64). */
 #if defined(__GNUC__)
@@ -204,6 +242,91 @@ __attribute__((target("avx512f"))) static inline __m512 lpm_sigmoid16(__m512 x) 
 }
 #endif
 
+/* AVX2+FMA through intrinsics, for the same loops on CPUs without AVX-512 (where GCC does
+ * not vectorise the portable loops: their NaN selects are float compares it will not
+ * if-convert without masks). The same algorithms as lpm_vexpf_nonpos, lpm_vsigmoid and
+ * lpm_vsoftplus, eight lanes at a time (FMA contracted as a -ffp-contract=fast build of
+ * the portable code is), so the same accuracy bounds (tests/test_vmath.c). Called only
+ * where lpm_cpu_avx2() says the CPU runs them. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    (!defined(LPM_NO_CLONES) || (defined(__AVX2__) && defined(__FMA__)))
+#include <immintrin.h>
+#define LPM_AVX2_EXP 1
+#define LPM_AVX2 __attribute__((target("avx2,fma")))
+
+#if defined(LPM_NO_CLONES)
+static inline int lpm_cpu_avx2(void) { return 1; }
+#else
+static inline int lpm_cpu_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* lpm_vexpf_core for 8 lanes */
+LPM_AVX2 static inline __m256 lpm_exp_core8(__m256 x) {
+    const __m256 shift = _mm256_set1_ps(12583039.0f);
+    const __m256 kb = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shift);
+    const __m256 kf = _mm256_sub_ps(kb, shift);
+    __m256 r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(lpm_exp_poly[0]);
+    for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(lpm_exp_poly[i]));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(kb), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* lpm_vexpf_nonpos: max returns its second operand for a NaN, the clamp, like the
+ * portable integer min */
+LPM_AVX2 static inline __m256 lpm_exp_nonpos8(__m256 x) {
+    return lpm_exp_core8(_mm256_max_ps(x, _mm256_set1_ps(-LPM_EXP_LIM)));
+}
+
+/* lpm_vrcp_core: the same seed and three Newton steps */
+LPM_AVX2 static inline __m256 lpm_rcp8(__m256 d) {
+    __m256 y = _mm256_castsi256_ps(
+        _mm256_sub_epi32(_mm256_set1_epi32(0x7ef311c7), _mm256_castps_si256(d)));
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int i = 0; i < 3; i++) y = _mm256_fmadd_ps(y, _mm256_fnmadd_ps(d, y, one), y);
+    return y;
+}
+
+/* lpm_vsigmoid: -x clamped to [-87.34, 87.34]; a NaN passes both clamps (max and min
+ * return the second operand, x's) and stays NaN through the arithmetic */
+LPM_AVX2 static inline __m256 lpm_sigmoid8(__m256 x) {
+    __m256 t = _mm256_max_ps(_mm256_set1_ps(-LPM_EXP_LIM), _mm256_sub_ps(_mm256_setzero_ps(), x));
+    t = _mm256_min_ps(_mm256_set1_ps(LPM_EXP_LIM), t);
+    return lpm_rcp8(_mm256_add_ps(_mm256_set1_ps(1.0f), lpm_exp_core8(t)));
+}
+
+/* lpm_vlog1pf_unit */
+LPM_AVX2 static inline __m256 lpm_log1p_unit8(__m256 e) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 big = _mm256_cmp_ps(e, _mm256_set1_ps(0.41421356237309505f), _CMP_GT_OQ);
+    const __m256 f = _mm256_blendv_ps(e, _mm256_mul_ps(_mm256_sub_ps(e, one), _mm256_set1_ps(0.5f)), big);
+    const __m256 kf = _mm256_and_ps(big, one);
+    const __m256 z = _mm256_mul_ps(f, f);
+    static const float c[9] = {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f,
+                               -1.2420140846e-1f, 1.4249322787e-1f, -1.6668057665e-1f,
+                               2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f};
+    __m256 p = _mm256_set1_ps(c[0]);
+    for (int i = 1; i < 9; i++) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(c[i]));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, f), z);
+    y = _mm256_fmadd_ps(kf, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, y);
+    const __m256 r = _mm256_add_ps(f, y);
+    return _mm256_fmadd_ps(kf, _mm256_set1_ps(0.693359375f), r);
+}
+
+/* lpm_vsoftplus: max(v, 0) as an integer max of the bits, + log1p(exp(-|v|)); NaN kept */
+LPM_AVX2 static inline __m256 lpm_softplus8(__m256 v) {
+    const __m256i vb = _mm256_castps_si256(v);
+    const __m256 pos = _mm256_castsi256_ps(_mm256_max_epi32(vb, _mm256_setzero_si256()));
+    const __m256 negabs = _mm256_or_ps(v, _mm256_set1_ps(-0.0f));
+    const __m256 sp = _mm256_add_ps(pos, lpm_log1p_unit8(lpm_exp_nonpos8(negabs)));
+    return _mm256_blendv_ps(sp, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+#endif
+
 /* Sixteen floats as one value (GCC and clang vector extensions): arithmetic on it is
  * element-wise, a scalar operand is broadcast, and small arrays of it stay in registers
  * where GCC spills a float array that a vectorised loop accumulates into. AVX-512 builds
@@ -269,7 +392,37 @@ LPM_INLINE void lpm_hsum16x32(float *sums, const float (*rows)[32]) {
     v[0] = LPM_SHUFFLE_ADD(v[0], v[1], a4, a4 + 1);
     __builtin_memcpy(sums, &v[0], sizeof v[0]);
 }
+
+/* Eight horizontal sums in 8-lane vectors, for the narrow kernels (lpm_hsum16x32's
+ * 16-lane values live on the stack without AVX-512): lane j of the result is the sum of
+ * row j's first 8 nvec values (rows `stride` floats apart; nvec 3 or 4, a constant once
+ * inlined), its vectors added first, then a three-level butterfly of shuffles and adds. */
+typedef int32_t lpm_m8 __attribute__((vector_size(32)));
+LPM_INLINE void lpm_hsum8(float *sums, const float *rows, int stride, int nvec) {
+    /* the butterfly leaves row r's sum in lane bitreverse3(r): feed rows in that order */
+    static const int rev[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+    const lpm_m8 a1 = {0, 1, 2, 3, 8, 9, 10, 11}, a2 = {0, 1, 8, 9, 4, 5, 12, 13};
+    const lpm_m8 a3 = {0, 8, 2, 10, 4, 12, 6, 14};
+    lpm_v8 v[8];
+    LPM_UNROLL for (int i = 0; i < 8; i++) {
+        const float *r = rows + rev[i] * stride;
+        v[i] = LPM_LOAD8(r);
+        LPM_UNROLL for (int k = 1; k < nvec; k++) v[i] += (lpm_v8)LPM_LOAD8(r + 8 * k);
+    }
+    LPM_UNROLL for (int i = 0; i < 4; i++) v[i] = LPM_SHUFFLE_ADD(v[2 * i], v[2 * i + 1], a1, a1 + 4);
+    LPM_UNROLL for (int i = 0; i < 2; i++) v[i] = LPM_SHUFFLE_ADD(v[2 * i], v[2 * i + 1], a2, a2 + 2);
+    v[0] = LPM_SHUFFLE_ADD(v[0], v[1], a3, a3 + 1);
+    LPM_STORE8(sums, v[0]);
+}
 #else
+LPM_INLINE void lpm_hsum8(float *sums, const float *rows, int stride, int nvec) {
+    for (int j = 0; j < 8; j++) {
+        float s = 0.0f;
+        for (int c = 0; c < 8 * nvec; c++) s += rows[j * stride + c];
+        sums[j] = s;
+    }
+}
+
 LPM_INLINE void lpm_hsum16x32(float *sums, const float (*rows)[32]) {
     for (int j = 0; j < 16; j++) {
         float s = 0.0f;
@@ -278,5 +431,15 @@ LPM_INLINE void lpm_hsum16x32(float *sums, const float (*rows)[32]) {
     }
 }
 #endif
+
+/* lpm_hsum16x32 in the kernel's width (wide: a constant once inlined) */
+LPM_INLINE void lpm_hsum16(float *sums, const float (*rows)[32], int wide) {
+    if (wide) {
+        lpm_hsum16x32(sums, rows);
+    } else {
+        lpm_hsum8(sums, rows[0], 32, 4);
+        lpm_hsum8(sums + 8, rows[8], 32, 4);
+    }
+}
 
 #endif
