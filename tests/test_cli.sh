@@ -137,6 +137,14 @@ done
 "$bin" info "$A" | grep -q "20 x 18 x 17" && ok "info on a volume" || bad "info on a volume"
 "$bin" info "$w" | grep -q "LPM-Net weights: yes" && ok "info on weights" || bad "info on weights"
 "$bin" info "$tmp/w_missing.safetensors" | grep -q "LPM-Net weights: no" && ok "info on incomplete weights" || bad "info on incomplete weights"
+# info --cpu names the path the kernels take (this test runs in the builds with clones, where the CPU decides)
+want=portable
+if grep -qw avx512bw /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo; then want=avx512
+elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then want=avx2; fi
+case "$("$bin" info --cpu)" in
+  *"kernels  $want"*) ok "info --cpu: $("$bin" info --cpu | tail -1)" ;;
+  *) bad "info --cpu: $("$bin" info --cpu)" ;;
+esac
 
 rm -rf "$tmp"
 echo "$pass passed, $fail failed"

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "cuda/cuda.h"
 #include "io/io.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <nifti2_io.h>
@@ -17,7 +18,8 @@ static void usage(FILE *out) {
             "                                 weights file's tensors\n"
             "       lpmnet info --stats FILE  the header summary and the volume's min, max, mean\n"
             "       lpmnet info --model       which bundled model fuse uses without -m\n"
-            "       lpmnet info --device      the GPU --device cuda would use, or why there is none\n");
+            "       lpmnet info --device      the GPU --device cuda would use, or why there is none\n"
+            "       lpmnet info --cpu         the CPU and the kernels' instruction-set path on it\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -133,6 +135,13 @@ int cmd_info(int argc, char **argv) {
         const char *m = cli_default_model();
         if (!m) return cli_error(CMD, LPM_ERR_INPUT, "no bundled model found (set LPM_MODEL or pass -m to fuse)");
         printf("%s\n", m);
+        return 0;
+    }
+    if (!strcmp(argv[0], "--cpu")) {
+        char name[256];
+        lpm_cpu_name(name, sizeof name);
+        printf("cpu      %s (%d threads by default)\nkernels  %s\n", name, lpm_get_threads(),
+               lpm_kernel_path());
         return 0;
     }
     if (!strcmp(argv[0], "--device")) {

@@ -150,4 +150,9 @@ lpm_status lpm_net_backward(lpm_net *n, const lpm_params *p, lpm_params *grad,
 void lpm_recon_masks(float *m1, float *m2, int64_t D, int64_t H, int64_t W, double rec,
                      lpm_rng *rng);
 
+/* The kernels' instruction-set path on this CPU and build, as a line for people (isa.c),
+ * and the CPU's model name (/proc/cpuinfo; "unknown" where there is none). */
+const char *lpm_kernel_path(void);
+void lpm_cpu_name(char *buf, size_t n);
+
 #endif

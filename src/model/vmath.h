@@ -38,10 +38,11 @@
 #define LPM_NARROW __attribute__((target_clones("arch=x86-64-v3", "default"), noinline))
 #define LPM_WIDE_OR_BASE \
     __attribute__((target_clones("arch=x86-64-v4", "default"), noinline))
-static inline int lpm_cpu_wide(void) { return __builtin_cpu_supports("avx512f"); }
+/* The same tests as the target_clones resolver's, so a wide kernel runs exactly where the
+ * x86-64-v4 clones do (a CPU with AVX-512F alone, without BW/DQ/VL, takes the narrow path). */
+static inline int lpm_cpu_wide(void) { return __builtin_cpu_supports("x86-64-v4"); }
 static inline int lpm_cpu_avx2_only(void) {
-    return !__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-           __builtin_cpu_supports("fma");
+    return !__builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("x86-64-v3");
 }
 #else
 #define LPM_WIDE
