@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-process before/after of the Swin-Mamba layer (window.c, mamba.c, vmath.h) against an
+# One-process before/after of the Swin-Mamba layer (window.c, mamba.c, core/vmath.h) against an
 # older commit: both versions run alternately on the same 192x192 image of distinct windows,
 # forward then backward (bench/ab_swin.c). For kernel changes of a few per cent, which the
 # host's drift hides when two builds are timed apart (bench/compare.sh times whole commands).

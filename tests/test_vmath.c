@@ -1,7 +1,7 @@
-/* The vectorisable exp / log1p / softplus / sigmoid of src/model/vmath.h against libm,
+/* The vectorisable exp / log1p / softplus / sigmoid of src/core/vmath.h against libm,
  * in units in the last place, over the whole float range (every 251st bit pattern, plus
  * the edges: overflow, the subnormal range of exp, underflow to exactly 0, NaN, inf). */
-#include "model/vmath.h"
+#include "core/vmath.h"
 #include "test.h"
 
 #include <math.h>

@@ -1,10 +1,10 @@
-/* The AVX2 exp, sigmoid and softplus of src/model/vmath.h (lpm_exp_nonpos8, lpm_sigmoid8,
+/* The AVX2 exp, sigmoid and softplus of src/core/vmath.h (lpm_exp_nonpos8, lpm_sigmoid8,
  * lpm_softplus8: what the Mamba kernels run on CPUs without AVX-512) against libm, with the
  * bounds test_vmath.c holds the portable functions to: exp(x <= 0) within 1 ulp (results
  * below 2^-126 within 1.2e-38 absolute), sigmoid within 5 ulp, softplus within 3 ulp (true
  * values below 2^-126 within 2^-126 absolute), every 251st float in [-110, 110], plus the
  * edges (inf, NaN, the clamps). Skips (77) where the build or the CPU has no AVX2+FMA. */
-#include "model/vmath.h"
+#include "core/vmath.h"
 #include "test.h"
 
 #include <math.h>

@@ -1,7 +1,6 @@
 /* The metric set: names, selection, mask cropping, and the dispatch to the families. */
 #include "metrics.h"
 #include "core/core.h"
-#include "train/loss.h"
 
 #include <ctype.h>
 #include <math.h>

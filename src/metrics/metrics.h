@@ -64,4 +64,33 @@ lpm_status lpm_metric_vif(double *vif, const float *a, const float *b, const flo
 lpm_status lpm_metric_stats(lpm_metrics *out, const float *a, const float *b, const float *f,
                             int64_t D, int64_t H, int64_t W, const uint8_t *m, unsigned which);
 
+/* Mean 3D SSIM: 11^3 Gaussian window (sigma 1.5, sum 1), zero padding 5, C1 = 0.01^2,
+ * C2 = 0.03^2. Symmetric in x and y; the gradient is taken w.r.t. y:
+ * dy += scale * d(mean SSIM)/dy. Allocates about 6 volumes of float scratch. */
+lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, int64_t H,
+                      int64_t W, float *dy, double scale);
+
+/* SF = sqrt(mean(dD^2) + mean(dH^2) + mean(dW^2)), forward differences, each mean over
+ * its own count (an axis of size 1 has no differences and contributes 0).
+ * df += scale * dSF/df; at SF == 0 (constant f) the gradient is taken as 0. */
+lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, float *df,
+                  double scale);
+
+/* SSIM's scratch: the five filtered volumes, the filter's temporary volume, per-thread
+ * rows and per-slice sums. Kept across the SSIMs of one loss: mx and exx, x's statistics,
+ * survive a call (the backward overwrites only the other three), so an SSIM against the
+ * same x again skips two of its five filters. */
+typedef struct {
+    int64_t D, H, W;
+    float *buf, *rows;
+    double *slice_sum;
+} lpm_ssim_ws;
+
+lpm_status lpm_ssim_ws_alloc(lpm_ssim_ws *ws, int64_t D, int64_t H, int64_t W);
+void lpm_ssim_ws_free(lpm_ssim_ws *ws);
+/* lpm_ssim3d in a workspace (no size checks: the caller's); x_ready: ws already holds x's
+ * mx and exx from the previous call with the same x. */
+void lpm_ssim3d_ws(lpm_ssim_ws *ws, double *ssim, const float *x, const float *y, int x_ready,
+                   float *dy, double scale);
+
 #endif

@@ -6,7 +6,7 @@
  * band of rows per thread instead of full filtered float64 volumes. */
 #include "metrics.h"
 #include "core/core.h"
-#include "model/vmath.h"
+#include "core/vmath.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  *   a1 = W_ff1 f, a2 = W_ff2 f, t = sigmoid(W_time_a f + W_time_b f), m = a1 (1 - t) + t a2,
  *   out = tanh(W_fc m + b)/2 + 0.5, base = tanh(W_fc a1 + b)/2 + 0.5, detail likewise with a2. */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <string.h>
 

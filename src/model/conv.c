@@ -1,7 +1,7 @@
 /* Conv_in: Conv3d 2 -> 8, kernel 3x3x3, zero padding 1, bias (PyTorch cross-correlation):
  * X[d,h,w,o] = bias[o] + sum_{i,kd,kh,kw} w[o,i,kd,kh,kw] in_i[d+kd-1, h+kh-1, w+kw-1]. */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <string.h>
 

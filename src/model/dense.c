@@ -2,7 +2,7 @@
  * In the (R,Q,24) feature image: in = channels 16..23, y0 = 8..15, y1 = 0..7, so conv0 reads
  * channels 16..23 and conv1 reads 8..23 (= cat(y0, in) in PyTorch's channel order). */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Which instruction-set path the kernels take on this CPU, for `lpmnet info --cpu`: the
  * same tests vmath.h's dispatch makes (lpm_cpu_wide, lpm_cpu_avx2_only). */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* LayerNorm over the channels of each row: nn.LayerNorm(C, eps=1e-5), biased variance. */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <math.h>
 #include <string.h>

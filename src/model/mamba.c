@@ -16,7 +16,7 @@
  * (AVX-512) and 8-lane (AVX2) forms, chosen at run time (vmath.h's LPM_WIDE, LPM_NARROW);
  * the other hot loops are compiled for AVX-512, AVX2 and baseline x86-64 (LPM_CLONES). */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <math.h>
 #include <string.h>

@@ -14,7 +14,7 @@
  * the work. */
 #include "max3.h"
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <string.h>
 

@@ -10,7 +10,7 @@
  * computed, compares each gathered window with them and copies the output where one
  * matches: the same numbers, without the LayerNorm and the Mamba. */
 #include "model.h"
-#include "vmath.h"
+#include "../core/vmath.h"
 
 #include <string.h>
 

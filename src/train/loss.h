@@ -1,26 +1,15 @@
 /* The LPM-Net training objective (LPMNET.md section 2) with its gradients.
  *
  * Volumes are (D,H,W) in C order. Every gradient argument may be NULL (value only).
- * The building blocks (SSIM, SF, MSE) ACCUMULATE: d += scale * d(value)/d(input), so
- * one buffer can collect several terms. The loss functions below OVERWRITE their
+ * The building blocks (SSIM and SF, declared in metrics.h, and MSE) ACCUMULATE:
+ * d += scale * d(value)/d(input), so one buffer can collect several terms. The loss functions below OVERWRITE their
  * gradient outputs: they are the seeds of a backward pass.
  */
 #ifndef LPM_LOSS_H
 #define LPM_LOSS_H
 
 #include "../core/core.h"
-
-/* Mean 3D SSIM: 11^3 Gaussian window (sigma 1.5, sum 1), zero padding 5, C1 = 0.01^2,
- * C2 = 0.03^2. Symmetric in x and y; the gradient is taken w.r.t. y:
- * dy += scale * d(mean SSIM)/dy. Allocates about 6 volumes of float scratch. */
-lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, int64_t H,
-                      int64_t W, float *dy, double scale);
-
-/* SF = sqrt(mean(dD^2) + mean(dH^2) + mean(dW^2)), forward differences, each mean over
- * its own count (an axis of size 1 has no differences and contributes 0).
- * df += scale * dSF/df; at SF == 0 (constant f) the gradient is taken as 0. */
-lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, float *df,
-                  double scale);
+#include "../metrics/metrics.h" /* lpm_ssim3d, lpm_sf: the building blocks shared with metrics */
 
 /* Edge fidelity (lpmnet's addition, not in the authors' objective):
  * E = sum over the three axes of mean((d f - t)^2), d the forward difference along the axis
