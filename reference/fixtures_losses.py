@@ -26,7 +26,7 @@ def gauss_window(size=11, sigma=1.5, dtype=torch.float64):
 
 
 def ssim3d(x, y):
-    """Mean 3D SSIM of two (D, H, W) volumes, LPMNET.md section 2."""
+    """Mean 3D SSIM of two (D, H, W) volumes, docs/lpmnet.md section 2."""
     win = gauss_window(dtype=x.dtype)
 
     def filt(v):
@@ -63,7 +63,7 @@ def mse(x, y):
 
 
 def lpm_loss(A, B, Fu, Det, R, alpha, beta, gamma, lam, edge_w):
-    """Every term of LPMNET.md section 2 and lpmnet's edge term, then the total written
+    """Every term of docs/lpmnet.md section 2 and lpmnet's edge term, then the total written
     exactly as there."""
     t = {
         "mse_af": mse(A, Fu), "mse_bf": mse(B, Fu),

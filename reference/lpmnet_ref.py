@@ -1,4 +1,4 @@
-"""LPM-Net in plain PyTorch, written from docs/LPMNET.md section 1.
+"""LPM-Net in plain PyTorch, written from docs/lpmnet.md section 1.
 
 The module tree mirrors the authors' PMLNet so that state_dict() holds exactly their 92
 tensor names, in the order of src/model/params.c. No mamba_ssm, no CUDA kernels: the

@@ -1,10 +1,10 @@
-"""The twelve fusion metrics of docs/LPMNET.md section 3 in plain NumPy (float64).
+"""The twelve fusion metrics of docs/lpmnet.md section 3 in plain NumPy (float64).
 
-Written from the text of LPMNET.md, independently of src/metrics/: straightforward and
+Written from the text of docs/lpmnet.md, independently of src/metrics/: straightforward and
 vectorised (the MI Parzen histogram builds the full pixels x bins matrix), meant for small
 volumes. Volumes are (D, H, W) arrays; "slice-wise" means over the D images of H x W.
 
-Conventions shared with lpmnet (they are choices where LPMNET.md is silent):
+Conventions shared with lpmnet (they are choices where docs/lpmnet.md is silent):
 - all_metrics() scores A, B, F as given (callers normalise; the CLI below reads float32 and
   min-max normalises each whole volume to [0, 1] in float32 first, as `lpmnet metrics` does
   by default).
@@ -71,7 +71,7 @@ def ssim3d(x, y):
 
 # ----------------------------------------------------------------- QABF, NABF
 def sobel(v):
-    """Slice-wise Sobel (cross-correlation, zero padding 1) -> g, angle as in LPMNET.md."""
+    """Slice-wise Sobel (cross-correlation, zero padding 1) -> g, angle as in docs/lpmnet.md."""
     D, H, W = v.shape
     p = np.pad(v, ((0, 0), (1, 1), (1, 1)))
 
@@ -271,7 +271,7 @@ def all_metrics(A, B, F, mask=None):
 def main(argv):
     import argparse
     import nibabel as nib
-    ap = argparse.ArgumentParser(description="Fusion metrics of LPMNET.md section 3 (NumPy reference)")
+    ap = argparse.ArgumentParser(description="Fusion metrics of docs/lpmnet.md section 3 (NumPy reference)")
     ap.add_argument("A")
     ap.add_argument("B")
     ap.add_argument("F")

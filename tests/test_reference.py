@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks of the PyTorch reference (reference/lpmnet_ref.py), its safetensors helper and
 tools/pth2safetensors.py. Every layer is compared with a second, independent
-implementation written from LPMNET.md. Last line: "N passed, N failed"."""
+implementation written from docs/lpmnet.md. Last line: "N passed, N failed"."""
 import math
 import os
 import subprocess
@@ -56,7 +56,7 @@ def perturbed_model(seed):
 
 # ----------------------------------------------------------------- names and shapes
 def expected_table():
-    """The 92 (name, shape) pairs written out from LPMNET.md section 1."""
+    """The 92 (name, shape) pairs written out from docs/lpmnet.md section 1."""
     t = [("Conv_in.weight", (8, 2, 3, 3, 3)), ("Conv_in.bias", (8,))]
     for k in (1, 2, 3):
         for i in (0, 1):
@@ -84,7 +84,7 @@ def test_names():
     check(n == 26051, "26,051 parameters, got %d" % n)
     got = [(k, tuple(v.shape)) for k, v in sd.items()]
     want = expected_table()
-    check(got == want, "state_dict names/shapes/order differ from LPMNET.md: %s"
+    check(got == want, "state_dict names/shapes/order differ from docs/lpmnet.md: %s"
           % [x for x in zip(got, want) if x[0] != x[1]][:3])
 
 
@@ -108,7 +108,7 @@ def test_init():
 
 # ----------------------------------------------------------------- naive Mamba
 def naive_mamba(u, p):
-    """The Mamba block of LPMNET.md, one scalar at a time in Python floats.
+    """The Mamba block of docs/lpmnet.md, one scalar at a time in Python floats.
     u: list of L lists of 24 floats; p: dict of nested lists."""
     L, dm = len(u), 24
     silu = lambda v: v / (1 + math.exp(-v))  # noqa: E731

@@ -14,7 +14,7 @@ static void usage(FILE *out) {
             "usage: lpmnet metrics A B F [--json] [--mask M] [--no-normalize] [--only LIST]\n"
             "                            [--threads N]\n\n"
             "Scores the fused volume F against the sources A and B with the fusion metrics of\n"
-            "LPM-Net (docs/LPMNET.md section 3): ssim qabf mi scd vif ag psnr en sd sf nabf rsfe.\n"
+            "LPM-Net (docs/lpmnet.md section 3): ssim qabf mi scd vif ag psnr en sd sf nabf rsfe.\n"
             "The paper reports ssim, qabf, mi, scd, vif, ag, sd, rsfe (rsfe: 0 is ideal; rank by |rsfe|).\n\n"
             "  --json          one JSON object with the lower-case names and \"seconds\"; an undefined\n"
             "                  metric is null and its reason is in \"undefined\": {\"name\": \"why\"}\n"

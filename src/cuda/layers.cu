@@ -566,7 +566,7 @@ lpm_status cu_mamba_forward(float *out, const float *u, const lpm_mamba_params *
     return linear_forward(out, m->yg, p->out_proj, nseq * L, NC, NC, 0.0f);
 }
 
-/* Adjoint of the scan (GRADIENTS.md), one block per sequence, one thread per (c, n) lane,
+/* Adjoint of the scan (docs/lpmnet.md section 4), one block per sequence, one thread per (c, n) lane,
  * backwards in t: lam_t = gy_t C_t + a_(t+1) lam_(t+1). Writes dxc, the dt|B|C rows of
  * ddbc and dv (the gradient at dt_proj's output) per token; dA and dD per sequence. */
 __global__ void scan_backward_kernel(float *dxc, float *ddbc, float *dv, float *dApart,

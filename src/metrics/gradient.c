@@ -1,4 +1,4 @@
-/* QABF and NABF (LPMNET.md section 3): slice-wise Sobel edge preservation. */
+/* QABF and NABF (docs/lpmnet.md section 3): slice-wise Sobel edge preservation. */
 #include "metrics.h"
 #include "core/core.h"
 

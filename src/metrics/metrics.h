@@ -1,10 +1,10 @@
-/* The twelve fusion metrics of LPMNET.md section 3 (authors' conventions).
+/* The twelve fusion metrics of docs/lpmnet.md section 3 (authors' conventions).
  *
  * Everything is computed in double from float32 volumes (D, H, W), A and B the sources,
  * F the fused volume, all expected in [0, 1] (lpm_metrics_compute scores them as given:
  * `lpmnet metrics` min-max normalises each whole volume first unless --no-normalize).
  *
- * Choices where LPMNET.md is silent (reference/metrics_ref.py makes the same ones):
+ * Choices where docs/lpmnet.md is silent (reference/metrics_ref.py makes the same ones):
  *   - mask (nonzero = inside): A, B, F are first cropped to the mask's bounding box.
  *     SSIM and VIF (windowed) and QABF, NABF, MI (slice-wise) then run on the cropped
  *     volumes as if they were whole; SCD, PSNR, SD, EN use mask voxels only; norm255 in EN

@@ -1,4 +1,4 @@
-/* MI (LPMNET.md section 3): slice-wise normalised mutual information from Parzen histograms.
+/* MI (docs/lpmnet.md section 3): slice-wise normalised mutual information from Parzen histograms.
  *
  * Bin centres b_k = k * 255/127 (k = 0..127, as numpy.linspace(0, 255, 128)), weight
  * k(v, b) = exp(-0.5 t^2), t = (v - b)/0.1: with a spacing of 2.008 and sigma 0.1 only the

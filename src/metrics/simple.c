@@ -1,4 +1,4 @@
-/* Voxel statistics of LPMNET.md section 3: SCD, AG, PSNR, EN, SD, SF, rSFe.
+/* Voxel statistics of docs/lpmnet.md section 3: SCD, AG, PSNR, EN, SD, SF, rSFe.
  * Sums are formed per slice and added in slice order, so results do not depend on the
  * thread count. With a mask m, only mask voxels (and differences between two mask voxels)
  * count; see metrics.h. */

@@ -131,7 +131,7 @@ static lpm_status check_dims(const char *fn, const void *p, const void *q, int64
 
 /* The SSIM map of n voxels from the five filtered volumes, its sum returned; with q != 0
  * the backward coefficients q dS/dmy, q dS/dEyy, q dS/dExy overwrite my, eyy, exy
- * (GRADIENTS.md "Losses"). Double arithmetic; cloned, so the divisions run 8 at a time. */
+ * (docs/lpmnet.md section 4). Double arithmetic; cloned, so the divisions run 8 at a time. */
 LPM_CLONES static double ssim_map(const float *mx, float *my, const float *exx, float *eyy,
                                   float *exy, int64_t n, double q) {
     double s_sum = 0.0;

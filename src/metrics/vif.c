@@ -1,4 +1,4 @@
-/* VIF (LPMNET.md section 3): pixel-domain visual information fidelity, 3-D, four scales.
+/* VIF (docs/lpmnet.md section 3): pixel-domain visual information fidelity, 3-D, four scales.
  *
  * Every "valid" Gaussian filtering is separable (W, then H, then D) and streamed over the
  * D axis: each input slice is filtered in-plane into a ring of N slices, and an output

@@ -679,7 +679,7 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
     }
 }
 
-/* Adjoint of the scan, backwards in t (GRADIENTS.md, selective scan):
+/* Adjoint of the scan, backwards in t (docs/lpmnet.md section 4):
  * lam_t = gy_t C_t + a_(t+1) lam_(t+1), with b->v holding sigmoid(v), softplus'
  * (lpm_mamba_backward computes it for the whole sequence at once, in whole vectors).
  * Writes dxc = D gy + delta sum_n lam B (=) and the

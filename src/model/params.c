@@ -136,7 +136,7 @@ lpm_status lpm_weights_init(lpm_weights *w, uint64_t seed) {
     const lpm_tensor_info *tab = lpm_tensor_table();
     lpm_rng rng;
     lpm_rng_seed(&rng, seed);
-    /* Mamba sizes (LPMNET.md section 1). */
+    /* Mamba sizes (docs/lpmnet.md section 1). */
     const int dt_rank = 2;
     const double dt_min = 0.001, dt_max = 0.1, dt_floor = 1e-4;
     for (int i = 0; i < LPM_NUM_TENSORS; i++) {

@@ -1,5 +1,5 @@
 /* The LPM-Net training objective: MSE, edge fidelity and the losses built from them and
- * from metrics' SSIM and SF (LPMNET.md section 2, GRADIENTS.md "Losses").
+ * from metrics' SSIM and SF (docs/lpmnet.md sections 2 and 4).
  *
  * Sums that make a reported value are accumulated in double, per slice or per block,
  * and the partial sums are added in a fixed order, so a value does not depend on the

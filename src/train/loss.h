@@ -1,4 +1,4 @@
-/* The LPM-Net training objective (LPMNET.md section 2) with its gradients.
+/* The LPM-Net training objective (docs/lpmnet.md section 2) with its gradients.
  *
  * Volumes are (D,H,W) in C order. Every gradient argument may be NULL (value only).
  * The building blocks (SSIM and SF, declared in metrics.h, and MSE) ACCUMULATE:
