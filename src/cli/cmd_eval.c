@@ -302,7 +302,6 @@ int cmd_eval(int argc, char **argv) {
         if (!o.model) o.model = cli_default_model();
         if (!o.model) st = lpm_fail(LPM_ERR_USAGE, "method lpmnet needs weights: pass -m FILE");
         if (!st) st = lpm_weights_alloc(&w);
-        if (!st) st = lpm_check_input_file(o.model);  /* a FIFO would block the read forever */
         if (!st) st = lpm_weights_load(&w, o.model);
     }
     if (!st && mkdir(o.out, 0755) != 0 && errno != EEXIST)

@@ -375,11 +375,8 @@ lpm_status lpm_dataset_hash(const lpm_dataset *ds, const char *spec, uint64_t *h
 lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop) {
     for (int i = 0; i < ds->n; i++) {
         lpm_volume a = {0}, b = {0}, m = {0};
-        /* regular files only: reading a FIFO's header would wait forever */
-        lpm_status st = lpm_check_input_file(ds->a[i]);
-        if (!st) st = lpm_check_input_file(ds->b[i]);
-        if (!st && ds->mask[i]) st = lpm_check_input_file(ds->mask[i]);
-        if (!st) st = lpm_volume_read_header(ds->a[i], &a);
+        /* the header reader refuses a FIFO (which would wait forever) and any other non-file */
+        lpm_status st = lpm_volume_read_header(ds->a[i], &a);
         if (!st) st = lpm_volume_read_header(ds->b[i], &b);
         if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
         if (!st && ds->mask[i]) st = lpm_volume_read_header(ds->mask[i], &m);

@@ -227,13 +227,12 @@ static void param_name(int64_t i, char *buf, size_t n) {
     snprintf(buf, n, "parameter %" PRId64, i);
 }
 
-/* Weights (and Adam moments) read from a file must be finite: a NaN would spread through the
+/* A checkpoint's weights and Adam moments must be finite: a NaN would spread through the
  * first step and be written back as the run's result. */
 static lpm_status check_finite_state(const char *path, const float *w, const float *m, const float *v) {
     const float *arrays[3] = {w, m, v};
     const char *what[3] = {"weight", "Adam moment (adam.m of)", "Adam moment (adam.v of)"};
     for (int a = 0; a < 3; a++) {
-        if (!arrays[a]) continue;
         int64_t i = first_unusable(arrays[a], LPM_NUM_PARAMS, a == 0 ? LPM_WEIGHT_MAX_ABS : 0);
         if (i < 0) continue;
         char name[128], why[128];
@@ -416,8 +415,8 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         if ((st = load_checkpoint(&r))) goto done;
         if (!cfg->quiet) fprintf(stderr, "lpmnet train: resuming %s at step %" PRId64 "\n", r.ckpt_path, r.step);
     } else if (cfg->init) {
-        if ((st = lpm_check_input_file(cfg->init)) || (st = lpm_weights_load(&r.t.w, cfg->init))) goto done;
-        if ((st = check_finite_state(cfg->init, r.t.w.data, NULL, NULL))) goto done;
+        /* the loader refuses a FIFO, NaN/Inf and weights beyond LPM_WEIGHT_MAX_ABS */
+        if ((st = lpm_weights_load(&r.t.w, cfg->init))) goto done;
     } else if ((st = lpm_weights_init(&r.t.w, cfg->seed))) {
         goto done;
     }
