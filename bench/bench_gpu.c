@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
         /* the same fusion on the CPU (all cores): the GPU's output must stay within 1e-3 */
         lpm_volume fc, fg;
         double t0 = lpm_seconds();
-        if (lpm_fuse(&w, &va, &vb, &fc, NULL, NULL, 0, NULL, NULL)) return fail("lpm_fuse");
+        if (lpm_fuse(&w, &va, &vb, &fc, NULL, NULL, NULL, 0, NULL, NULL)) return fail("lpm_fuse");
         const double cpu_s = lpm_seconds() - t0;
         if (lpm_fuse_cuda(&w, &va, &vb, &fg, NULL, NULL)) return fail("lpm_fuse_cuda");
         double worst = 0;

@@ -21,12 +21,13 @@ BRATS=${LPM_REAL_DATA:-$ROOT/../shared/data/real}/brats_gli_00001_000/BraTS-GLI-
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# fuse BUILD A B: median wall seconds of REPS runs of `lpmnet fuse` (after one warm-up)
+# fuse BUILD A B: median wall seconds of REPS runs of `lpmnet fuse --exact` (one network pass;
+# builds older than --exact cannot be timed here) after one warm-up
 fuse() {
     local bin=$1/lpmnet; shift
-    "$bin" fuse "$@" -o "$TMP/fused.nii.gz" --threads "$THREADS" >/dev/null 2>&1
+    "$bin" fuse "$@" -o "$TMP/fused.nii.gz" --exact --threads "$THREADS" >/dev/null 2>&1
     for ((i = 0; i < REPS; i++)); do
-        /usr/bin/time -f %e "$bin" fuse "$@" -o "$TMP/fused.nii.gz" --threads "$THREADS" 2>&1 >/dev/null |
+        /usr/bin/time -f %e "$bin" fuse "$@" -o "$TMP/fused.nii.gz" --exact --threads "$THREADS" 2>&1 >/dev/null |
             tail -1
     done | median
 }

@@ -127,17 +127,36 @@ float *lpm_weights_tensor(const lpm_weights *w, const char *name);
 
 /* ----------------------------------------------------------------- fusion */
 
-/* Fuse two volumes on one grid with LPM-Net: normalise each to [0, 1], zero-pad to
- * multiples of 16, run the network, crop back. fused (and base, detail when not NULL)
- * are allocated with a's geometry, float32 in [0, 1]. threads <= 0: all cores.
- * progress may be NULL; it is called with (done, total) units of work. */
+/* How lpm_fuse runs the network.
+ * passes: 1 runs the network once, as the authors do. P = 2, 4, 8 or 16 averages P passes
+ *   whose inputs are shifted by 0, 16/P, 2*16/P, ... voxels along all three axes: each pass
+ *   puts the 16x16 Mamba windows somewhere else on the anatomy, so the faint seams a single
+ *   pass leaves at the window borders are spread out and averaged down. Costs P passes.
+ * zero_background: 1 sets the fused volume to exactly 0 wherever both normalised inputs
+ *   are 0 (the head's tanh/2 + 0.5 only approaches 0); base and detail are left as the
+ *   network gives them. */
+typedef struct {
+    int passes;
+    int zero_background;
+} lpm_fuse_options;
+extern const lpm_fuse_options LPM_FUSE_EXACT;   /* {1, 0}: the authors' forward pass */
+extern const lpm_fuse_options LPM_FUSE_DEFAULT; /* {4, 1}: what lpmnet fuse does */
+
+/* Fuse two volumes on one grid with LPM-Net: normalise each to [0, 1] (min-max), zero-pad
+ * to multiples of 16, run the network, crop back (options NULL: LPM_FUSE_EXACT). fused (and
+ * base, detail when not NULL) are allocated with a's geometry, float32 in [0, 1].
+ * threads <= 0: all cores. progress may be NULL; it is called with (done, total) units of
+ * work over all passes. */
 typedef void (*lpm_progress_fn)(void *ctx, int64_t done, int64_t total);
 lpm_status lpm_fuse(const lpm_weights *w, const lpm_volume *a, const lpm_volume *b,
                     lpm_volume *fused, lpm_volume *base, lpm_volume *detail,
-                    int threads, lpm_progress_fn progress, void *progress_ctx);
+                    const lpm_fuse_options *options, int threads, lpm_progress_fn progress,
+                    void *progress_ctx);
 
-/* Phantom: a brain-like multimodal volume set, deterministic for a seed.
- * Writes DIR/t1.nii.gz, t2.nii.gz, flair.nii.gz, pd.nii.gz, ct.nii.gz, labels.nii.gz. */
+/* Phantom: a brain-like multimodal volume set on a 1 mm grid, deterministic for a seed.
+ * Writes DIR/t1.nii.gz, t2.nii.gz, flair.nii.gz, pd.nii.gz (MR, arbitrary units), ct.nii.gz
+ * (HU), pet.nii.gz (FDG-PET, counts), spect.nii.gz (perfusion SPECT, counts), labels.nii.gz.
+ * (`lpmnet phantom --body thorax` also makes a chest phantom.) */
 lpm_status lpm_phantom_write(const char *dir, int64_t D, int64_t H, int64_t W, uint64_t seed);
 
 #ifdef __cplusplus

@@ -17,7 +17,7 @@ bad() { fail=$((fail + 1)); echo "FAIL $1" >&2; }
 model="$src/models/lpmnet-mri.safetensors"
 "$bin" phantom --out "$tmp/ph" --shape 45,61,77 >/dev/null || { echo "phantom failed"; exit 1; }
 for dev in cuda cpu; do
-  if "$bin" fuse "$tmp/ph/t1.nii.gz" "$tmp/ph/t2.nii.gz" -o "$tmp/$dev.nii.gz" -m "$model" \
+  if "$bin" fuse "$tmp/ph/t1.nii.gz" "$tmp/ph/t2.nii.gz" -o "$tmp/$dev.nii.gz" -m "$model" --exact \
        --device "$dev" --components "$tmp/c_$dev" 2>/dev/null; then ok "fuse --device $dev"
   else bad "fuse --device $dev exited $?"; fi
   "$bin" metrics "$tmp/ph/t1.nii.gz" "$tmp/ph/t2.nii.gz" "$tmp/$dev.nii.gz" --json |

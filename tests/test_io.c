@@ -714,13 +714,13 @@ static void test_weights_hostile(void) {
         a.data[i] = (float)(i % 37);
         b.data[i] = (float)((i * 7) % 23);
     }
-    CHECK(lpm_fuse(&w, &a, &b, &fused, &base, NULL, 1, NULL, NULL) == LPM_OK, "%s", lpm_last_error());
+    CHECK(lpm_fuse(&w, &a, &b, &fused, &base, NULL, NULL, 1, NULL, NULL) == LPM_OK, "%s", lpm_last_error());
     lpm_volume_free(&fused);
     lpm_volume_free(&base);
     /* x1000: every |w| below the load bound, yet the network overflows */
     for (int i = 0; i < LPM_NUM_PARAMS; i++) w.data[i] *= 1000;
     CHECK(max_abs(w.data, LPM_NUM_PARAMS) < 1e4, "scaled weights beyond the load bound");
-    CHECK_ERR(lpm_fuse(&w, &a, &b, &fused, &base, NULL, 1, NULL, NULL), LPM_ERR_INPUT,
+    CHECK_ERR(lpm_fuse(&w, &a, &b, &fused, &base, NULL, NULL, 1, NULL, NULL), LPM_ERR_INPUT,
               "the model gives non-finite values for these inputs", "volume: ", "at voxel x=");
     CHECK(fused.data == NULL && base.data == NULL, "a failed fuse returned volumes");
     lpm_volume_free(&fused);

@@ -159,6 +159,74 @@ static void test_closed_forms(void) {
     free(zero), free(a), free(f);
 }
 
+/* ------------------------------------------------------------- seam index */
+
+/* F = w/64 + floor(w/16)/16 on (D, H, W) = (20, 20, 40): along x every difference is 1/64
+ * except 5/64 at w = 16, 32, so r = 5 there, 1/3 at w = 15, 17, 31, 33 and 1 at the other
+ * 31 planes of 2..38: index 5 / ((31 + 4/3) / 35) = 525/97. F is constant along y and z:
+ * every difference 0, no defined ratio. Scaling by max F leaves all values but w = 0's above
+ * 0.01, so every pair along x counts. */
+static void test_seam(void) {
+    enum { D = 20, H = 20, W = 40 };
+    int64_t n = D * H * W;
+    float *f = malloc(sizeof(float) * (size_t)n);
+    uint8_t *mask = malloc((size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t w = i % W;
+        f[i] = (float)w / 64.0f + (float)(w / 16) / 16.0f;
+        mask[i] = 1;
+    }
+    double idx[3];
+    const char *why[3];
+    CHECK(lpm_seam_index_why(idx, why, f, D, H, W, NULL) == LPM_OK, "%s", lpm_last_error());
+    CHECK(fabs(idx[0] - 525.0 / 97.0) < 1e-12, "seam ramp+steps: x %.15g, want %.15g", idx[0], 525.0 / 97.0);
+    CHECK(isnan(idx[1]) && isnan(idx[2]) && why[1] && strstr(why[1], "no defined ratio") && why[0] == NULL,
+          "seam along constant axes: %g %g (%s)", idx[1], idx[2], why[1] ? why[1] : "no reason");
+
+    /* the same inside a mask that leaves out a row of 100s: scaled over mask voxels, the
+     * pairs with an outside voxel skipped, so the index does not move */
+    for (int64_t i = 0; i < n; i++)
+        if (i / W % H == 0) f[i] = 100, mask[i] = 0;
+    CHECK(lpm_seam_index(idx, f, D, H, W, mask) == LPM_OK, "%s", lpm_last_error());
+    CHECK(fabs(idx[0] - 525.0 / 97.0) < 1e-12, "seam masked: x %.15g, want %.15g", idx[0], 525.0 / 97.0);
+    /* without the mask, scaling by 100 puts the whole ramp under the 0.01 floor */
+    CHECK(lpm_seam_index(idx, f, D, H, W, NULL) == LPM_OK && isnan(idx[0]),
+          "seam without the mask: x %.15g, want undefined", idx[0]);
+
+    /* an axis of 17 planes: undefined, and says so */
+    CHECK(lpm_seam_index_why(idx, why, f, D, H, 17, NULL) == LPM_OK && isnan(idx[0]) && why[0] &&
+              strstr(why[0], "shorter than 18"), "17 planes along x: %g (%s)", idx[0], why[0] ? why[0] : "");
+    memset(mask, 0, (size_t)n);
+    CHECK(lpm_seam_index(idx, f, D, H, W, mask) == LPM_ERR_INPUT, "empty mask accepted");
+    f[7] = NAN;
+    CHECK(lpm_seam_index(idx, f, D, H, W, NULL) == LPM_ERR_INPUT, "NaN voxel accepted");
+    free(f), free(mask);
+
+    /* a BraTS-sized noise volume: the same bits on 1 and 2 threads, and fast */
+    enum { BD = 155, BH = 240, BW = 240 };
+    size_t bn = (size_t)BD * BH * BW;
+    float *big = malloc(sizeof(float) * bn);
+    lpm_rng rng;
+    lpm_rng_seed(&rng, 7);
+    for (size_t i = 0; i < bn; i++) big[i] = (float)lpm_rng_uniform(&rng);
+    double one[3], two[3];
+    int threads = lpm_get_threads();
+    lpm_set_threads(1);
+    CHECK(lpm_seam_index(one, big, BD, BH, BW, NULL) == LPM_OK, "%s", lpm_last_error());
+    lpm_set_threads(2);
+    double t0 = lpm_seconds();
+    CHECK(lpm_seam_index(two, big, BD, BH, BW, NULL) == LPM_OK, "%s", lpm_last_error());
+    double secs = lpm_seconds() - t0;
+    lpm_set_threads(threads);
+    CHECK(memcmp(one, two, sizeof one) == 0, "seam index depends on the threads: %.17g %.17g %.17g vs %.17g %.17g %.17g",
+          one[0], one[1], one[2], two[0], two[1], two[2]);
+    /* uniform noise: every ratio near 1 */
+    CHECK(fabs(one[0] - 1) < 0.02 && fabs(one[1] - 1) < 0.02 && fabs(one[2] - 1) < 0.02,
+          "noise seam index %.6g %.6g %.6g, want ~1", one[0], one[1], one[2]);
+    printf("  ok   seam index 155x240x240 on 2 threads: %.3f s (%.6f %.6f %.6f)\n", secs, one[0], one[1], one[2]);
+    free(big);
+}
+
 /* ---------------------------------------------------------------- real data */
 
 /* value of "key": in a flat JSON object; NAN if absent or null */
@@ -298,6 +366,7 @@ static void test_real(void) {
 
 int main(void) {
     test_closed_forms();
+    test_seam();
     test_fixtures();
     test_real();
     return test_summary();

@@ -146,7 +146,7 @@ static void test_fuse_padding(const lpm_params *p, const float *a, const float *
     CHECK(net && lpm_net_forward(net, p, pa, pb, 0, ref[0], ref[1], ref[2], NULL, NULL) == LPM_OK,
           "%s", lpm_last_error());
     lpm_net_free(net);
-    lpm_status st = lpm_fuse(w, &va, &vb, &out[0], &out[1], &out[2], 2, NULL, NULL);
+    lpm_status st = lpm_fuse(w, &va, &vb, &out[0], &out[1], &out[2], NULL, 2, NULL, NULL);
     CHECK(st == LPM_OK, "lpm_fuse: %s", lpm_last_error());
     if (st == LPM_OK) {
         const char *names[3] = {"lpm_fuse 13x30x45 fused", "lpm_fuse 13x30x45 base",
@@ -165,12 +165,78 @@ static void test_fuse_padding(const lpm_params *p, const float *a, const float *
     /* a different grid is refused */
     lpm_volume vc;
     if (lpm_volume_alloc(&vc, W, H, D - 1) == LPM_OK) {
-        CHECK(lpm_fuse(w, &va, &vc, &out[0], NULL, NULL, 1, NULL, NULL) == LPM_ERR_INPUT,
+        CHECK(lpm_fuse(w, &va, &vc, &out[0], NULL, NULL, NULL, 1, NULL, NULL) == LPM_ERR_INPUT,
               "lpm_fuse accepted two grids");
         lpm_volume_free(&vc);
     }
     lpm_volume_free(&va), lpm_volume_free(&vb);
     free(pa), free(pb), free(ref[0]), free(ref[1]), free(ref[2]);
+}
+
+/* lpm_fuse with LPM_FUSE_DEFAULT on a 13x30x45 volume against its definition computed by
+ * hand: the inputs normalised, a corner block where both are at their minimum; for each
+ * shift s = 0, 4, 8, 12 the inputs placed at (s,s,s) in a zero volume whose sides are
+ * multiples of 16, the network run, the block at (s,s,s) taken; the four averaged in that
+ * order; 0 where both normalised inputs are 0. */
+static void test_fuse_passes(const lpm_params *p, const float *a, const float *b,
+                             const lpm_weights *w) {
+    const int64_t D = 13, H = 30, W = 45;
+    const size_t n = (size_t)(D * H * W);
+    lpm_volume va, vb, out;
+    if (lpm_volume_alloc(&va, W, H, D) != LPM_OK || lpm_volume_alloc(&vb, W, H, D) != LPM_OK) {
+        CHECK(0, "%s", lpm_last_error());
+        return;
+    }
+    float *norm[2] = {alloc_f(n), alloc_f(n)}, *want = alloc_f(n);
+    for (int k = 0; k < 2; k++) {
+        float *v = k ? vb.data : va.data;
+        const float *src = k ? b : a;
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t x = 0; x < W; x++) /* values in [0, 1]; the corner block 0 */
+                    v[(d * H + h) * W + x] = d < 5 && h < 9 && x < 11 ? 0.0f : 0.1f + 0.8f * src[(d * 32 + h) * 48 + x];
+        float lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < n; i++) lo = fminf(lo, v[i]), hi = fmaxf(hi, v[i]);
+        for (size_t i = 0; i < n; i++) norm[k][i] = (v[i] - lo) / (hi - lo);
+    }
+    for (int s = 0; s < 16; s += 4) {
+        const int64_t Dp = lpm_pad16(D + s), Hp = lpm_pad16(H + s), Wp = lpm_pad16(W + s);
+        const size_t np = (size_t)(Dp * Hp * Wp);
+        float *pa = alloc_f(np), *pb = alloc_f(np), *po = alloc_f(np);
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t x = 0; x < W; x++) {
+                    pa[((d + s) * Hp + h + s) * Wp + x + s] = norm[0][(d * H + h) * W + x];
+                    pb[((d + s) * Hp + h + s) * Wp + x + s] = norm[1][(d * H + h) * W + x];
+                }
+        lpm_net *net = lpm_net_create(Dp, Hp, Wp, LPM_NET_INFER);
+        CHECK(net && lpm_net_forward(net, p, pa, pb, 0, po, NULL, NULL, NULL, NULL) == LPM_OK,
+              "%s", lpm_last_error());
+        lpm_net_free(net);
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t x = 0; x < W; x++) {
+                    float *o = want + (d * H + h) * W + x;
+                    const float v = 0.25f * po[((d + s) * Hp + h + s) * Wp + x + s];
+                    *o = s == 0 ? v : *o + v;
+                }
+        free(pa), free(pb), free(po);
+    }
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++)
+        if (norm[0][i] == 0.0f && norm[1][i] == 0.0f) want[i] = 0.0f, zeros++;
+    CHECK(zeros >= 5 * 9 * 11, "the test's background block is missing (%zu zeros)", zeros);
+    lpm_status st = lpm_fuse(w, &va, &vb, &out, NULL, NULL, &LPM_FUSE_DEFAULT, 2, NULL, NULL);
+    CHECK(st == LPM_OK, "lpm_fuse 4 passes: %s", lpm_last_error());
+    if (st == LPM_OK) {
+        CHECK_CLOSE("lpm_fuse 4 passes + background rule", out.data, want, n, 0, 0);
+        lpm_volume_free(&out);
+    }
+    lpm_fuse_options bad = {.passes = 3};
+    CHECK(lpm_fuse(w, &va, &vb, &out, NULL, NULL, &bad, 1, NULL, NULL) == LPM_ERR_USAGE,
+          "lpm_fuse accepted 3 passes");
+    lpm_volume_free(&va), lpm_volume_free(&vb);
+    free(norm[0]), free(norm[1]), free(want);
 }
 
 /* Blank images (X = Conv_in's bias all over: both inputs 0 around them) take the branch
@@ -333,6 +399,7 @@ static void test_small(const lpm_st_file *f) {
     CHECK(kept / (2.0 * n) > 0.6 && kept / (2.0 * n) < 0.95, "kept fraction %.3f", kept / (2.0 * n));
 
     test_fuse_padding(&p, a, b, &w);
+    test_fuse_passes(&p, a, b, &w);
 
     for (int t = 0; t < 2; t++)
         for (int j = 0; j < 3; j++) free(out[t][j]);
@@ -358,7 +425,7 @@ static void test_large(const char *path, int64_t D, int64_t H, int64_t W) {
         memcpy(vb.data, b, n * sizeof(float));
         double t0 = lpm_seconds();
         clock_t c0 = clock();
-        lpm_status st = lpm_fuse(&w, &va, &vb, &out[0], &out[1], &out[2], 1, NULL, NULL);
+        lpm_status st = lpm_fuse(&w, &va, &vb, &out[0], &out[1], &out[2], NULL, 1, NULL, NULL);
         double secs = lpm_seconds() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
         CHECK(st == LPM_OK, "lpm_fuse: %s", lpm_last_error());
         if (st == LPM_OK) {

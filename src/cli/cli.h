@@ -9,6 +9,7 @@
 
 int cmd_fuse(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_models(int argc, char **argv);
 int cmd_phantom(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -47,9 +48,23 @@ typedef struct {
 void cli_progress(void *ctx, int64_t done, int64_t total);
 void cli_progress_end(cli_progress_state *s);
 
-/* The bundled default model: $LPM_MODEL, else <bindir>/../share/lpmnet/lpmnet-mri.safetensors,
- * else <source tree>/models/lpmnet-mri.safetensors. NULL when none exists. */
+/* The bundled models, one per modality family ("mri" is the default), each
+ * lpmnet-NAME.safetensors beside a card lpmnet-NAME.md (data, recipe, test scores), in
+ * <bindir>/../share/lpmnet/ or else <source tree>/models/. */
+typedef struct {
+    const char *name, *pairs;
+} cli_model_family;
+extern const cli_model_family cli_model_families[]; /* ends with a NULL name */
+int cli_model_known(const char *name);
+/* The bundled file lpmnet-NAME<ext> (ext ".safetensors" or ".md"), NULL when absent; the
+ * path is in a static buffer that the next call reuses. */
+const char *cli_bundled_model(const char *name, const char *ext);
+/* $LPM_MODEL, else the bundled mri model; NULL when neither exists. */
 const char *cli_default_model(void);
+/* -m/--model: a family name (mri, ct-mr, pet-mr, pet-ct) or a weights file; NULL = the
+ * default. Sets *path, or prints the error (an unknown name lists the names) and returns
+ * LPM_ERR_USAGE. */
+int cli_resolve_model(const char *cmd, const char *name_or_file, const char **path);
 
 /* Refuses to let an output replace an input. Each output (and, for a .hdr/.img pair, its
  * companion files, with and without .gz) is compared with every input (and its companions)
@@ -63,5 +78,37 @@ int cli_refuse_input_as_output(const char *cmd, const char *output, const char *
 /* Reads two volumes at once, each on its own thread (decompressing a .nii.gz is serial):
  * the status of the first that failed, A's before B's, with its message. */
 lpm_status cli_read_pair(const char *path_a, lpm_volume *a, const char *path_b, lpm_volume *b);
+
+/* Intensity preprocessing options of fuse, eval and train (src/prep/prep.h, docs/preprocessing.md).
+ * Start from lpm_prep p = {0} (plain min-max) and, in the option loop,
+ *     int r = cli_prep_option(CMD, argc, argv, &i, &p);
+ *     if (r == CLI_PREP_BAD) return LPM_ERR_USAGE;
+ *     if (r) continue;
+ * cli_prep_option returns 1 when argv[*i] was --clip, --ct-window or --mask and its value was
+ * good (*i then points at the value; p is updated), 0 when argv[*i] is none of them (nothing
+ * changed), CLI_PREP_BAD when the value is missing or bad (the message is printed; p unchanged).
+ * CLI_PREP_HELP is the options' lines for a usage text. */
+#include "prep/prep.h"
+#define CLI_PREP_BAD (-1)
+int cli_prep_option(const char *cmd, int argc, char **argv, int *i, lpm_prep *p);
+#define CLI_PREP_HELP                                                                      \
+    "  --clip LOW,HIGH       clip each input to its LOW-th..HIGH-th intensity percentiles\n" \
+    "                        before scaling to [0,1] (e.g. 0.5,99.5; PET: 0,99.5)\n"         \
+    "  --ct-window W         map this Hounsfield window of the CT input to [0,1]: bone\n"    \
+    "                        (2000,500), soft (400,40), lung (1500,-600) or WIDTH,LEVEL\n"   \
+    "  --mask FILE           normalise inside FILE's nonzero voxels (A's grid), 0 outside\n" \
+    "                        [default: --clip 0.5,100]\n"
+/* Applies p to a pair after reading (and resampling): reads p->mask_path on A's grid when set,
+ * then lpm_prep_pair (ct_input: 0 = A is the CT, 1 = B, -1 = whichever looks like CT). Returns
+ * the status with the message recorded (print it with cli_fail). */
+lpm_status cli_prep_inputs(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
+                           const char *name_b, int ct_input);
+/* The default when neither --clip nor --ct-window is given: the lowest 0.5 % of each input's
+ * voxels clipped, then min-max, so that a few outliers below the background (negative
+ * values of a resampled scan) leave the background at 0 (docs/preprocessing.md says how it
+ * was chosen). exact: no preprocessing option allowed, plain min-max. Returns 0, or prints
+ * the error and returns LPM_ERR_USAGE. */
+#define CLI_PREP_DEFAULT_CLIP_LO 0.5
+int cli_prep_finish(const char *cmd, lpm_prep *p, int exact);
 
 #endif

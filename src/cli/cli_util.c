@@ -109,10 +109,30 @@ void cli_progress_end(cli_progress_state *s) {
 
 static int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
-const char *cli_default_model(void) {
+const cli_model_family cli_model_families[] = {
+    {"mri", "MR/MR: T1, T2, FLAIR, PD and their contrast-enhanced forms"},
+    {"ct-mr", "CT/MR: CT (Hounsfield units) with an MR contrast"},
+    {"pet-mr", "PET/MR and SPECT/MR: a functional volume with an MR contrast"},
+    {"pet-ct", "PET/CT and SPECT/CT: a functional volume with CT"},
+    {NULL, NULL}};
+
+static const char *model_names(void) {
+    static char names[128];
+    if (!names[0])
+        for (const cli_model_family *f = cli_model_families; f->name; f++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     f == cli_model_families ? "" : ", ", f->name);
+    return names;
+}
+
+int cli_model_known(const char *name) {
+    for (const cli_model_family *f = cli_model_families; f->name; f++)
+        if (!strcmp(f->name, name)) return 1;
+    return 0;
+}
+
+const char *cli_bundled_model(const char *name, const char *ext) {
     static char path[4200];
-    const char *env = getenv("LPM_MODEL");
-    if (env && *env) return env;
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -120,15 +140,44 @@ const char *cli_default_model(void) {
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(path, sizeof path, "%s/../share/lpmnet/lpmnet-mri.safetensors", exe);
+            snprintf(path, sizeof path, "%s/../share/lpmnet/lpmnet-%s%s", exe, name, ext);
             if (file_exists(path)) return path;
         }
     }
 #ifdef LPM_SOURCE_DIR
-    snprintf(path, sizeof path, "%s/models/lpmnet-mri.safetensors", LPM_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/models/lpmnet-%s%s", LPM_SOURCE_DIR, name, ext);
     if (file_exists(path)) return path;
 #endif
     return NULL;
+}
+
+const char *cli_default_model(void) {
+    const char *env = getenv("LPM_MODEL");
+    if (env && *env) return env;
+    return cli_bundled_model("mri", ".safetensors");
+}
+
+int cli_resolve_model(const char *cmd, const char *name_or_file, const char **path) {
+    if (!name_or_file) {
+        if (!(*path = cli_default_model()))
+            return cli_error(cmd, LPM_ERR_USAGE, "no weights given and no bundled model found: "
+                             "pass -m FILE or set LPM_MODEL");
+        return 0;
+    }
+    /* a path (a folder separator or the weights' extension) is taken as given: the loader
+     * names it if it is missing */
+    if (strchr(name_or_file, '/') || strstr(name_or_file, ".safetensors") ||
+        file_exists(name_or_file)) {
+        *path = name_or_file;
+        return 0;
+    }
+    if (!cli_model_known(name_or_file))
+        return cli_error(cmd, LPM_ERR_USAGE, "unknown model '%s': the bundled models are %s "
+                         "(or pass a .safetensors file)", name_or_file, model_names());
+    if (!(*path = cli_bundled_model(name_or_file, ".safetensors")))
+        return cli_error(cmd, LPM_ERR_USAGE, "model '%s' is not installed here (see lpmnet models)",
+                         name_or_file);
+    return 0;
 }
 
 int cli_parse_device(const char *cmd, const char *s, int *cuda) {

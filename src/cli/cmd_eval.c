@@ -15,23 +15,32 @@
 
 static const char *CMD = "eval";
 enum { MAX_METHODS = 16 };
+/* the columns of the reports: the twelve metrics, then the seam index along x, y, z */
+enum { N_COLUMNS = LPM_NUM_METRICS + 3 };
+static const char *const SEAM_NAMES[3] = {"seam_x", "seam_y", "seam_z"};
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lpmnet eval --data SPEC --out DIR [options]\n\n"
             "Fuse every case with every method, score each result with the twelve metrics and\n"
-            "write DIR/metrics.csv (one row per case and method), DIR/summary.md (mean and SD\n"
-            "per method, the best marked) and DIR/montage_<case>.png (mid-slices of A, B and\n"
-            "every result).\n\n"
+            "the window-seam index along x, y, z (1.0 = no seam at planes 16, 32, ...) and write\n"
+            "DIR/metrics.csv (one row per case and method), DIR/summary.md (mean and SD per\n"
+            "method, the best marked) and DIR/montage_<case>.png (mid-slices of A, B and every\n"
+            "result).\n\n"
             "  --data SPEC        folder of subject folders (with --pair) or a CSV file a,b[,mask]\n"
             "  --pair A,B         modality keys for a folder dataset\n"
             "  --methods LIST     [lpmnet,average,max,pca,dwt,laplacian]; also: guided\n"
-            "  -m, --model FILE   LPM-Net weights [default: the bundled model]\n"
+            "  -m, --model M      a bundled model (mri, ct-mr, pet-mr, pet-ct; see lpmnet models)\n"
+            "                     or LPM-Net weights (.safetensors) [default: mri]\n"
+            "  --exact            LPM-Net as the authors compute it and plain min-max inputs\n"
+            "                     (default: as lpmnet fuse does, 4 passes, --clip 0.5,100)\n"
+            "  --clip LOW,HIGH    clip every input to these percentiles before scaling\n"
+            "  --ct-window W      CT window (bone, soft, lung, or WIDTH,LEVEL) for the CT input\n"
             "  --mask-key KEY     score inside this mask modality (folder datasets)\n"
             "  --split S          all (default), train or test (IndicesTrain/Test.txt)\n"
             "  --save-fused       also write DIR/<case>_<method>.nii.gz\n"
             "  --out DIR          output folder (created)\n"
-            "  --device D         cpu (default) or cuda (LPM-Net on an NVIDIA GPU)\n"
+            "  --device D         cpu (default) or cuda (LPM-Net on an NVIDIA GPU, one pass)\n"
             "  --threads N        threads (default: all cores)\n\n"
             "A case that cannot be read or fused (a missing or corrupt file, grids that differ)\n"
             "does not stop the others: it is left out of metrics.csv and listed with the reason\n"
@@ -41,24 +50,44 @@ static void usage(FILE *out) {
 
 typedef struct {
     const char *data, *pair, *methods, *model, *mask_key, *out, *split;
-    int save_fused, cuda;
+    int save_fused, cuda, exact;
     long threads;
+    lpm_prep prep;
 } eval_args;
 
 typedef struct {
     int n_methods, n_cases;
     char method[MAX_METHODS][32];
     lpm_metrics *m;    /* [case][method] */
+    double *seam;      /* [case][method][axis] */
     double *seconds;   /* [case][method] */
     char **failed;     /* [case]: why the case failed, NULL when it was scored */
     int n_failed;
 } results;
 
-/* Higher is better except NABF (artefacts) and rSFe (ranked by |rSFe|). */
-static double score_for_ranking(int metric, double v) {
-    const char *name = lpm_metric_name(metric);
+static const char *column_name(int k) {
+    return k < LPM_NUM_METRICS ? lpm_metric_name(k) : SEAM_NAMES[k - LPM_NUM_METRICS];
+}
+
+/* Column k of case c, method j. */
+static double column_value(const results *r, int c, int j, int k) {
+    int at = c * r->n_methods + j;
+    return k < LPM_NUM_METRICS ? lpm_metric_value(&r->m[at], k) : r->seam[at * 3 + k - LPM_NUM_METRICS];
+}
+
+/* Whether case c, method j counts in column k's mean: every scored case, but a seam index
+ * only where it is defined (an axis shorter than 18 voxels has none). */
+static int in_mean(const results *r, int c, int j, int k) {
+    return !r->failed[c] && (k < LPM_NUM_METRICS || !isnan(column_value(r, c, j, k)));
+}
+
+/* Higher is better except NABF (artefacts), rSFe (ranked by |rSFe|) and the seam indices
+ * (closest to 1, no seam). */
+static double score_for_ranking(int column, double v) {
+    const char *name = column_name(column);
     if (!strcmp(name, "nabf")) return -v;
     if (!strcmp(name, "rsfe")) return -fabs(v);
+    if (column >= LPM_NUM_METRICS) return -fabs(v - 1);
     return v;
 }
 
@@ -79,13 +108,12 @@ static lpm_status write_csv(const char *dir, const lpm_dataset *ds, const result
     lpm_status st = lpm_atomic_open(&f, path);
     if (st) return st;
     fprintf(f.fp, "case,method,seconds");
-    for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, ",%s", lpm_metric_name(k));
+    for (int k = 0; k < N_COLUMNS; k++) fprintf(f.fp, ",%s", column_name(k));
     fputc('\n', f.fp);
     for (int c = 0; c < r->n_cases; c++)
         for (int j = 0; j < r->n_methods && !r->failed[c]; j++) {
-            const lpm_metrics *m = &r->m[c * r->n_methods + j];
             fprintf(f.fp, "%s,%s,%.3f", ds->name[c], r->method[j], r->seconds[c * r->n_methods + j]);
-            for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, ",%.8g", lpm_metric_value(m, k));
+            for (int k = 0; k < N_COLUMNS; k++) fprintf(f.fp, ",%.8g", column_value(r, c, j, k));
             fputc('\n', f.fp);
         }
     return lpm_atomic_commit(&f);
@@ -99,22 +127,23 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
     lpm_status st = lpm_atomic_open(&f, path);
     if (st) return st;
     int nm = r->n_methods, n_ok = r->n_cases - r->n_failed;
-    double mean[MAX_METHODS][LPM_NUM_METRICS], sd[MAX_METHODS][LPM_NUM_METRICS], secs[MAX_METHODS];
+    double mean[MAX_METHODS][N_COLUMNS], sd[MAX_METHODS][N_COLUMNS], secs[MAX_METHODS];
     for (int j = 0; j < nm; j++) {
         secs[j] = 0;
         for (int c = 0; c < r->n_cases; c++)
             if (!r->failed[c]) secs[j] += r->seconds[c * nm + j] / n_ok;
-        for (int k = 0; k < LPM_NUM_METRICS; k++) {
+        for (int k = 0; k < N_COLUMNS; k++) {
             double s = 0, s2 = 0;
+            int n = 0;
             for (int c = 0; c < r->n_cases; c++)
-                if (!r->failed[c]) s += lpm_metric_value(&r->m[c * nm + j], k);
-            mean[j][k] = n_ok ? s / n_ok : NAN;
+                if (in_mean(r, c, j, k)) s += column_value(r, c, j, k), n++;
+            mean[j][k] = n ? s / n : NAN;
             for (int c = 0; c < r->n_cases; c++) {
-                if (r->failed[c]) continue;
-                double d = lpm_metric_value(&r->m[c * nm + j], k) - mean[j][k];
+                if (!in_mean(r, c, j, k)) continue;
+                double d = column_value(r, c, j, k) - mean[j][k];
                 s2 += d * d;
             }
-            sd[j][k] = n_ok > 1 ? sqrt(s2 / (n_ok - 1)) : 0;
+            sd[j][k] = n > 1 ? sqrt(s2 / (n - 1)) : NAN; /* printed only when n_ok > 1 */
         }
     }
     fprintf(f.fp, "# lpmnet eval\n\n%d case(s) scored", n_ok);
@@ -123,15 +152,17 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
             o->pair ? ", pair " : "", o->pair ? o->pair : "", o->mask_key ? ", scored inside the mask" : "",
             o->methods, o->model ? ", weights " : "", o->model ? o->model : "");
     fprintf(f.fp, "Mean (SD over cases) per method; **bold** marks the best method per metric. Higher is\n"
-                  "better except NABF (lower) and rSFe (closest to 0; ranked by |rSFe|).\n\n");
+                  "better except NABF (lower), rSFe (closest to 0; ranked by |rSFe|) and the window-seam\n"
+                  "indices seam_x, seam_y, seam_z (closest to 1: 1 = no seam at planes 16, 32, ...;\n"
+                  "averaged over the cases where they are defined, an axis of at least 18 voxels).\n\n");
     fprintf(f.fp, "| method | seconds |");
-    for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, " %s |", lpm_metric_name(k));
+    for (int k = 0; k < N_COLUMNS; k++) fprintf(f.fp, " %s |", column_name(k));
     fprintf(f.fp, "\n|---|---:|");
-    for (int k = 0; k < LPM_NUM_METRICS; k++) fprintf(f.fp, "---:|");
+    for (int k = 0; k < N_COLUMNS; k++) fprintf(f.fp, "---:|");
     fputc('\n', f.fp);
     for (int j = 0; j < nm; j++) {
         fprintf(f.fp, "| %s | %.2f |", r->method[j], secs[j]);
-        for (int k = 0; k < LPM_NUM_METRICS; k++) {
+        for (int k = 0; k < N_COLUMNS; k++) {
             int best = 1;
             for (int i = 0; i < nm; i++)
                 if (score_for_ranking(k, mean[i][k]) > score_for_ranking(k, mean[j][k])) best = 0;
@@ -174,8 +205,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
     safe_name(ds->name[c], name, sizeof name);
     lpm_status st = cli_read_pair(ds->a[c], &a, ds->b[c], &b);
     if (!st) st = lpm_check_same_grid(&a, &b, ds->a[c], ds->b[c]);
-    if (!st) st = lpm_normalize_minmax(&a, ds->a[c]);
-    if (!st) st = lpm_normalize_minmax(&b, ds->b[c]);
+    if (!st) st = cli_prep_inputs(&o->prep, &a, ds->a[c], &b, ds->b[c], -1);
     if (!st && ds->mask[c]) st = read_mask(ds->mask[c], &a, &mask);
     for (int j = 0; j < r->n_methods && !st; j++) {
         const char *method = r->method[j];
@@ -184,7 +214,8 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         if (!strcmp(method, "lpmnet") && o->cuda) {
             st = lpm_fuse_cuda(w, &a, &b, &fused[j], NULL, NULL);
         } else if (!strcmp(method, "lpmnet")) {
-            st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, (int)o->threads, NULL, NULL);
+            st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, o->exact ? &LPM_FUSE_EXACT : &LPM_FUSE_DEFAULT,
+                          (int)o->threads, NULL, NULL);
             if (st == LPM_ERR_INPUT) st = cli_prefix_error(st, o->model);
         } else {
             st = lpm_volume_alloc_like(&fused[j], &a);
@@ -194,6 +225,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         r->seconds[c * r->n_methods + j] = secs;
         if (!st) st = lpm_metrics_compute(&r->m[c * r->n_methods + j], a.data, b.data, fused[j].data, a.nz,
                                           a.ny, a.nx, mask, LPM_M_ALL);
+        if (!st) st = lpm_seam_index(&r->seam[(c * r->n_methods + j) * 3], fused[j].data, a.nz, a.ny, a.nx, mask);
         if (!st && o->save_fused) {
             char path[4200];
             snprintf(path, sizeof path, "%s/%s_%s.nii.gz", o->out, name, method);
@@ -267,6 +299,7 @@ int cmd_eval(int argc, char **argv) {
     eval_args o = {.methods = "lpmnet,average,max,pca,dwt,laplacian"};
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i], *v = NULL;
+        int taken;
         if (cli_is_help(s)) {
             usage(stdout);
             return 0;
@@ -280,6 +313,10 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--split")) { VALUE(); o.split = v; }
         else if (!strcmp(s, "--out")) { VALUE(); o.out = v; }
         else if (!strcmp(s, "--save-fused")) o.save_fused = 1;
+        else if (!strcmp(s, "--exact")) o.exact = 1;
+        else if (!strcmp(s, "--mask"))
+            return cli_error(CMD, LPM_ERR_USAGE, "--mask: give each case's mask in the CSV's mask column (or --mask-key)");
+        else if ((taken = cli_prep_option(CMD, argc, argv, &i, &o.prep)) != 0) { if (taken == CLI_PREP_BAD) return 1; }
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &o.cuda)) return 1; }
         else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_threads(CMD, v, &o.threads)) return 1; }
         else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet eval --help)", s);
@@ -291,6 +328,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (o.split && strcmp(o.split, "all") && strcmp(o.split, "train") && strcmp(o.split, "test"))
         return cli_error(CMD, LPM_ERR_USAGE, "--split must be all, train or test");
+    if (cli_prep_finish(CMD, &o.prep, o.exact)) return LPM_ERR_USAGE;
     results r = {0};
     if (parse_methods(o.methods, &r)) return LPM_ERR_USAGE;
     lpm_set_threads((int)o.threads);
@@ -299,9 +337,8 @@ int cmd_eval(int argc, char **argv) {
     lpm_dataset ds = {0};
     lpm_status st = LPM_OK;
     if (strstr(o.methods, "lpmnet")) {
-        if (!o.model) o.model = cli_default_model();
-        if (!o.model) st = lpm_fail(LPM_ERR_USAGE, "method lpmnet needs weights: pass -m FILE");
-        if (!st) st = lpm_weights_alloc(&w);
+        if (cli_resolve_model(CMD, o.model, &o.model)) return LPM_ERR_USAGE;
+        st = lpm_weights_alloc(&w);
         if (!st) st = lpm_weights_load(&w, o.model);
     }
     if (!st && mkdir(o.out, 0755) != 0 && errno != EEXIST)
@@ -310,9 +347,10 @@ int cmd_eval(int argc, char **argv) {
     if (!st) {
         r.n_cases = ds.n;
         r.m = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.m);
+        r.seam = lpm_calloc((size_t)(ds.n * r.n_methods) * 3, sizeof *r.seam);
         r.seconds = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.seconds);
         r.failed = lpm_calloc((size_t)ds.n, sizeof *r.failed);
-        if (!r.m || !r.seconds || !r.failed) st = LPM_ERR_INTERNAL;
+        if (!r.m || !r.seam || !r.seconds || !r.failed) st = LPM_ERR_INTERNAL;
     }
     /* Every case's headers first, so that a bad file is reported before hours of work. */
     for (int c = 0; c < ds.n && !st; c++) st = note_failure(&r, &ds, c, check_case(&ds, c));
@@ -327,6 +365,7 @@ int cmd_eval(int argc, char **argv) {
     for (int c = 0; r.failed && c < ds.n; c++) free(r.failed[c]);
     free(r.failed);
     free(r.m);
+    free(r.seam);
     free(r.seconds);
     lpm_dataset_free(&ds);
     lpm_weights_free(&w);

@@ -3,6 +3,7 @@
 #include "core/core.h"
 #include "metrics/metrics.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,20 +16,53 @@ static void usage(FILE *out) {
             "                            [--threads N]\n\n"
             "Scores the fused volume F against the sources A and B with the fusion metrics of\n"
             "LPM-Net (docs/lpmnet.md section 3): ssim qabf mi scd vif ag psnr en sd sf nabf rsfe.\n"
-            "The paper reports ssim, qabf, mi, scd, vif, ag, sd, rsfe (rsfe: 0 is ideal; rank by |rsfe|).\n\n"
+            "The paper reports ssim, qabf, mi, scd, vif, ag, sd, rsfe (rsfe: 0 is ideal; rank by |rsfe|).\n"
+            "Then seam_x seam_y seam_z: F's window-seam index along W, H, D (how much more F changes\n"
+            "across planes 16, 32, ... than across other planes; 1.0 = no seam, > 1 a seam).\n\n"
             "  --json          one JSON object with the lower-case names and \"seconds\"; an undefined\n"
             "                  metric is null and its reason is in \"undefined\": {\"name\": \"why\"}\n"
             "  --mask M        NIfTI mask on A's grid (nonzero = inside): volumes are cropped to its\n"
-            "                  bounding box; voxel statistics (scd psnr sd en ag sf rsfe) use mask\n"
-            "                  voxels only\n"
+            "                  bounding box; voxel statistics (scd psnr sd en ag sf rsfe) and the\n"
+            "                  seam indices use mask voxels only\n"
             "  --no-normalize  score the volumes as they are (default: min-max normalise each whole\n"
             "                  volume to [0, 1]; a constant volume is an error)\n"
-            "  --only LIST     comma-separated metric names (default: all)\n"
+            "  --only LIST     comma-separated metric names, \"seam\" for the three seam indices\n"
+            "                  (default: all)\n"
             "  --threads N     worker threads (default: all cores)\n\n"
             "A metric that is not a finite number for these volumes (psnr when F equals A or B;\n"
-            "mi, ag, en, rsfe when a volume is constant, possible with --mask or --no-normalize) is\n"
-            "reported as undefined with its reason, in the output and on stderr, never as a number.\n\n"
+            "mi, ag, en, rsfe when a volume is constant, possible with --mask or --no-normalize; a\n"
+            "seam index along an axis shorter than 18 voxels) is reported as undefined with its\n"
+            "reason, in the output and on stderr, never as a number.\n\n"
             "exit codes: 0 ok, 1 usage error, 2 input/data error, 3 internal error\n");
+}
+
+static const char *const SEAM_NAMES[3] = {"seam_x", "seam_y", "seam_z"};
+
+/* --only LIST: the "seam" entries select the seam indices (so does "all"), the rest go to
+ * lpm_metrics_parse; which = 0 when only "seam" is listed. */
+static lpm_status parse_only(const char *list, unsigned *which, int *seam) {
+    char rest[256] = "";
+    size_t used = 0;
+    *seam = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || (p[len] == ',' && !p[len + 1]))
+            return lpm_fail(LPM_ERR_USAGE, "bad metric list '%s'", list);
+        int is_seam = len == 4, is_all = len == 3;
+        for (size_t k = 0; k < len; k++) {
+            int c = tolower((unsigned char)p[k]);
+            is_seam &= c == "seam"[k];
+            is_all &= k < 3 && c == "all"[k];
+        }
+        *seam |= is_seam || is_all;
+        if (!is_seam) {
+            if (used + len + 2 > sizeof rest) return lpm_fail(LPM_ERR_USAGE, "metric list too long");
+            used += (size_t)snprintf(rest + used, sizeof rest - used, "%s%.*s", used ? "," : "", (int)len, p);
+        }
+        p += len + (p[len] == ',');
+    }
+    *which = 0;
+    return rest[0] ? lpm_metrics_parse(rest, which) : LPM_OK;
 }
 
 /* Whether each of A, B, F is constant over the scored voxels (the mask's, or all). */
@@ -70,6 +104,7 @@ int cmd_metrics(int argc, char **argv) {
     int json = 0, normalize = 1, npos = 0;
     long threads = 0;
     unsigned which = LPM_M_ALL;
+    int seam = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -84,7 +119,7 @@ int cmd_metrics(int argc, char **argv) {
         } else if (strcmp(a, "--only") == 0) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v) return LPM_ERR_USAGE;
-            lpm_status st = lpm_metrics_parse(v, &which);
+            lpm_status st = parse_only(v, &which, &seam);
             if (st) return cli_fail(CMD, st);
         } else if (strcmp(a, "--threads") == 0) {
             const char *v = cli_value(CMD, argc, argv, &i);
@@ -108,6 +143,8 @@ int cmd_metrics(int argc, char **argv) {
     lpm_volume v[3] = {{0}}, m = {0};
     uint8_t *mask = NULL;
     lpm_metrics r;
+    double seam_index[3] = {NAN, NAN, NAN};
+    const char *seam_why[3] = {NULL, NULL, NULL};
     lpm_status st = LPM_OK;
     for (int k = 0; k < 3 && !st; k++) st = lpm_volume_read(path[k], &v[k]);
     for (int k = 1; k < 3 && !st; k++) st = lpm_check_same_grid(&v[0], &v[k], path[0], path[k]);
@@ -120,9 +157,11 @@ int cmd_metrics(int argc, char **argv) {
         if (!st && !inside) st = lpm_fail(LPM_ERR_INPUT, "%s: the mask is empty (no nonzero voxel)", mask_path);
     }
     for (int k = 0; k < 3 && !st && normalize; k++) st = lpm_normalize_minmax(&v[k], path[k]);
-    if (!st)
+    if (!st && which)
         st = lpm_metrics_compute(&r, v[0].data, v[1].data, v[2].data, v[0].nz, v[0].ny, v[0].nx,
                                  mask, which);
+    if (!st && seam)
+        st = lpm_seam_index_why(seam_index, seam_why, v[2].data, v[0].nz, v[0].ny, v[0].nx, mask);
     /* a metric that is not finite is undefined for these volumes: say so and why */
     char why[LPM_NUM_METRICS][160];
     int n_undefined = 0, constant[3] = {0, 0, 0};
@@ -134,6 +173,11 @@ int cmd_metrics(int argc, char **argv) {
         fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", lpm_metric_name(i), why[i]);
         n_undefined++;
     }
+    for (int k = 0; k < 3 && !st && seam; k++)
+        if (seam_why[k]) {
+            fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", SEAM_NAMES[k], seam_why[k]);
+            n_undefined++;
+        }
     for (int k = 0; k < 3; k++) lpm_volume_free(&v[k]);
     lpm_volume_free(&m);
     free(mask);
@@ -147,12 +191,19 @@ int cmd_metrics(int argc, char **argv) {
             if (why[i][0]) printf("\"%s\": null, ", lpm_metric_name(i));
             else printf("\"%s\": %.10g, ", lpm_metric_name(i), lpm_metric_value(&r, i));
         }
+        for (int k = 0; k < 3 && seam; k++) {
+            if (seam_why[k]) printf("\"%s\": null, ", SEAM_NAMES[k]);
+            else printf("\"%s\": %.10g, ", SEAM_NAMES[k], seam_index[k]);
+        }
         if (n_undefined) {
             /* the reasons hold no quote or backslash: plain JSON strings */
             printf("\"undefined\": {");
-            for (int i = 0, k = 0; i < LPM_NUM_METRICS; i++)
+            int k = 0;
+            for (int i = 0; i < LPM_NUM_METRICS; i++)
                 if ((which & (1u << i)) && why[i][0])
                     printf("%s\"%s\": \"%s\"", k++ ? ", " : "", lpm_metric_name(i), why[i]);
+            for (int i = 0; i < 3 && seam; i++)
+                if (seam_why[i]) printf("%s\"%s\": \"%s\"", k++ ? ", " : "", SEAM_NAMES[i], seam_why[i]);
             printf("}, ");
         }
         printf("\"seconds\": %.3f}\n", secs);
@@ -161,6 +212,10 @@ int cmd_metrics(int argc, char **argv) {
             if (!(which & (1u << i))) continue;
             if (why[i][0]) printf("%-6s undefined (%s)\n", lpm_metric_name(i), why[i]);
             else printf("%-6s %.10g\n", lpm_metric_name(i), lpm_metric_value(&r, i));
+        }
+        for (int k = 0; k < 3 && seam; k++) {
+            if (seam_why[k]) printf("%-6s undefined (%s)\n", SEAM_NAMES[k], seam_why[k]);
+            else printf("%-6s %.10g\n", SEAM_NAMES[k], seam_index[k]);
         }
         printf("time   %.2f s\n", secs);
     }

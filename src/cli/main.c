@@ -19,6 +19,7 @@ static const struct {
     {"eval", cmd_eval, "fuse a dataset with several methods, score and report"},
     {"metrics", cmd_metrics, "score a fused volume with the twelve fusion metrics"},
     {"phantom", cmd_phantom, "write a synthetic multimodal brain phantom"},
+    {"models", cmd_models, "list the bundled models: pairs, data, recipe, test scores"},
     {"info", cmd_info, "describe a NIfTI volume or a weights file"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

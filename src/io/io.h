@@ -1,4 +1,5 @@
-/* File formats: safetensors (weights and test fixtures), atomic output files, PNG. */
+/* File formats: safetensors (weights and test fixtures), atomic output files, NIfTI output
+ * variants (described, RGB), PNG. */
 #ifndef LPM_IO_H
 #define LPM_IO_H
 
@@ -66,6 +67,19 @@ typedef struct {
 } lpm_st_tensor;
 lpm_status lpm_st_write(const char *path, const lpm_st_tensor *tensors, int n,
                         const char *const *meta_kv, int n_meta);
+
+/* ---- NIfTI output beyond lpm_volume_write (nifti.c); both share its geometry, file
+ * formats (.nii, .nii.gz, .hdr/.img) and temporary-file-and-rename path.
+ * descrip: the header's 80-byte description (at most 79 characters kept; longer is cut);
+ * NULL keeps lpm_volume_write's choice (ref's header's description, else "lpmnet VERSION"). */
+lpm_status lpm_volume_write_described(const char *path, const lpm_volume *v, const lpm_volume *ref,
+                                      const char *descrip);
+/* rgb: ref's nx*ny*nz voxels of 3 bytes (R, G, B) in volume order (x fastest), written as
+ * NIFTI_TYPE_RGB24 (bitpix 24, scl_slope 0 = unscaled, cal_min 0, cal_max 255) on ref's grid
+ * and with ref's geometry (ref is required: it gives the dimensions). lpm_volume_read
+ * refuses such a file: it reads scalar data only. */
+lpm_status lpm_volume_write_rgb(const char *path, const uint8_t *rgb, const lpm_volume *ref,
+                                const char *descrip);
 
 /* ---- gzip: src compressed into dst as one gzip member per thread (gzip.c). */
 lpm_status lpm_gzip_file(const char *src, const char *dst);

@@ -107,9 +107,8 @@ static int64_t shown(int64_t n, int64_t f, int64_t u) { return f > 1 ? (n + f - 
 
 enum { AXIAL, CORONAL, SAGITTAL };
 
-/* Sample (r, c) of a view in display orientation. */
-static float view_at(const float *v, int view, int64_t r, int64_t c, int64_t D, int64_t H,
-                     int64_t W) {
+/* Voxel index of sample (r, c) of a view in display orientation. */
+static int64_t view_index(int view, int64_t r, int64_t c, int64_t D, int64_t H, int64_t W) {
     int64_t d, h, w;
     if (view == AXIAL) {
         d = D / 2, h = r, w = c;
@@ -118,7 +117,7 @@ static float view_at(const float *v, int view, int64_t r, int64_t c, int64_t D, 
     } else {
         d = D - 1 - r, h = c, w = W / 2;
     }
-    return v[(d * H + h) * W + w];
+    return (d * H + h) * W + w;
 }
 
 static uint8_t grey(double v) {
@@ -126,42 +125,57 @@ static uint8_t grey(double v) {
     return v >= 1 ? 255 : (uint8_t)lround(v * 255);
 }
 
+/* A voxel of a column as R, G, B in [0, 1] (a grey value thrice). */
+static void column_voxel(const lpm_montage_column *col, int64_t i, double out[3]) {
+    if (col->grey) {
+        out[0] = out[1] = out[2] = col->grey[i];
+        return;
+    }
+    for (int k = 0; k < 3; k++) out[k] = col->rgb[3 * i + k] / 255.0;
+}
+
 /* Draw one view with its top-left corner at (x0, y0). */
-static void draw_view(image *im, int x0, int y0, const float *v, int view, int64_t D, int64_t H,
-                      int64_t W, int64_t f, int64_t u) {
+static void draw_view(image *im, int x0, int y0, const lpm_montage_column *col, int view,
+                      int64_t D, int64_t H, int64_t W, int64_t f, int64_t u) {
     int64_t rows = view == AXIAL ? H : D, cols = view == SAGITTAL ? H : W;
     int64_t sr = shown(rows, f, u), sc = shown(cols, f, u);
     for (int64_t r = 0; r < sr; r++)
         for (int64_t c = 0; c < sc; c++) {
-            double s = 0;
+            double s[3] = {0, 0, 0}, x[3];
             if (f > 1) {
                 int64_t r1 = (r + 1) * f < rows ? (r + 1) * f : rows;
                 int64_t c1 = (c + 1) * f < cols ? (c + 1) * f : cols;
                 int64_t cnt = 0;
                 for (int64_t i = r * f; i < r1; i++)
-                    for (int64_t j = c * f; j < c1; j++, cnt++) s += view_at(v, view, i, j, D, H, W);
-                s /= (double)cnt;
+                    for (int64_t j = c * f; j < c1; j++, cnt++) {
+                        column_voxel(col, view_index(view, i, j, D, H, W), x);
+                        for (int k = 0; k < 3; k++) s[k] += x[k];
+                    }
+                for (int k = 0; k < 3; k++) s[k] /= (double)cnt;
             } else {
-                s = view_at(v, view, r / u, c / u, D, H, W);
+                column_voxel(col, view_index(view, r / u, c / u, D, H, W), s);
             }
-            uint8_t g = grey(s);
             uint8_t *p = im->rgb + 3 * ((size_t)(y0 + r) * (size_t)im->width + (size_t)(x0 + c));
-            p[0] = p[1] = p[2] = g;
+            for (int k = 0; k < 3; k++) p[k] = grey(s[k]);
         }
 }
 
-lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
-                             const float *const *vols, int n, int64_t D, int64_t H, int64_t W) {
-    if (n < 1 || n > 64 || D < 1 || H < 1 || W < 1)
+lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_column *cols, int n,
+                                     int64_t D, int64_t H, int64_t W) {
+    if (n < 1 || n > LPM_MONTAGE_MAX_COLUMNS || D < 1 || H < 1 || W < 1)
         return lpm_fail(LPM_ERR_INTERNAL, "%s: montage of %d volumes of %lldx%lldx%lld", png_path,
                         n, (long long)D, (long long)H, (long long)W);
+    for (int i = 0; i < n; i++)
+        if (!cols[i].grey == !cols[i].rgb)
+            return lpm_fail(LPM_ERR_INTERNAL, "%s: montage column %d needs one of grey or RGB data",
+                            png_path, i);
     int64_t m = D > H ? D : H;
     m = m > W ? m : W;
     int64_t f = m > 256 ? (m + 255) / 256 : 1, u = m < 128 ? 128 / m : 1;
     int64_t sD = shown(D, f, u), sH = shown(H, f, u), sW = shown(W, f, u);
     int64_t col = sW > sH ? sW : sH;
     for (int i = 0; i < n; i++) {
-        size_t len = labels && labels[i] ? strlen(labels[i]) : 0;
+        size_t len = cols[i].label ? strlen(cols[i].label) : 0;
         int tw = text_width(len < MAX_LABEL ? len : MAX_LABEL);
         if (tw > col) col = tw;
     }
@@ -178,18 +192,28 @@ lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
         draw_text(&im, PAD, (int)(row_y[r] + (row_h[r] - TEXT_H) / 2), names[r], strlen(names[r]));
     for (int i = 0; i < n; i++) {
         int64_t x = LEFT + i * (col + PAD);
-        if (labels && labels[i]) {
-            size_t len = strlen(labels[i]);
+        if (cols[i].label) {
+            size_t len = strlen(cols[i].label);
             len = len < MAX_LABEL ? len : MAX_LABEL;
-            draw_text(&im, (int)(x + (col - text_width(len)) / 2), PAD, labels[i], len);
+            draw_text(&im, (int)(x + (col - text_width(len)) / 2), PAD, cols[i].label, len);
         }
         for (int r = 0; r < 3; r++) {
             int64_t vw = shown(views[r] == SAGITTAL ? H : W, f, u);
-            draw_view(&im, (int)(x + (col - vw) / 2), (int)row_y[r], vols[i], views[r], D, H, W, f,
+            draw_view(&im, (int)(x + (col - vw) / 2), (int)row_y[r], &cols[i], views[r], D, H, W, f,
                       u);
         }
     }
     lpm_status st = lpm_png_write_rgb(png_path, im.rgb, im.width, im.height);
     free(im.rgb);
     return st;
+}
+
+lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
+                             const float *const *vols, int n, int64_t D, int64_t H, int64_t W) {
+    lpm_montage_column cols[LPM_MONTAGE_MAX_COLUMNS];
+    if (n < 1 || n > LPM_MONTAGE_MAX_COLUMNS)
+        return lpm_fail(LPM_ERR_INTERNAL, "%s: montage of %d volumes", png_path, n);
+    for (int i = 0; i < n; i++)
+        cols[i] = (lpm_montage_column){labels ? labels[i] : NULL, vols[i], NULL};
+    return lpm_montage_write_columns(png_path, cols, n, D, H, W);
 }

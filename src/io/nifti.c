@@ -1,5 +1,5 @@
 /* NIfTI volumes through nifti_clib (NIfTI-1 and -2, .nii, .nii.gz, .hdr/.img): any scalar
- * type in, float32 out, with the geometry of a reference header. */
+ * type in, float32 (or RGB24, for colour fusion) out, with the geometry of a reference header. */
 #include "io.h"
 
 #include <errno.h>
@@ -696,9 +696,18 @@ static void forget_temps(const char *a, const char *b, const char *c, const char
         if (names[k]) lpm_temp_forget(names[k]);
 }
 
-lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_volume *ref) {
-    if (!v->data || v->nx <= 0 || v->ny <= 0 || v->nz <= 0)
-        return lpm_fail(LPM_ERR_INTERNAL, "%s: nothing to write (empty volume)", path);
+/* What one write stores: the voxels and the header fields that depend on their type. */
+typedef struct {
+    const void *data;
+    int datatype;           /* NIFTI_TYPE_FLOAT32 or NIFTI_TYPE_RGB24 */
+    int64_t nx, ny, nz;
+    double scl_slope;       /* 1 for float data; 0 (no scaling) for RGB */
+    double cal_min, cal_max;
+    const char *descrip;    /* NULL: ref's header's, else "lpmnet VERSION" */
+} nifti_payload;
+
+/* Write p with ref's geometry through temporary files and renames (.nii, .nii.gz, .hdr/.img). */
+static lpm_status write_nifti(const char *path, const nifti_payload *p, const lpm_volume *ref) {
     ext_kind e = find_ext(path);
     if (e == EXT_NONE)
         return lpm_fail(LPM_ERR_INPUT, "%s: unknown extension; use .nii, .nii.gz or .hdr/.img", path);
@@ -706,23 +715,6 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     int gz = e == EXT_NII_GZ || e == EXT_HDR_GZ || e == EXT_IMG_GZ;
     ext_kind hdr_ext = pair ? (gz ? EXT_HDR_GZ : EXT_HDR) : e;
     ext_kind img_ext = pair ? (gz ? EXT_IMG_GZ : EXT_IMG) : e;
-
-    /* A NaN or Inf voxel is refused before any file is created: readers would take it
-     * for data, and cal_min/cal_max would be meaningless. */
-    size_t n = (size_t)lpm_volume_numel(v), bad = 0;
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double x = v->data[i];
-        if (!isfinite(x)) {
-            bad++;
-            continue;
-        }
-        if (x < lo) lo = x;
-        if (x > hi) hi = x;
-    }
-    if (bad)
-        return lpm_fail(LPM_ERR_INTERNAL, "%s: the volume has %zu non-finite voxels (NaN/Inf); nothing written",
-                        path, bad);
 
     /* nifti_clib writes uncompressed files (raw_*); with gz they are then compressed in
      * parallel (gzip.c) into tmp_*, and the tmp_* names are renamed to the final ones. */
@@ -753,18 +745,19 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
     if ((s = reserve(tmp_hdr, path)) || (pair && (s = reserve(tmp_img, path)))) goto cleanup;
 
     quiet_nifti();
-    int big = v->nx > 32767 || v->ny > 32767 || v->nz > 32767;
-    int64_t dims[8] = {3, v->nx, v->ny, v->nz, 1, 1, 1, 1};
-    nim = nifti_make_new_nim(dims, NIFTI_TYPE_FLOAT32, 0);
+    int big = p->nx > 32767 || p->ny > 32767 || p->nz > 32767;
+    int64_t dims[8] = {3, p->nx, p->ny, p->nz, 1, 1, 1, 1};
+    nim = nifti_make_new_nim(dims, p->datatype, 0);
     if (!nim) {
         s = lpm_fail(LPM_ERR_INTERNAL, "%s: cannot make a NIfTI header", path);
         goto cleanup;
     }
     set_geometry(nim, ref);
-    nim->scl_slope = 1.0;
+    if (p->descrip) snprintf(nim->descrip, sizeof nim->descrip, "%s", p->descrip);
+    nim->scl_slope = p->scl_slope;
     nim->scl_inter = 0.0;
-    nim->cal_min = lo <= hi ? lo : 0.0;
-    nim->cal_max = lo <= hi ? hi : 0.0;
+    nim->cal_min = p->cal_min;
+    nim->cal_max = p->cal_max;
     nim->nifti_type = big ? (pair ? NIFTI_FTYPE_NIFTI2_2 : NIFTI_FTYPE_NIFTI2_1)
                           : (pair ? NIFTI_FTYPE_NIFTI1_2 : NIFTI_FTYPE_NIFTI1_1);
     free(nim->fname);
@@ -776,12 +769,12 @@ lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_vol
         goto cleanup;
     }
     /* nifti_clib only reads the data; the cast drops const for its struct field alone. */
-    nim->data = (void *)v->data;
+    nim->data = (void *)p->data;
     znzFile fp = nifti_image_write_hdr_img2(nim, 3, "wb", NULL, NULL);
     nim->data = NULL;
     /* znzclose also sets fp to NULL */
     int close_ok = fp != NULL && znzclose(fp) == 0;
-    uint64_t nbytes = (uint64_t)n * sizeof(float);
+    uint64_t nbytes = (uint64_t)nim->nvox * (uint64_t)nim->nbyper;
     int written = close_ok &&
                   (pair ? file_holds(raw_img, nbytes)
                         : file_holds(raw_hdr, (uint64_t)nim->iname_offset + nbytes));
@@ -818,4 +811,41 @@ cleanup:
     }
     forget_temps(tmp_hdr, pair ? tmp_img : NULL, gz ? raw_hdr : NULL, gz && pair ? raw_img : NULL);
     return s;
+}
+
+lpm_status lpm_volume_write_described(const char *path, const lpm_volume *v, const lpm_volume *ref,
+                                      const char *descrip) {
+    if (!v->data || v->nx <= 0 || v->ny <= 0 || v->nz <= 0)
+        return lpm_fail(LPM_ERR_INTERNAL, "%s: nothing to write (empty volume)", path);
+    /* A NaN or Inf voxel is refused before any file is created: readers would take it
+     * for data, and cal_min/cal_max would be meaningless. */
+    size_t n = (size_t)lpm_volume_numel(v), bad = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double x = v->data[i];
+        if (!isfinite(x)) {
+            bad++;
+            continue;
+        }
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
+    }
+    if (bad)
+        return lpm_fail(LPM_ERR_INTERNAL, "%s: the volume has %zu non-finite voxels (NaN/Inf); nothing written",
+                        path, bad);
+    const nifti_payload p = {v->data, NIFTI_TYPE_FLOAT32, v->nx, v->ny, v->nz, 1.0, lo, hi, descrip};
+    return write_nifti(path, &p, ref);
+}
+
+lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_volume *ref) {
+    return lpm_volume_write_described(path, v, ref, NULL);
+}
+
+lpm_status lpm_volume_write_rgb(const char *path, const uint8_t *rgb, const lpm_volume *ref,
+                                const char *descrip) {
+    if (!rgb || !ref || ref->nx <= 0 || ref->ny <= 0 || ref->nz <= 0)
+        return lpm_fail(LPM_ERR_INTERNAL, "%s: nothing to write (no RGB data or no reference grid)", path);
+    /* RGB24 takes no scaling (scl_slope 0); the display range is that of the bytes. */
+    const nifti_payload p = {rgb, NIFTI_TYPE_RGB24, ref->nx, ref->ny, ref->nz, 0.0, 0.0, 255.0, descrip};
+    return write_nifti(path, &p, ref);
 }

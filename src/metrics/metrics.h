@@ -93,4 +93,18 @@ void lpm_ssim_ws_free(lpm_ssim_ws *ws);
 void lpm_ssim3d_ws(lpm_ssim_ws *ws, double *ssim, const float *x, const float *y, int x_ready,
                    float *dy, double scale);
 
+/* Window-seam index of F (docs/lpmnet.md section 3) along x (W, index[0]), y (H, index[1])
+ * and z (D, index[2]): the mean ratio r[p] = d[p] / ((d[p-1] + d[p+1]) / 2) at planes
+ * p = 16, 32, ... over the mean ratio at the other planes, d[p] the mean |F[p] - F[p-1]| over
+ * the voxel pairs where either value of F, min-max scaled to [0, 1], exceeds 0.01. 1.0 = no
+ * seam. mask (NULL = all voxels): the scaling uses mask voxels, a pair counts only when both
+ * voxels are inside. An index that is undefined (an axis shorter than 18, F constant, too
+ * few values above 0.01) is NAN; lpm_seam_index_why also sets why[k] to a static sentence
+ * saying why (NULL when index[k] is defined). An empty mask or a NaN/Inf voxel is an input
+ * error. Memory: two float64 and int64 slice-by-plane tables; OpenMP over slices. */
+lpm_status lpm_seam_index(double index[3], const float *f, int64_t D, int64_t H, int64_t W,
+                          const uint8_t *mask);
+lpm_status lpm_seam_index_why(double index[3], const char *why[3], const float *f, int64_t D,
+                              int64_t H, int64_t W, const uint8_t *mask);
+
 #endif

@@ -1,0 +1,79 @@
+/* Intensity preprocessing: how an input volume is brought to [0, 1] before fusion.
+ *
+ * Three ways, chosen per input (lpm_prep_apply):
+ *   min-max     (x - min) / (max - min): the authors' normalisation, and the default.
+ *   percentile  clip to [P_lo, P_hi], the lo-th and hi-th percentiles of the volume, then map that
+ *               window to [0, 1]: a few hot PET voxels or metal artefacts no longer squeeze
+ *               everything else into a small part of [0, 1].
+ *   CT window   clip to [L - W/2, L + W/2] Hounsfield units (width W, level L), then map that
+ *               window to [0, 1], as a radiologist's display window.
+ * A window [lo, hi] maps x to (min(max(x, lo), hi) - lo) / (hi - lo), computed in double.
+ * With a mask, everything (minimum, maximum, percentiles) is taken over the voxels inside it
+ * (nonzero) and the voxels outside it are set to 0.
+ *
+ * Percentile p (0 to 100) of m values, as numpy.percentile's default ('linear'): with the values
+ * sorted, v[0] <= ... <= v[m-1], h = (m - 1) p / 100, f = floor(h), t = h - f, it is
+ * v[f] + t (v[f+1] - v[f]) (v[f] when t = 0): p = 0 is the minimum, p = 100 the maximum. */
+#ifndef LPM_PREP_H
+#define LPM_PREP_H
+
+#include "core/core.h"
+
+/* What lpm_prep_apply does to a volume; all zero = plain min-max. */
+typedef struct {
+    int clip;                  /* 1: clip to the percentiles [clip_lo, clip_hi] */
+    double clip_lo, clip_hi;   /* 0 <= clip_lo < clip_hi <= 100 */
+    int ct_window;             /* 1: CT window (takes precedence over clip) */
+    double ct_width, ct_level; /* W > 0 and L, in HU */
+    const char *mask_path;     /* a mask file for the command line to read, or NULL */
+} lpm_prep;
+
+/* A volume is taken for CT in Hounsfield units when its minimum is <= LPM_CT_LOOKS_MIN (air is
+ * -1000) and its maximum >= LPM_CT_LOOKS_MAX (bone); MRI and PET intensities are not negative. */
+#define LPM_CT_LOOKS_MIN (-500.0)
+#define LPM_CT_LOOKS_MAX 300.0
+/* 1 when v's finite values span [<= -500, >= 300] (Hounsfield-like), else 0. */
+int lpm_looks_like_ct(const lpm_volume *v);
+
+/* The p_lo-th and p_hi-th percentiles (defined above; 0 <= p_lo <= p_hi <= 100, else
+ * LPM_ERR_USAGE) of x[0..n) over the voxels where mask is nonzero (all when mask is NULL).
+ * Exact, by selection on a copy of the selected values: expected O(n) time, 4 bytes a voxel.
+ * No selected voxel, or a non-finite one, is LPM_ERR_INPUT. */
+lpm_status lpm_percentiles(double *lo, double *hi, const float *x, int64_t n, const uint8_t *mask,
+                           double p_lo, double p_hi);
+
+/* Maps the window [lo, hi] to [0, 1] in place (clamped; formula above); voxels outside the mask
+ * (when not NULL) become 0. hi <= lo, or a non-finite voxel inside the mask, is LPM_ERR_INPUT
+ * naming name. */
+lpm_status lpm_normalize_window(lpm_volume *v, double lo, double hi, const uint8_t *mask,
+                                const char *name);
+
+/* Brings v to [0, 1] as p says: CT window if p->ct_window, else percentile clip if p->clip,
+ * else min-max (p may be NULL). With a mask, over the voxels inside it and 0 outside; without
+ * a mask and without clip or window this is exactly lpm_normalize_minmax, and with a mask the
+ * min-max is the same float formula inside it. LPM_ERR_INPUT, naming name, for a non-finite
+ * voxel, an empty mask, a constant volume (inside the mask), a volume with every voxel on one
+ * side of the CT window, or percentiles that coincide. p->mask_path is not read here. */
+lpm_status lpm_prep_apply(const lpm_prep *p, lpm_volume *v, const uint8_t *mask, const char *name);
+
+/* Applies p to the two inputs of a pair. The CT window goes only to the CT input: A when
+ * ct_input = 0, B when 1, and when -1 each input that lpm_looks_like_ct (a CT window without
+ * such an input is LPM_ERR_INPUT naming both files and their ranges). The other input gets the
+ * percentile clip when p->clip, else min-max. mask (or NULL) applies to both. */
+lpm_status lpm_prep_pair(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
+                         const char *name_b, const uint8_t *mask, int ct_input);
+
+/* "LOW,HIGH" percentiles, 0 <= LOW < HIGH <= 100 (e.g. "0.5,99.5"). LPM_ERR_USAGE otherwise,
+ * the message saying what is expected; *lo and *hi are set only on success. */
+lpm_status lpm_prep_parse_clip(const char *s, double *lo, double *hi);
+/* A CT window: a preset, "bone" (W 2000, L 500), "soft" (W 400, L 40), "lung" (W 1500, L -600),
+ * or "W,L" in HU with W > 0. LPM_ERR_USAGE otherwise; *width and *level set only on success. */
+lpm_status lpm_prep_parse_ct_window(const char *s, double *width, double *level);
+
+/* Reads a mask volume that must lie on like's grid (lpm_check_same_grid, like_name naming
+ * like): *mask receives n bytes, 1 where the file is nonzero, else 0 (free() it). A missing or
+ * unreadable file, another grid, a NaN voxel or no nonzero voxel is LPM_ERR_INPUT naming path. */
+lpm_status lpm_mask_read(const char *path, const lpm_volume *like, const char *like_name,
+                         uint8_t **mask);
+
+#endif
