@@ -61,6 +61,22 @@ assert d.startswith("lpmnet ") and "w.safetensors" in d, d
 assert "exact" in nib.load(f"{tmp}/exact.nii.gz").header["descrip"].tobytes().decode()
 PY
 
+# eval fuses as fuse does, in both modes
+printf 'a,b\n%s,%s\n' "$A" "$B" > "$tmp/one.csv"
+for mode in exact default; do
+  flag=(); [ $mode = exact ] && flag=(--exact)
+  if "$bin" eval --data "$tmp/one.csv" --methods lpmnet -m "$W" "${flag[@]}" --save-fused --out "$tmp/ev_$mode" >/dev/null 2>"$tmp/log"; then
+    "$py" -c "
+import sys, numpy as np, nibabel as nib
+a = nib.load('$tmp/ev_$mode/row1_lpmnet.nii.gz').get_fdata(); b = nib.load('$tmp/$mode.nii.gz').get_fdata()
+sys.exit(0 if np.array_equal(a, b) else 1)" && ok "eval ${flag[*]:-(default)} fuses exactly as fuse does" || bad "eval $mode differs from fuse $mode"
+  else
+    bad "eval $mode: $(cat "$tmp/log")"
+  fi
+done
+"$bin" eval --data "$tmp/one.csv" --methods lpmnet -m "$W" --passes 3 --out "$tmp/ev3" >/dev/null 2>&1
+[ $? -eq 1 ] && ok "eval --passes 3: exit 1" || bad "eval --passes 3 accepted"
+
 # named models
 if "$bin" fuse "$A" "$B" -o "$tmp/x.nii.gz" -m frobnicate 2>"$tmp/log"; then bad "an unknown model name was accepted"
 else

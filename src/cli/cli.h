@@ -34,6 +34,8 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out
 /* "D,H,W" -> three positive integers. */
 int cli_parse_shape(const char *cmd, const char *opt, const char *s, int64_t shape[3]);
 /* "cpu" or "cuda" -> *cuda = 0/1; "cuda" without a usable GPU prints why and fails. */
+/* --passes: 1, 2, 4, 8 or 16 (a divisor of the 16-voxel window). */
+int cli_parse_passes(const char *cmd, const char *s, long *passes);
 int cli_parse_device(const char *cmd, const char *s, int *cuda);
 /* Value of an option that needs one: argv[*i + 1]; advances *i. NULL + message if missing. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);

@@ -180,6 +180,13 @@ int cli_resolve_model(const char *cmd, const char *name_or_file, const char **pa
     return 0;
 }
 
+int cli_parse_passes(const char *cmd, const char *s, long *passes) {
+    if (cli_parse_int(cmd, "--passes", s, 1, 16, passes)) return LPM_ERR_USAGE;
+    if (16 % *passes)
+        return cli_error(cmd, LPM_ERR_USAGE, "--passes must be 1, 2, 4, 8 or 16, got %ld", *passes);
+    return 0;
+}
+
 int cli_parse_device(const char *cmd, const char *s, int *cuda) {
     if (!strcmp(s, "cpu")) {
         *cuda = 0;

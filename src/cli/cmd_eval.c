@@ -34,6 +34,7 @@ static void usage(FILE *out) {
             "                     or LPM-Net weights (.safetensors) [default: mri]\n"
             "  --exact            LPM-Net as the authors compute it and plain min-max inputs\n"
             "                     (default: as lpmnet fuse does, 4 passes, --clip 0.5,100)\n"
+            "  --passes N         LPM-Net passes at shifted window grids: 1, 2, 4, 8, 16 [4]\n"
             "  --clip LOW,HIGH    clip every input to these percentiles before scaling\n"
             "  --ct-window W      CT window (bone, soft, lung, or WIDTH,LEVEL) for the CT input\n"
             "  --mask-key KEY     score inside this mask modality (folder datasets)\n"
@@ -51,7 +52,7 @@ static void usage(FILE *out) {
 typedef struct {
     const char *data, *pair, *methods, *model, *mask_key, *out, *split;
     int save_fused, cuda, exact;
-    long threads;
+    long threads, passes;
     lpm_prep prep;
 } eval_args;
 
@@ -214,8 +215,9 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         if (!strcmp(method, "lpmnet") && o->cuda) {
             st = lpm_fuse_cuda(w, &a, &b, &fused[j], NULL, NULL);
         } else if (!strcmp(method, "lpmnet")) {
-            st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, o->exact ? &LPM_FUSE_EXACT : &LPM_FUSE_DEFAULT,
-                          (int)o->threads, NULL, NULL);
+            lpm_fuse_options opt = o->exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
+            if (o->passes) opt.passes = (int)o->passes;
+            st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, &opt, (int)o->threads, NULL, NULL);
             if (st == LPM_ERR_INPUT) st = cli_prefix_error(st, o->model);
         } else {
             st = lpm_volume_alloc_like(&fused[j], &a);
@@ -314,6 +316,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--out")) { VALUE(); o.out = v; }
         else if (!strcmp(s, "--save-fused")) o.save_fused = 1;
         else if (!strcmp(s, "--exact")) o.exact = 1;
+        else if (!strcmp(s, "--passes")) { VALUE(); if (cli_parse_passes(CMD, v, &o.passes)) return 1; }
         else if (!strcmp(s, "--mask"))
             return cli_error(CMD, LPM_ERR_USAGE, "--mask: give each case's mask in the CSV's mask column (or --mask-key)");
         else if ((taken = cli_prep_option(CMD, argc, argv, &i, &o.prep)) != 0) { if (taken == CLI_PREP_BAD) return 1; }
@@ -329,6 +332,7 @@ int cmd_eval(int argc, char **argv) {
     if (o.split && strcmp(o.split, "all") && strcmp(o.split, "train") && strcmp(o.split, "test"))
         return cli_error(CMD, LPM_ERR_USAGE, "--split must be all, train or test");
     if (cli_prep_finish(CMD, &o.prep, o.exact)) return LPM_ERR_USAGE;
+    if (o.exact && o.passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
     results r = {0};
     if (parse_methods(o.methods, &r)) return LPM_ERR_USAGE;
     lpm_set_threads((int)o.threads);

@@ -75,10 +75,7 @@ static int parse(int argc, char **argv, fuse_args *o) {
             if (cli_parse_device(CMD, v, &o->cuda)) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--passes")) {
             const char *v = cli_value(CMD, argc, argv, &i);
-            if (!v || cli_parse_int(CMD, "--passes", v, 1, 16, &o->passes)) return LPM_ERR_USAGE;
-            if (16 % o->passes)
-                return cli_error(CMD, LPM_ERR_USAGE, "--passes must be 1, 2, 4, 8 or 16, got %ld",
-                                 o->passes);
+            if (!v || cli_parse_passes(CMD, v, &o->passes)) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--color")) {
             if (!(o->color = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
             if (!lpm_colormap_known(o->color))

@@ -239,28 +239,29 @@ lpm_status lpm_prep_apply(const lpm_prep *p, lpm_volume *v, const uint8_t *mask,
     return LPM_OK;
 }
 
-int lpm_looks_like_ct(const lpm_volume *v) {
-    int64_t n = lpm_volume_numel(v);
+/* The smallest and largest finite values of v. */
+static void finite_range(const lpm_volume *v, float *lo, float *hi) {
+    const int64_t n = lpm_volume_numel(v);
     float mn = INFINITY, mx = -INFINITY;
     for (int64_t i = 0; v->data && i < n; i++) {
-        float x = v->data[i];
+        const float x = v->data[i];
         if (!isfinite(x)) continue;
         mn = x < mn ? x : mn;
         mx = x > mx ? x : mx;
     }
+    *lo = mn, *hi = mx;
+}
+
+int lpm_looks_like_ct(const lpm_volume *v) {
+    float mn, mx;
+    finite_range(v, &mn, &mx);
     return mn <= LPM_CT_LOOKS_MIN && mx >= LPM_CT_LOOKS_MAX;
 }
 
 /* "[min, max]" of v's finite values, for messages. */
 static void describe_range(const lpm_volume *v, char *buf, size_t size) {
-    int64_t n = lpm_volume_numel(v);
-    float mn = INFINITY, mx = -INFINITY;
-    for (int64_t i = 0; v->data && i < n; i++) {
-        float x = v->data[i];
-        if (!isfinite(x)) continue;
-        mn = x < mn ? x : mn;
-        mx = x > mx ? x : mx;
-    }
+    float mn, mx;
+    finite_range(v, &mn, &mx);
     snprintf(buf, size, "[%g, %g]", mn, mx);
 }
 
