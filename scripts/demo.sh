@@ -27,10 +27,10 @@ for m in $methods; do
   t1=$(date +%s.%N)
   json=$("$bin" metrics "$a" "$b" "$out/fused_$m.nii.gz" --json)
   if [ "$(wc -l < "$table")" -eq 0 ]; then
-    printf '\t%s\n' "$(echo "$json" | /usr/bin/python3 -c 'import json,sys; print("\t".join([k for k in json.load(sys.stdin) if k != "seconds"]))')" >> "$table"
+    printf '\t%s\n' "$(echo "$json" | /usr/bin/python3 -c 'import json,sys; print("\t".join([k for k in json.load(sys.stdin) if k not in ("seconds", "undefined")]))')" >> "$table"
   fi
   printf '%s\t%.2f\t%s\n' "$m" "$(echo "$t1 - $t0" | bc)" \
-    "$(echo "$json" | /usr/bin/python3 -c 'import json,sys; print("\t".join("%.4f" % v if v is not None else "nan" for k, v in json.load(sys.stdin).items() if k != "seconds"))')" >> "$table"
+    "$(echo "$json" | /usr/bin/python3 -c 'import json,sys; print("\t".join("%.4f" % v if v is not None else "nan" for k, v in json.load(sys.stdin).items() if k not in ("seconds", "undefined")))')" >> "$table"
 done
 column -t -s $'\t' "$table" > "$out/metrics.txt"
 end=$(date +%s.%N)
@@ -46,7 +46,8 @@ end=$(date +%s.%N)
   echo "Fused volumes:  $out/fused_<method>.nii.gz  (float32 in [0,1], T1's geometry)"
   echo "Pictures:       $out/preview_<method>.png   (orthogonal mid-slices of T1, T2, result)"
   [ -n "$model" ] && echo "Components:     $out/components/{base,detail}.nii.gz (LPM-Net)"
-  echo "Metrics:        $out/metrics.txt (higher is better, except nabf and |rsfe|: lower is better)"
+  echo "Metrics:        $out/metrics.txt (higher is better, except nabf and |rsfe|: lower is better;"
+  echo "                seam_x/y/z: 1 = no seam at the window borders)"
   echo
   cat "$out/metrics.txt"
   echo
