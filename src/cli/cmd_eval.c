@@ -187,17 +187,6 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
     return lpm_atomic_commit(&f);
 }
 
-static lpm_status read_mask(const char *path, const lpm_volume *ref, uint8_t **mask) {
-    lpm_volume m = {0};
-    lpm_status st = lpm_volume_read(path, &m);
-    if (!st) st = lpm_check_same_grid(ref, &m, "the volumes", path);
-    int64_t n = lpm_volume_numel(ref);
-    if (!st && !(*mask = lpm_malloc((size_t)n, 1))) st = LPM_ERR_INTERNAL;
-    for (int64_t i = 0; !st && i < n; i++) (*mask)[i] = m.data[i] != 0;
-    lpm_volume_free(&m);
-    return st;
-}
-
 static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_dataset *ds, int c,
                             results *r) {
     lpm_volume a = {0}, b = {0}, fused[MAX_METHODS] = {{0}};
@@ -207,7 +196,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
     lpm_status st = cli_read_pair(ds->a[c], &a, ds->b[c], &b);
     if (!st) st = lpm_check_same_grid(&a, &b, ds->a[c], ds->b[c]);
     if (!st) st = cli_prep_inputs(&o->prep, &a, ds->a[c], &b, ds->b[c], -1);
-    if (!st && ds->mask[c]) st = read_mask(ds->mask[c], &a, &mask);
+    if (!st && ds->mask[c]) st = lpm_mask_read(ds->mask[c], &a, ds->a[c], &mask);
     for (int j = 0; j < r->n_methods && !st; j++) {
         const char *method = r->method[j];
         fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, ds->name[c], method);

@@ -140,7 +140,7 @@ int cmd_metrics(int argc, char **argv) {
     lpm_set_threads((int)threads);
     double t0 = lpm_seconds();
 
-    lpm_volume v[3] = {{0}}, m = {0};
+    lpm_volume v[3] = {{0}};
     uint8_t *mask = NULL;
     lpm_metrics r;
     double seam_index[3] = {NAN, NAN, NAN};
@@ -148,14 +148,7 @@ int cmd_metrics(int argc, char **argv) {
     lpm_status st = LPM_OK;
     for (int k = 0; k < 3 && !st; k++) st = lpm_volume_read(path[k], &v[k]);
     for (int k = 1; k < 3 && !st; k++) st = lpm_check_same_grid(&v[0], &v[k], path[0], path[k]);
-    if (!st && mask_path) {
-        st = lpm_volume_read(mask_path, &m);
-        if (!st) st = lpm_check_same_grid(&v[0], &m, path[0], mask_path);
-        if (!st && !(mask = lpm_malloc((size_t)lpm_volume_numel(&m), 1))) st = LPM_ERR_INTERNAL;
-        int64_t inside = 0;
-        for (int64_t i = 0; !st && i < lpm_volume_numel(&m); i++) inside += mask[i] = m.data[i] != 0;
-        if (!st && !inside) st = lpm_fail(LPM_ERR_INPUT, "%s: the mask is empty (no nonzero voxel)", mask_path);
-    }
+    if (!st && mask_path) st = lpm_mask_read(mask_path, &v[0], path[0], &mask);
     for (int k = 0; k < 3 && !st && normalize; k++) st = lpm_normalize_minmax(&v[k], path[k]);
     if (!st && which)
         st = lpm_metrics_compute(&r, v[0].data, v[1].data, v[2].data, v[0].nz, v[0].ny, v[0].nx,
@@ -179,7 +172,6 @@ int cmd_metrics(int argc, char **argv) {
             n_undefined++;
         }
     for (int k = 0; k < 3; k++) lpm_volume_free(&v[k]);
-    lpm_volume_free(&m);
     free(mask);
     if (st) return cli_fail(CMD, st);
     double secs = lpm_seconds() - t0;
