@@ -3,7 +3,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config zlib1g-dev libnifti2-dev libpng-dev libomp-dev time
       clang libclang-rt-dev
-      python3 python3-torch python3-numpy python3-nibabel python3-scipy python3-skimage)
+      python3 python3-torch python3-numpy python3-nibabel python3-scipy python3-skimage
+      python3-pytest libxml2-utils chromium
+      libopenmpi-dev openmpi-bin
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross libgomp1-arm64-cross qemu-user)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

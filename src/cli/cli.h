@@ -14,6 +14,8 @@ int cmd_phantom(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* lpmnet fuse --list PAIRS.csv --out DIR: many pairs, the model loaded once (cmd_fuse_list.c). */
+int cmd_fuse_list(int argc, char **argv);
 
 /* Print "lpmnet CMD: message" to stderr and return code. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

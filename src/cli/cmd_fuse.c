@@ -309,6 +309,8 @@ done:
 }
 
 int cmd_fuse(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--list")) return cmd_fuse_list(argc, argv);
     fuse_args o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
