@@ -1,5 +1,6 @@
 /* lpmnet train: train LPM-Net (fusion + reconstruction) on the user's pairs. */
 #include "cli.h"
+#include "dist.h"
 #include "train/train.h"
 
 #include <stdio.h>
@@ -20,9 +21,14 @@ static void usage(FILE *out) {
             "                       DIR/train.csv (with validation also DIR/val.csv and\n"
             "                       DIR/best.safetensors, the best validation SSIM so far)\n"
             "  --iters N            training steps [3000]\n"
-            "  --shape D,H,W        resize each volume to D,H,W (authors; multiples of 16) [96,160,160]\n"
+            "  --batch N            samples per step: their gradients' mean makes one Adam step\n"
+            "                       [1]; under mpirun the batch is shared out over the processes\n"
+            "                       (at least one sample each; docs/cluster.md)\n"
+            "  --shape D,H,W        resize each volume to D slices (z), H rows (y), W columns (x,\n"
+            "                       fastest); the authors' way, multiples of 16 [96,160,160]\n"
             "                       (each side at most 1024)\n"
-            "  --crop D,H,W         random crops instead (multiples of 16; fast on a CPU)\n"
+            "  --crop D,H,W         random crops of D,H,W instead (as --shape; multiples of 16;\n"
+            "                       fast on a CPU)\n"
             "  --no-flip            no random flips\n"
             "  --lr X               Adam learning rate in (0, 1] [1e-4], cosine-annealed per epoch\n"
             "  --alpha X --beta X --gamma X   loss weights, each in [0, 1000] [0.05, 1, 0.5]\n"
@@ -43,8 +49,12 @@ static void usage(FILE *out) {
             "  --force              with --resume: continue even when the data or options differ\n"
             "                       from the checkpoint's record (or it has none)\n"
             "  --device D           cpu (default) or cuda (an NVIDIA GPU)\n"
-            "  --threads N          threads (default: all cores)\n"
+            "  --threads N          threads (default: all cores, shared by the processes of an\n"
+            "                       MPI run on one machine)\n"
             "  --quiet              no progress line\n\n"
+            "Under mpirun (or srun) every process computes its share of each batch; the\n"
+            "gradients are summed in sample order, so any number of processes gives the weights\n"
+            "of one process with the same --batch. Rank 0 writes the files.\n"
             "A CSV mask column (or --mask-key) restricts training to the mask: A and B are each\n"
             "min-max normalised inside it and set to 0 outside it.\n"
             "Exit codes: 0 done, 1 usage error, 2 data error, or a non-finite loss or a weight\n"
@@ -54,6 +64,8 @@ static void usage(FILE *out) {
 
 /* Larger samples would not fit any machine's memory (a 1024^3 step needs hundreds of GB). */
 enum { MAX_SIDE = 1024 };
+/* A step keeps every sample's gradient (104 KB) until the batch is summed. */
+enum { MAX_BATCH = 4096 };
 
 /* value must lie in [lo, hi] (lo excluded when lo_open): a learning rate of 1e30 or a weight
  * of -1e308 trains straight into infinities. */
@@ -108,6 +120,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--mask-key")) { VALUE(); c.mask_key = v; }
         else if (!strcmp(s, "--iters")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.iters = n; }
         else if (!strcmp(s, "--val-every")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.val_every = n; }
+        else if (!strcmp(s, "--batch")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, MAX_BATCH, &n)) return 1; c.batch = n; }
         else if (!strcmp(s, "--ckpt-every")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.ckpt_every = n; }
         else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_threads(CMD, v, &n)) return 1; c.threads = (int)n; }
         else if (!strcmp(s, "--shape")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.sample.shape)) return 1; c.sample.mode = 0; }
@@ -145,7 +158,14 @@ int cmd_train(int argc, char **argv) {
     if (check_ranges(&c)) return LPM_ERR_USAGE;
     if (c.force && !c.resume) return cli_error(CMD, LPM_ERR_USAGE, "--force applies only with --resume");
     if (check_init_not_output(&c)) return LPM_ERR_USAGE;
+    lpm_status st = dist_start();
+    if (st) return dist_end(cli_fail(CMD, st));
+    if (!c.threads && dist_size() > 1) c.threads = dist_default_threads();
     c.threads = lpm_set_threads(c.threads);
-    lpm_status st = lpm_train_run(&c);
-    return st ? cli_fail(CMD, st) : 0;
+    c.comm = dist_train_comm();
+    if (cli_verbosity == CLI_QUIET) c.quiet = 1;
+    if (dist_rank() != 0) c.quiet = 1;  /* rank 0 speaks for the run */
+    st = lpm_train_run(&c);
+    /* every process ends with the same status; rank 0 prints it */
+    return dist_end(st ? (dist_rank() == 0 ? cli_fail(CMD, st) : (int)st) : 0);
 }

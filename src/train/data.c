@@ -103,8 +103,18 @@ static char **list_dir(const char *dir, int *n) {
 
 /* ------------------------------------------------------------------ dataset */
 
-static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, char *mask) {
+static lpm_status add_case_out(lpm_dataset *ds, const char *name, char *a, char *b, char *mask, char *out) {
     int n = ds->n + 1;
+    if (out || ds->out) {  /* the out column: NULL until a case has one */
+        char **no = realloc(ds->out, sizeof(char *) * (size_t)n);
+        if (!no) {
+            free(a), free(b), free(mask), free(out);
+            return lpm_fail(LPM_ERR_INTERNAL, "out of memory building the dataset");
+        }
+        if (!ds->out) memset(no, 0, sizeof(char *) * (size_t)n);
+        ds->out = no;
+        ds->out[ds->n] = out;
+    }
     char **nn = realloc(ds->name, sizeof(char *) * (size_t)n);
     if (nn) ds->name = nn;
     char **na = realloc(ds->a, sizeof(char *) * (size_t)n);
@@ -116,6 +126,7 @@ static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, 
     char *nm_copy = dup_str(name);
     if (!nn || !na || !nb || !nm || !nm_copy || !a || !b) {
         free(nm_copy), free(a), free(b), free(mask);
+        if (ds->out) ds->out[ds->n] = NULL, free(out);
         return lpm_fail(LPM_ERR_INTERNAL, "out of memory building the dataset");
     }
     ds->name[ds->n] = nm_copy;
@@ -124,6 +135,10 @@ static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, 
     ds->mask[ds->n] = mask;
     ds->n = n;
     return LPM_OK;
+}
+
+static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, char *mask) {
+    return add_case_out(ds, name, a, b, mask, NULL);
 }
 
 /* Find the one file in dir carrying key; NULL with *status set when none or several. */
@@ -222,7 +237,7 @@ static lpm_status open_csv(lpm_dataset *ds, const char *path) {
     else strcpy(dir, ".");
 
     char line[8192];
-    int lineno = 0, has_mask = 0, header_seen = 0;
+    int lineno = 0, mask_col = 0, out_col = 0, header_seen = 0;
     lpm_status st = LPM_OK;
     while (!st && fgets(line, sizeof line, f)) {
         lineno++;
@@ -235,31 +250,39 @@ static lpm_status open_csv(lpm_dataset *ds, const char *path) {
             (unsigned char)s[2] == 0xBF)
             s += 3;  /* UTF-8 byte-order mark (spreadsheet exports) */
         if (!*s || *s == '#') continue;
-        char *fields[3] = {0};
+        char *fields[4] = {0};
         int nf = 0;
-        for (char *tok = s; tok && nf < 3;) {
+        for (char *tok = s; tok && nf < 4;) {
             char *c = strchr(tok, ',');
             if (c) *c = '\0';
             fields[nf++] = trim(tok);
             tok = c ? c + 1 : NULL;
         }
         if (!header_seen && nf >= 2 && !strcmp(fields[0], "a") && !strcmp(fields[1], "b")) {
-            has_mask = nf == 3 && !strcmp(fields[2], "mask");
+            for (int c = 2; c < nf; c++) {
+                if (!strcmp(fields[c], "mask")) mask_col = c;
+                if (!strcmp(fields[c], "out")) out_col = c;
+            }
             header_seen = 1;
             continue;
         }
         if (!header_seen) {
-            st = lpm_fail(LPM_ERR_INPUT, "%s: the first line must be the header 'a,b' or 'a,b,mask'", path);
+            st = lpm_fail(LPM_ERR_INPUT, "%s: the first line must be the header 'a,b' (optional columns: mask, out)", path);
             break;
         }
-        if (nf < 2 || !*fields[0] || !*fields[1] || (has_mask && (nf < 3 || !*fields[2]))) {
-            st = lpm_fail(LPM_ERR_INPUT, "%s:%d: expected %s", path, lineno, has_mask ? "a,b,mask" : "a,b");
+        int want = (mask_col > out_col ? mask_col : out_col) + 1;  /* fields a row needs */
+        if (want < 2) want = 2;
+        if (nf < want || !*fields[0] || !*fields[1] || (mask_col && !*fields[mask_col]) ||
+            (out_col && !*fields[out_col])) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s:%d: expected %s%s%s", path, lineno, "a,b",
+                          mask_col ? ",mask" : "", out_col ? ",out" : "");
             break;
         }
         char name[64];
         snprintf(name, sizeof name, "row%d", lineno - 1);
-        st = add_case(ds, name, join_path(dir, fields[0]), join_path(dir, fields[1]),
-                      has_mask ? join_path(dir, fields[2]) : NULL);
+        st = add_case_out(ds, name, join_path(dir, fields[0]), join_path(dir, fields[1]),
+                          mask_col ? join_path(dir, fields[mask_col]) : NULL,
+                          out_col ? join_path(dir, fields[out_col]) : NULL);
     }
     fclose(f);
     if (!st && ds->n == 0) st = lpm_fail(LPM_ERR_INPUT, "%s: no rows", path);
@@ -328,7 +351,8 @@ void lpm_dataset_free(lpm_dataset *ds) {
         free(ds->name[i]), free(ds->a[i]), free(ds->b[i]);
         if (ds->mask) free(ds->mask[i]);
     }
-    free(ds->name), free(ds->a), free(ds->b), free(ds->mask);
+    for (int i = 0; ds->out && i < ds->n; i++) free(ds->out[i]);
+    free(ds->name), free(ds->a), free(ds->b), free(ds->mask), free(ds->out);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -676,14 +700,29 @@ static void *loader_main(void *arg) {
     return NULL;
 }
 
+/* Index of the i-th sample this loader takes. */
+static int64_t share_k(const lpm_loader *L, int64_t i) {
+    return (L->first_step + i / L->count) * L->batch + L->first + i % L->count;
+}
+
 lpm_status lpm_loader_start(lpm_loader *L, const lpm_dataset *ds, const lpm_sample_spec *spec,
                             uint64_t seed, int64_t first_k) {
+    return lpm_loader_start_share(L, ds, spec, seed, first_k, 1, 0, 1);
+}
+
+lpm_status lpm_loader_start_share(lpm_loader *L, const lpm_dataset *ds, const lpm_sample_spec *spec,
+                                  uint64_t seed, int64_t first_step, int64_t batch, int64_t first,
+                                  int64_t count) {
     memset(L, 0, sizeof *L);
+    if (batch < 1 || count < 1 || first < 0 || first + count > batch)
+        return lpm_fail(LPM_ERR_USAGE, "loader share %lld+%lld of a batch of %lld: not within the batch",
+                        (long long)first, (long long)count, (long long)batch);
     L->ds = ds;
     L->spec = *spec;
     L->seed = seed;
     L->steps_per_epoch = ds->n;
-    L->next_k = first_k;
+    L->batch = batch, L->first = first, L->count = count, L->first_step = first_step;
+    L->next_k = share_k(L, 0);
     pthread_mutex_init(&L->mu, NULL);
     pthread_cond_init(&L->cv, NULL);
     if (pthread_create(&L->thread, NULL, loader_main, L) != 0)
@@ -700,7 +739,7 @@ lpm_status lpm_loader_next(lpm_loader *L, lpm_sample *out) {
     memset(&L->slot, 0, sizeof L->slot);
     if (st) lpm_fail(st, "%s", L->error);
     L->ready = 0;
-    L->next_k++;
+    L->next_k = share_k(L, ++L->taken);
     pthread_cond_broadcast(&L->cv);
     pthread_mutex_unlock(&L->mu);
     return st;

@@ -11,13 +11,17 @@ typedef struct {
     char **name;   /* case name (subject folder or CSV row) */
     char **a, **b; /* paths */
     char **mask;   /* paths or NULL entries */
+    char **out;    /* a CSV's out column (lpmnet fuse --list): paths or NULL entries; NULL when
+                    * no case has one */
 } lpm_dataset;
 
 /* spec is (a) a folder of subject folders (or one subject folder) whose NIfTI files carry the
  * modality key as a word of the file name ("BraTS-00001-t1n.nii.gz", "sub_t2.nii", "t1.nii.gz",
  * "Flair_subtrMeanDivStd.nii.gz"; words split at '_', '-', '.', case-insensitive), with
- * pair = "KEYA,KEYB" (and mask_key, may be NULL); or (b) a .csv file with a header "a,b" or
- * "a,b,mask" and paths relative to the CSV's folder. split: NULL for all cases, "train" or
+ * pair = "KEYA,KEYB" (and mask_key, may be NULL); or (b) a .csv file with a header "a,b",
+ * "a,b,mask", "a,b,out" or "a,b,mask,out" and paths relative to the CSV's folder (out is read
+ * for lpmnet fuse --list; training ignores it); its cases are named "rowN", N the line number
+ * minus one. split: NULL for all cases, "train" or
  * "test" to apply the authors' IndicesTrain.txt / IndicesTest.txt found in the folder (each
  * line a 0-based index into the sorted subject list, or a subject name); with no such file,
  * every case is in both. Subjects lacking a modality are skipped with a note on stderr. */
@@ -68,7 +72,10 @@ void lpm_epoch_order(int *order, int n, uint64_t seed, int64_t epoch);
 
 /* A loader thread that makes the next sample while the caller computes on the current one.
  * Sample k uses case order[k mod n] of its epoch and an RNG seeded from (seed, k), so the
- * stream is reproducible and resumable from any k. */
+ * stream is reproducible and resumable from any k. A loader may also take only a share of
+ * every step's samples (lpm_loader_start_share): with a batch of B samples per step, step s
+ * holds samples s*B .. s*B + B - 1, and a process of a data-parallel run makes only its own
+ * count of them, from s*B + first on. */
 typedef struct {
     const lpm_dataset *ds;
     lpm_sample_spec spec;
@@ -78,6 +85,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int64_t next_k;            /* index of the sample being/just made */
+    int64_t batch, first, count, first_step, taken;  /* the share (lpm_loader_start_share) */
     int ready, stop, running;
     lpm_status status;
     char error[1024];
@@ -85,7 +93,12 @@ typedef struct {
 } lpm_loader;
 lpm_status lpm_loader_start(lpm_loader *L, const lpm_dataset *ds, const lpm_sample_spec *spec,
                             uint64_t seed, int64_t first_k);
-/* Take sample k (the next in the stream); the caller owns it (lpm_sample_free). */
+/* Samples (first_step + i / count) * batch + first + i % count for i = 0, 1, ...: this
+ * process's share of each step from first_step on (lpm_loader_start is batch 1, count 1). */
+lpm_status lpm_loader_start_share(lpm_loader *L, const lpm_dataset *ds, const lpm_sample_spec *spec,
+                                  uint64_t seed, int64_t first_step, int64_t batch, int64_t first,
+                                  int64_t count);
+/* Take the next sample of the stream; the caller owns it (lpm_sample_free). */
 lpm_status lpm_loader_next(lpm_loader *L, lpm_sample *out);
 void lpm_loader_stop(lpm_loader *L);
 

@@ -33,14 +33,36 @@ lpm_status lpm_train_step(lpm_trainer *t, const float *a, const float *b, const 
                           const float *m2, lpm_rng *rng, double rec, const lpm_loss_weights *lw,
                           double lr, lpm_loss_terms *terms);
 
-/* The command-line training run (lpmnet train). */
+/* The same step without the Adam update: t->grad receives the gradient of this one sample
+ * (overwritten) and terms its loss terms. lpm_train_step is this, then Adam on t->grad. */
+lpm_status lpm_train_grad(lpm_trainer *t, const float *a, const float *b, const float *m1,
+                          const float *m2, lpm_rng *rng, double rec, const lpm_loss_weights *lw,
+                          lpm_loss_terms *terms);
+
+/* One process's part in a run over several processes (data-parallel training). The library
+ * does no communication itself: the caller supplies it (lpmnet: src/cli/dist.c over MPI).
+ * Every process runs lpm_train_run with the same configuration and its own rank. */
+typedef struct {
+    int rank, size;           /* this process (0 .. size-1) and the number of processes */
+    void *ctx;                /* passed to allgather */
+    /* Collective: every process passes its block (counts[rank] bytes at mine); on return all
+     * holds every process's block in rank order (block r: counts[r] bytes). All processes
+     * call it the same number of times with the same counts. A failure ends the run. */
+    lpm_status (*allgather)(void *ctx, const void *mine, void *all, const size_t *counts);
+} lpm_train_comm;
+
+/* The command-line training run (lpmnet train). A zeroed field means the default (NULL
+ * strings: none; batch 0: one sample per step; comm NULL: one process). The data order,
+ * crops, flips and masks are functions of (seed, sample index), sample index = step * batch +
+ * position in the batch, so a run gives the same weights on any number of processes (the
+ * per-sample gradients are summed in sample order) and resumes exactly. */
 typedef struct {
     const char *data, *pair, *mask_key, *out, *init, *val;
     lpm_sample_spec sample;
     int64_t iters;            /* total steps (authors: 3000) */
     int64_t val_every;        /* 0: no validation */
-    int64_t ckpt_every;       /* steps between checkpoints (also every ckpt_seconds) */
-    double ckpt_seconds;
+    int64_t ckpt_every;       /* steps between checkpoints (also every ckpt_seconds); 0: 25 */
+    double ckpt_seconds;      /* 0: 300 */
     double lr, alpha, beta, gamma, edge, rec;  /* edge: lpmnet's edge-fidelity weight, 0 = authors' */
     uint64_t seed;
     int resume;
@@ -48,7 +70,21 @@ typedef struct {
     int cuda;                 /* train on the GPU (src/cuda) */
     int threads;
     int quiet;
+    int64_t batch;            /* samples per step over all processes; gradients summed in sample
+                               * order, then divided by batch (their mean); 0 or 1: one sample */
+    const lpm_train_comm *comm; /* NULL (or size 1): one process. Otherwise each process computes
+                               * the gradients of its share of every batch (samples
+                               * [rank*batch/size, (rank+1)*batch/size)), and validation cases
+                               * likewise; rank 0 alone writes the files of the run */
+    /* Called on rank 0 after every step, once its train.csv row is written: step (done so
+     * far), iters, epoch, the step's learning rate, its seconds and its (batch-mean) loss
+     * terms. Return 0 to go on; non-zero stops the run after this step as SIGINT does (the
+     * checkpoint is saved, lpm_train_run returns LPM_OK). NULL: none. */
+    int (*on_step)(void *ctx, int64_t step, int64_t iters, int64_t epoch, double lr, double seconds,
+                   const lpm_loss_terms *terms);
+    void *on_step_ctx;
 } lpm_train_config;
+#define LPM_TRAIN_ON_STEP 1  /* lpm_train_config has on_step (for src/api/train.c) */
 
 lpm_status lpm_train_run(const lpm_train_config *cfg);
 
