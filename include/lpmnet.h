@@ -6,6 +6,8 @@
  *   - A volume is (D, H, W) in C order = NIfTI data with x fastest:
  *     W = nx, H = ny, D = nz, voxel (d, h, w) at offset w + W*(h + H*d).
  *   - Voxel counts and offsets are int64_t / size_t, never int.
+ *   - liblpmnet.so exports exactly the declarations marked LPM_API; docs/library.md
+ *     shows how to build against it (pkg-config lpmnet, or CMake's find_package(lpmnet)).
  */
 #ifndef LPMNET_H
 #define LPMNET_H
@@ -19,6 +21,13 @@ extern "C" {
 
 #define LPM_VERSION "0.1.0"
 
+/* The public API: exported from liblpmnet.so (everything else in it is hidden). */
+#if defined(__GNUC__)
+#define LPM_API __attribute__((visibility("default")))
+#else
+#define LPM_API
+#endif
+
 /* Status codes double as the command-line tool's exit codes. */
 typedef enum {
     LPM_OK = 0,
@@ -28,7 +37,13 @@ typedef enum {
 } lpm_status;
 
 /* Message of the last failure on this thread ("" if none). */
-const char *lpm_last_error(void);
+LPM_API const char *lpm_last_error(void);
+
+/* The library's version ("0.1.0"): LPM_VERSION of the header it was built with. */
+LPM_API const char *lpm_version(void);
+/* Threads of the library's OpenMP loops on this thread: n <= 0 means all cores. Returns the
+ * number now used. (Functions with a threads argument set it for their own run only.) */
+LPM_API int lpm_set_threads(int n);
 
 /* ---------------------------------------------------------------- volumes */
 
@@ -45,37 +60,37 @@ typedef struct {
  * scl_slope/scl_inter applied, 4-D with a singleton 4th dimension read as 3-D.
  * Errors (LPM_ERR_INPUT): missing/unreadable file, not NIfTI, truncated data,
  * not 3-D, non-scalar datatype (RGB, complex). */
-lpm_status lpm_volume_read(const char *path, lpm_volume *out);
+LPM_API lpm_status lpm_volume_read(const char *path, lpm_volume *out);
 /* The same checks and geometry without reading the voxels (out->data is NULL): cheap, for
  * validating a whole dataset before work starts. Free with lpm_volume_free. */
-lpm_status lpm_volume_read_header(const char *path, lpm_volume *out);
+LPM_API lpm_status lpm_volume_read_header(const char *path, lpm_volume *out);
 
 /* Write v as float32 with the geometry (qform/sform, pixdim, units) of ref
  * (ref may be v itself or NULL for an identity geometry). The file is written to a
  * temporary name in the same folder and renamed, so a failure leaves no partial file. */
-lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_volume *ref);
+LPM_API lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_volume *ref);
 
 /* Allocate a zeroed volume of the given size (geometry: identity, 1 mm). */
-lpm_status lpm_volume_alloc(lpm_volume *v, int64_t nx, int64_t ny, int64_t nz);
+LPM_API lpm_status lpm_volume_alloc(lpm_volume *v, int64_t nx, int64_t ny, int64_t nz);
 /* Allocate a zeroed volume with the size and geometry of ref. */
-lpm_status lpm_volume_alloc_like(lpm_volume *v, const lpm_volume *ref);
-void lpm_volume_free(lpm_volume *v);
+LPM_API lpm_status lpm_volume_alloc_like(lpm_volume *v, const lpm_volume *ref);
+LPM_API void lpm_volume_free(lpm_volume *v);
 static inline int64_t lpm_volume_numel(const lpm_volume *v) { return v->nx * v->ny * v->nz; }
 
 /* ---------------------------------------------------------- preprocessing */
 
 /* LPM_OK when a and b share one grid (same dims, affines equal within 1e-3 mm);
  * otherwise LPM_ERR_INPUT with a message naming both files (name_a, name_b). */
-lpm_status lpm_check_same_grid(const lpm_volume *a, const lpm_volume *b,
-                               const char *name_a, const char *name_b);
+LPM_API lpm_status lpm_check_same_grid(const lpm_volume *a, const lpm_volume *b,
+                                       const char *name_a, const char *name_b);
 
 /* Resample src onto ref's grid through the headers' world coordinates (trilinear,
  * 0 outside src). out is allocated with ref's geometry. */
-lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref, lpm_volume *out);
+LPM_API lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref, lpm_volume *out);
 
 /* Min-max normalise in place to [0, 1]. A constant volume or a NaN/Inf voxel is
  * LPM_ERR_INPUT (name is used in the message). */
-lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name);
+LPM_API lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name);
 
 /* Smallest multiple of 16 >= n. */
 static inline int64_t lpm_pad16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -95,9 +110,9 @@ typedef struct {
 } lpm_tensor_info;
 
 /* The 92 tensors in canonical order (the order of the authors' state_dict). */
-const lpm_tensor_info *lpm_tensor_table(void);
+LPM_API const lpm_tensor_info *lpm_tensor_table(void);
 /* Index of a tensor by name, or -1. */
-int lpm_tensor_index(const char *name);
+LPM_API int lpm_tensor_index(const char *name);
 
 /* All parameters in one allocation, in the tensor table's order (llm.c style);
  * gradients and Adam moments use the same layout. */
@@ -105,10 +120,10 @@ typedef struct {
     float *data;   /* LPM_NUM_PARAMS floats */
 } lpm_weights;
 
-lpm_status lpm_weights_alloc(lpm_weights *w);       /* zeroed */
-void lpm_weights_free(lpm_weights *w);
-/* PyTorch default initialisation (LPMNET.md section 1) from a seed. */
-lpm_status lpm_weights_init(lpm_weights *w, uint64_t seed);
+LPM_API lpm_status lpm_weights_alloc(lpm_weights *w);       /* zeroed */
+LPM_API void lpm_weights_free(lpm_weights *w);
+/* PyTorch default initialisation (docs/lpmnet.md section 1) from a seed. */
+LPM_API lpm_status lpm_weights_init(lpm_weights *w, uint64_t seed);
 /* The largest |w| a usable LPM-Net weight may have. A fresh initialisation stays within
  * 6.91 (dt_proj.bias = softplus^-1(dt), dt >= 0.001) and the bundled models' largest is
  * about 6.75 (the same tensor); the scan's exp() and softplus turn weights a thousand times
@@ -118,12 +133,12 @@ lpm_status lpm_weights_init(lpm_weights *w, uint64_t seed);
 /* safetensors: every name, shape and dtype (F32, F16, BF16) is checked; unknown or
  * missing tensors are errors that name the tensor and the file, and so is a value that is
  * not finite or beyond LPM_WEIGHT_MAX_ABS. */
-lpm_status lpm_weights_load(lpm_weights *w, const char *path);
+LPM_API lpm_status lpm_weights_load(lpm_weights *w, const char *path);
 /* Writes F32 safetensors atomically (temporary file + rename); refuses non-finite weights
  * (nothing is written). */
-lpm_status lpm_weights_save(const lpm_weights *w, const char *path);
+LPM_API lpm_status lpm_weights_save(const lpm_weights *w, const char *path);
 /* Pointer to one tensor's data by name (NULL if unknown). */
-float *lpm_weights_tensor(const lpm_weights *w, const char *name);
+LPM_API float *lpm_weights_tensor(const lpm_weights *w, const char *name);
 
 /* ----------------------------------------------------------------- fusion */
 
@@ -139,8 +154,8 @@ typedef struct {
     int passes;
     int zero_background;
 } lpm_fuse_options;
-extern const lpm_fuse_options LPM_FUSE_EXACT;   /* {1, 0}: the authors' forward pass */
-extern const lpm_fuse_options LPM_FUSE_DEFAULT; /* {4, 1}: what lpmnet fuse does */
+extern LPM_API const lpm_fuse_options LPM_FUSE_EXACT;   /* {1, 0}: the authors' forward pass */
+extern LPM_API const lpm_fuse_options LPM_FUSE_DEFAULT; /* {4, 1}: what lpmnet fuse does */
 
 /* Fuse two volumes on one grid with LPM-Net: normalise each to [0, 1] (min-max), zero-pad
  * to multiples of 16, run the network, crop back (options NULL: LPM_FUSE_EXACT). fused (and
@@ -148,16 +163,179 @@ extern const lpm_fuse_options LPM_FUSE_DEFAULT; /* {4, 1}: what lpmnet fuse does
  * threads <= 0: all cores. progress may be NULL; it is called with (done, total) units of
  * work over all passes. */
 typedef void (*lpm_progress_fn)(void *ctx, int64_t done, int64_t total);
-lpm_status lpm_fuse(const lpm_weights *w, const lpm_volume *a, const lpm_volume *b,
-                    lpm_volume *fused, lpm_volume *base, lpm_volume *detail,
-                    const lpm_fuse_options *options, int threads, lpm_progress_fn progress,
-                    void *progress_ctx);
+LPM_API lpm_status lpm_fuse(const lpm_weights *w, const lpm_volume *a, const lpm_volume *b,
+                            lpm_volume *fused, lpm_volume *base, lpm_volume *detail,
+                            const lpm_fuse_options *options, int threads,
+                            lpm_progress_fn progress, void *progress_ctx);
+
+/* ------------------------------------------------- bundled models by name */
+
+/* One model per modality family, each lpmnet-NAME.safetensors beside its card lpmnet-NAME.md
+ * (its data, recipe and test scores). */
+typedef struct {
+    const char *name;   /* "mri", "ct-mr", "pet-mr", "pet-ct" */
+    const char *pairs;  /* what the family fuses, in words */
+} lpm_model_family;
+/* The families, "mri" (the default) first; the list ends with a NULL name. */
+LPM_API const lpm_model_family *lpm_model_families(void);
+/* 1 when name is one of the families, else 0. */
+LPM_API int lpm_model_known(const char *name);
+/* Path of the bundled file lpmnet-FAMILY<ext> (ext ".safetensors" or ".md") into path (size
+ * bytes). Looked for, in order, in <the library's folder>/../share/lpmnet/ (for liblpmnet.so:
+ * <prefix>/share/lpmnet/ of the tree it is installed in, wherever that was moved), in
+ * <bindir>/../share/lpmnet/ of a program linked with liblpmnet.a, in the source tree's
+ * models/ (a build tree), and in the install prefix the library was configured with.
+ * LPM_ERR_USAGE (the tool's exit code 1) for an unknown family (the message lists them), a
+ * path that does not fit, or a family whose file is in none of these places (the message
+ * lists them). */
+LPM_API lpm_status lpm_model_path(const char *family, const char *ext, char *path, size_t size);
+/* -m/--model of the tool: a family name, or a weights file (a name with a '/', with
+ * ".safetensors" in it, or an existing file) taken as given; NULL = "mri". The weights file's
+ * path goes into path (size bytes). Errors as lpm_model_path (an unknown name lists the
+ * families). */
+LPM_API lpm_status lpm_model_resolve(const char *name_or_file, char *path, size_t size);
+/* lpm_weights_alloc and lpm_weights_load of lpm_model_resolve(name_or_file); a failure leaves
+ * w empty, with the message naming the weights file. Free with lpm_weights_free. */
+LPM_API lpm_status lpm_weights_load_model(lpm_weights *w, const char *name_or_file);
+
+/* ----------------------------------------------- fusion as the tool does it */
+
+/* How lpm_fuse_pair and lpm_fuse_files fuse; all zero = what `lpmnet fuse A B -o OUT` does. */
+typedef struct {
+    const char *method;   /* NULL or "lpmnet": LPM-Net; or a classical method: "average",
+                           * "max", "pca", "dwt", "laplacian", "guided" (docs/lpmnet.md) */
+    int exact;            /* 1: the authors' computation (plain min-max, one pass, no
+                           * background rule), as `lpmnet fuse --exact` */
+    int passes;           /* LPM-Net passes at shifted window grids: 1, 2, 4, 8, 16; 0 = the
+                           * default (4, or 1 with exact) */
+    double clip_lo, clip_hi;  /* each input clipped to these percentiles before scaling to
+                               * [0, 1]; both 0 = the default 0.5, 100 (not with exact) */
+    const char *ct_window;    /* NULL, or a CT window for the Hounsfield-like input(s):
+                               * "bone", "soft", "lung" or "WIDTH,LEVEL" (not with exact) */
+    int resample;         /* 1: resample B onto A's grid through the headers' world
+                           * coordinates (trilinear) instead of requiring one grid */
+    const uint8_t *mask;  /* NULL, or one byte a voxel on A's grid: each input scaled inside
+                           * the nonzero voxels and 0 outside (`--mask`; not with exact) */
+    const char *mask_path;    /* lpm_fuse_files: the mask read from this file (A's grid) */
+    int threads;          /* <= 0: all cores */
+    lpm_progress_fn progress;  /* may be NULL: LPM-Net's (done, total) units of work */
+    void *progress_ctx;
+} lpm_fuse_settings;
+
+/* Fuses a and b as `lpmnet fuse` does between reading and writing: copies of both brought to
+ * [0, 1] (docs/preprocessing.md), then LPM-Net with w (may be NULL for a classical method) or
+ * the classical method. fused is allocated with a's geometry, float32 in [0, 1]; a and b are
+ * not changed. settings NULL = all defaults. name_a, name_b (NULL: "A", "B") name the inputs
+ * in messages. A non-finite result is an error, never returned. */
+LPM_API lpm_status lpm_fuse_pair(const lpm_weights *w, const lpm_volume *a, const char *name_a,
+                                 const lpm_volume *b, const char *name_b, lpm_volume *fused,
+                                 const lpm_fuse_settings *settings);
+/* Reads a mask volume on like's grid (named like_name in messages): *mask receives one byte
+ * a voxel, 1 where the file is nonzero, else 0 (free() it). A missing file, another grid, a
+ * NaN voxel or no nonzero voxel is LPM_ERR_INPUT naming path. */
+LPM_API lpm_status lpm_mask_read(const char *path, const lpm_volume *like, const char *like_name,
+                                 uint8_t **mask);
+/* `lpmnet fuse A B -o OUT -m MODEL`: reads path_a and path_b, fuses them (lpm_fuse_pair with
+ * model's weights: a family name or a weights file, NULL = "mri"; not read for a classical
+ * method) and writes out_path, float32 with A's geometry, atomically. */
+LPM_API lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const char *out_path,
+                                  const char *model, const lpm_fuse_settings *settings);
+
+/* ---------------------------------------------------------------- metrics */
+
+/* The twelve fusion metrics (docs/lpmnet.md section 3), in this order: ssim qabf mi scd vif ag
+ * psnr en sd sf nabf rsfe. */
+#define LPM_METRIC_COUNT 12
+/* Lower-case name of metric i (0 <= i < LPM_METRIC_COUNT), NULL when out of range. */
+LPM_API const char *lpm_metric_name(int i);
+/* `lpmnet metrics A B F`: values[i] = metric i of fused against its sources a and b (all
+ * three on one grid). normalize 1 min-max normalises copies of the three volumes first, as
+ * the tool does (a constant volume is then an error); 0 scores them as given (expected in
+ * [0, 1]). mask: NULL, or one byte a voxel in the volumes' layout, nonzero = inside (docs of
+ * `lpmnet metrics --mask`). A metric that is undefined for these volumes is NAN, PSNR +inf
+ * when F equals A or B. */
+LPM_API lpm_status lpm_metrics_volumes(double values[LPM_METRIC_COUNT], const lpm_volume *a,
+                                       const lpm_volume *b, const lpm_volume *fused,
+                                       const uint8_t *mask, int normalize);
+/* The window-seam index of fused along x, y, z (1.0 = no seam; `lpmnet metrics` seam_x,
+ * seam_y, seam_z; NAN where undefined, e.g. an axis shorter than 18). normalize and mask as
+ * in lpm_metrics_volumes. */
+LPM_API lpm_status lpm_seam_volume(double index[3], const lpm_volume *fused, const uint8_t *mask,
+                                   int normalize);
+
+/* --------------------------------------------------------------- training */
+
+/* The loss terms of one step (docs/lpmnet.md section 2) and their weighted total. */
+typedef struct {
+    double total;
+    double mse_af, mse_bf, ssim_af, ssim_bf, ssim_adet, ssim_bdet, sf_f, edge_f, mse_rec;
+} lpm_step_losses;
+
+/* What the training run reports after each step. */
+typedef struct {
+    int64_t step, iters;  /* steps done (1-based) of iters */
+    int64_t epoch;
+    double lr;            /* the step's learning rate (cosine-annealed per epoch) */
+    double seconds;       /* the step's wall time */
+    lpm_step_losses losses;
+} lpm_train_report;
+/* Called after each step; a non-zero return stops the run after saving a checkpoint (as an
+ * interrupt does; continue it with resume). */
+typedef int (*lpm_train_step_fn)(void *ctx, const lpm_train_report *report);
+
+/* `lpmnet train` (its --help and README's Training section say what each option does). */
+typedef struct {
+    const char *data;      /* folder of subject folders, or a CSV with the header a,b[,mask] */
+    const char *pair;      /* "KEYA,KEYB" modality keys for a folder dataset, else NULL */
+    const char *mask_key;  /* mask modality key in a folder dataset, or NULL */
+    const char *out;       /* writes OUT/model.safetensors, checkpoint.safetensors, train.csv */
+    const char *init;      /* start from this weights file or bundled family; NULL: fresh */
+    const char *val;       /* validation data (NULL: the dataset's IndicesTest.txt cases) */
+    int64_t iters;         /* steps [3000] */
+    int64_t val_every;     /* validate every N steps, 0: never [0] */
+    int64_t ckpt_every;    /* checkpoint every N steps [25] (and at least every 5 minutes) */
+    int64_t shape[3];      /* resize each volume to D,H,W, multiples of 16 [96,160,160] */
+    int64_t crop[3];       /* all > 0: random D,H,W crops instead of resizing [0,0,0] */
+    int flip;              /* random flips [1] */
+    int64_t batch;         /* samples per step, their gradients averaged [1] */
+    double lr, alpha, beta, gamma, edge, rec;  /* [1e-4, 0.05, 1, 0.5, 0, 0.2] */
+    uint64_t seed;         /* [1] */
+    int resume;            /* continue OUT/checkpoint.safetensors */
+    int threads;           /* <= 0: all cores */
+    int quiet;             /* 1: nothing on stderr */
+    lpm_progress_fn progress;   /* may be NULL: (steps done, iters) after each step */
+    lpm_train_step_fn on_step;  /* may be NULL: the step's report */
+    void *ctx;                  /* passed to both */
+} lpm_train_options;
+/* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
+LPM_API void lpm_train_options_init(lpm_train_options *o);
+/* A whole training run, resumable, as `lpmnet train`. The options are checked as the tool
+ * checks them (LPM_ERR_USAGE naming the option). */
+LPM_API lpm_status lpm_train(const lpm_train_options *o);
+
+/* One step at a time on pairs the caller brings: the network, its gradients and Adam state
+ * for samples of nx x ny x nz voxels (each a multiple of 16). */
+typedef struct lpm_train_session lpm_train_session;
+/* weights: a family name or weights file to start from, or NULL for a fresh initialisation
+ * from seed (seed also draws the reconstruction masks). */
+LPM_API lpm_status lpm_train_session_new(lpm_train_session **session, int64_t nx, int64_t ny,
+                                         int64_t nz, const char *weights, uint64_t seed);
+/* One step (fusion pass, reconstruction pass, backward, Adam) on a and b, each nx*ny*nz
+ * floats in [0, 1], x fastest. lr, alpha, beta, gamma, edge, rec as in lpm_train_options;
+ * lambda_s weighs the spatial-frequency term (the run uses exp(0.002 (s - E)), s the step in
+ * the epoch, E the epochs). losses may be NULL. */
+LPM_API lpm_status lpm_train_session_step(lpm_train_session *session, const float *a,
+                                          const float *b, const lpm_train_options *o,
+                                          double lambda_s, lpm_step_losses *losses);
+/* The session's current weights (owned by it). */
+LPM_API const lpm_weights *lpm_train_session_weights(const lpm_train_session *session);
+LPM_API void lpm_train_session_free(lpm_train_session *session);
 
 /* Phantom: a brain-like multimodal volume set on a 1 mm grid, deterministic for a seed.
  * Writes DIR/t1.nii.gz, t2.nii.gz, flair.nii.gz, pd.nii.gz (MR, arbitrary units), ct.nii.gz
  * (HU), pet.nii.gz (FDG-PET, counts), spect.nii.gz (perfusion SPECT, counts), labels.nii.gz.
  * (`lpmnet phantom --body thorax` also makes a chest phantom.) */
-lpm_status lpm_phantom_write(const char *dir, int64_t D, int64_t H, int64_t W, uint64_t seed);
+LPM_API lpm_status lpm_phantom_write(const char *dir, int64_t D, int64_t H, int64_t W, uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,164 @@
+/* The public API's fusion as the tool does it (include/lpmnet.h): the inputs scaled to [0, 1]
+ * by src/prep, then LPM-Net (src/model) or a classical method (src/classical). */
+#include "classical/classical.h"
+#include "core/core.h"
+#include "io/io.h"
+#include "prep/prep.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The default percentile clip of `lpmnet fuse` (docs/preprocessing.md): the lowest 0.5 % of
+ * each input's voxels, so that a few outliers below the background leave it at 0. */
+#define DEFAULT_CLIP_LO 0.5
+#define DEFAULT_CLIP_HI 100.0
+
+static int is_lpmnet(const lpm_fuse_settings *s) { return !s->method || !strcmp(s->method, "lpmnet"); }
+
+/* The settings as the tool's options are checked; p receives the preprocessing. */
+static lpm_status check_settings(const lpm_fuse_settings *s, lpm_prep *p) {
+    *p = (lpm_prep){0};
+    if (!is_lpmnet(s) && !lpm_classical_known(s->method))
+        return lpm_fail(LPM_ERR_USAGE, "unknown method '%s' (valid: lpmnet, %s)", s->method,
+                        lpm_classical_names());
+    if (s->passes && (s->passes < 1 || s->passes > 16 || 16 % s->passes))
+        return lpm_fail(LPM_ERR_USAGE, "passes must be 1, 2, 4, 8 or 16, got %d", s->passes);
+    if (s->exact && s->passes > 1) return lpm_fail(LPM_ERR_USAGE, "exact runs one pass; leave passes at 0");
+    const int clip = s->clip_lo != 0 || s->clip_hi != 0;
+    if (s->exact && (clip || s->ct_window || s->mask || s->mask_path))
+        return lpm_fail(LPM_ERR_USAGE, "exact normalises each input min-max as the authors do; leave "
+                        "out the clip, the CT window and the mask");
+    if (s->exact) return LPM_OK;
+    if (clip) {
+        if (!(s->clip_lo >= 0 && s->clip_lo < s->clip_hi && s->clip_hi <= 100))
+            return lpm_fail(LPM_ERR_USAGE, "clip %g,%g: expected percentiles 0 <= LOW < HIGH <= 100",
+                            s->clip_lo, s->clip_hi);
+        p->clip = 1, p->clip_lo = s->clip_lo, p->clip_hi = s->clip_hi;
+    }
+    if (s->ct_window) {
+        lpm_status st = lpm_prep_parse_ct_window(s->ct_window, &p->ct_width, &p->ct_level);
+        if (st) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", lpm_last_error());
+            return lpm_fail(st, "CT window: %s", msg);
+        }
+        p->ct_window = 1;
+    }
+    if (!p->clip && !p->ct_window) p->clip = 1, p->clip_lo = DEFAULT_CLIP_LO, p->clip_hi = DEFAULT_CLIP_HI;
+    return LPM_OK;
+}
+
+static lpm_status copy_volume(lpm_volume *dst, const lpm_volume *src) {
+    lpm_status st = lpm_volume_alloc_like(dst, src);
+    if (!st) memcpy(dst->data, src->data, (size_t)lpm_volume_numel(src) * sizeof(float));
+    return st;
+}
+
+/* A NaN or Inf voxel in a result is never handed out (a reader would take it for data). */
+static lpm_status check_finite(const lpm_volume *v, int from_model) {
+    int64_t n = lpm_volume_numel(v), bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += !isfinite(v->data[i]);
+    if (!bad) return LPM_OK;
+    /* the inputs were checked finite: a model's weights are then the likely cause */
+    return lpm_fail(from_model ? LPM_ERR_INPUT : LPM_ERR_INTERNAL,
+                    "the fused volume has %lld non-finite voxels (NaN/Inf)%s", (long long)bad,
+                    from_model ? " (are the model's weights finite?)" : "");
+}
+
+lpm_status lpm_fuse_pair(const lpm_weights *w, const lpm_volume *a, const char *name_a,
+                         const lpm_volume *b, const char *name_b, lpm_volume *fused,
+                         const lpm_fuse_settings *settings) {
+    const lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
+    if (!fused) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: no output volume");
+    *fused = (lpm_volume){0};
+    if (!a || !b || !a->data || !b->data) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: an input has no data");
+    if (!name_a) name_a = "A";
+    if (!name_b) name_b = "B";
+    lpm_prep p;
+    lpm_status st = check_settings(&s, &p);
+    if (st) return st;
+    if (is_lpmnet(&s) && (!w || !w->data))
+        return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: LPM-Net needs weights (lpm_weights_load_model)");
+
+    const int prev_threads = lpm_get_threads();
+    lpm_set_threads(s.threads);
+    lpm_volume ca = {0}, cb = {0};
+    if ((st = copy_volume(&ca, a))) goto done;
+    if (s.resample) {
+        if ((st = lpm_resample_to(b, a, &cb))) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", lpm_last_error());
+            st = lpm_fail(st, "%s onto %s: %s", name_b, name_a, msg);
+            goto done;
+        }
+    } else if ((st = lpm_check_same_grid(a, b, name_a, name_b)) || (st = copy_volume(&cb, b))) {
+        goto done;
+    }
+    /* as the tool: scaled here, where the names are known; a window need not reach both ends,
+     * so both are stretched to [0, 1] (LPM-Net's own min-max then changes nothing) */
+    if ((st = lpm_prep_pair(&p, &ca, name_a, &cb, name_b, s.mask, -1)) ||
+        (st = lpm_normalize_minmax(&ca, name_a)) || (st = lpm_normalize_minmax(&cb, name_b)))
+        goto done;
+    if (is_lpmnet(&s)) {
+        lpm_fuse_options opt = s.exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
+        if (s.passes) opt.passes = s.passes;
+        st = lpm_fuse(w, &ca, &cb, fused, NULL, NULL, &opt, s.threads, s.progress, s.progress_ctx);
+    } else {
+        st = lpm_volume_alloc_like(fused, &ca);
+        if (!st) st = lpm_classical_fuse(s.method, ca.data, cb.data, fused->data, ca.nz, ca.ny, ca.nx);
+    }
+    if (!st) st = check_finite(fused, is_lpmnet(&s));
+done:
+    if (st) lpm_volume_free(fused);
+    lpm_volume_free(&ca);
+    lpm_volume_free(&cb);
+    lpm_set_threads(prev_threads);
+    return st;
+}
+
+lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const char *out_path,
+                          const char *model, const lpm_fuse_settings *settings) {
+    lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
+    lpm_volume a = {0}, b = {0}, fused = {0};
+    lpm_weights w = {0};
+    uint8_t *mask = NULL;
+    char model_path[PATH_MAX + 64] = "";
+    lpm_status st = LPM_OK;
+    if (!path_a || !path_b || !out_path) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_files: a file name is missing");
+    if (is_lpmnet(&s) && ((st = lpm_model_resolve(model, model_path, sizeof model_path)) ||
+                          (st = lpm_weights_load_model(&w, model_path))))
+        goto done;
+    if ((st = lpm_volume_read(path_a, &a)) || (st = lpm_volume_read(path_b, &b))) goto done;
+    if (s.mask_path && !s.exact) {
+        if ((st = lpm_mask_read(s.mask_path, &a, path_a, &mask))) goto done;
+        s.mask = mask;
+    }
+    st = lpm_fuse_pair(&w, &a, path_a, &b, path_b, &fused, &s);
+    if (st == LPM_ERR_INPUT && model_path[0] && strstr(lpm_last_error(), "non-finite")) {
+        char msg[1024];  /* the weights' fault: name them */
+        snprintf(msg, sizeof msg, "%s", lpm_last_error());
+        st = lpm_fail(st, "%s: %s", model_path, msg);
+    }
+    if (st) goto done;
+    /* the header's description says who made the file and how, as the tool writes it */
+    char descrip[80];
+    if (is_lpmnet(&s)) {
+        const char *slash = strrchr(model_path, '/');
+        snprintf(descrip, sizeof descrip, "lpmnet %s LPM-Net %s%s", LPM_VERSION,
+                 lpm_model_known(model ? model : "mri") ? (model ? model : "mri") : (slash ? slash + 1 : model_path),
+                 s.exact ? " exact" : "");
+    } else {
+        snprintf(descrip, sizeof descrip, "lpmnet %s %s", LPM_VERSION, s.method);
+    }
+    st = lpm_volume_write_described(out_path, &fused, &a, descrip);
+done:
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
+    lpm_volume_free(&fused);
+    lpm_weights_free(&w);
+    free(mask);
+    return st;
+}
