@@ -188,7 +188,7 @@ stale=(".o.hdr.tmp.$dead.3.hdr" ".o.hdr.tmp.$dead.3.img.gz" "o.nii.gz.tmp.$dead.
 kept=(".o.hdr.tmp.$$.3.img" "o.nii.gz.tmp.$$.a1b2c3" ".other.hdr.tmp.$dead.1.hdr" ".o.hdr.tmp.$dead.x" "o.nii.gz.tmp.${dead}x")
 for f in "${stale[@]}" "${kept[@]}"; do echo stale >"$tmp/stale/$f"; done
 $T "$bin" fuse "$A" "$B" -o "$tmp/stale/o.hdr" "${avg[@]}" 2>/dev/null
-$T "$bin" fuse "$A" "$B" -o "$tmp/stale/x.nii" --preview "$tmp/stale/o.nii.gz" "${avg[@]}" 2>/dev/null
+$T "$bin" fuse "$A" "$B" -o "$tmp/stale/o.nii.gz" "${avg[@]}" 2>/dev/null
 gone=1; for f in "${stale[@]}"; do [ -e "$tmp/stale/$f" ] && gone=0; done
 kept_all=1; for f in "${kept[@]}"; do [ -e "$tmp/stale/$f" ] || kept_all=0; done
 [ "$gone" -eq 1 ] && ok "a dead pid's temporary files of the output are removed" || bad "stale files left: $(ls -A "$tmp/stale" | tr '\n' ' ')"

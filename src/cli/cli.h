@@ -6,6 +6,7 @@
 
 #include "lpmnet.h"
 #include <stdint.h>
+#include <stdio.h>
 
 int cmd_fuse(int argc, char **argv);
 int cmd_info(int argc, char **argv);
@@ -28,12 +29,14 @@ lpm_status cli_prefix_error(lpm_status st, const char *prefix);
 int cli_is_help(const char *arg);
 /* Parse helpers: return 0 on success, print a usage error and return 1 otherwise. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
-/* --threads: 1 to 8 threads per core this machine has. */
+/* --threads: 0 (all cores, the default) or 1 to 8 threads per core this machine has. */
 int cli_parse_threads(const char *cmd, const char *s, long *out);
 /* A finite number (inf and nan are refused). */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
-/* "D,H,W" -> three positive integers. */
+/* "D,H,W" -> three positive integers: shape[0] = D, the number of slices along z (NIfTI's
+ * third axis, k), shape[1] = H, rows along y (j), shape[2] = W, columns along x (i, the axis
+ * that varies fastest in memory); NIfTI tools (fslinfo, nibabel's shape) list them as W,H,D. */
 int cli_parse_shape(const char *cmd, const char *opt, const char *s, int64_t shape[3]);
 /* "cpu" or "cuda" -> *cuda = 0/1; "cuda" without a usable GPU prints why and fails. */
 /* --passes: 1, 2, 4, 8 or 16 (a divisor of the 16-voxel window). */
@@ -42,27 +45,45 @@ int cli_parse_device(const char *cmd, const char *s, int *cuda);
 /* Value of an option that needs one: argv[*i + 1]; advances *i. NULL + message if missing. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 
-/* Progress line on stderr when it is a terminal and the work is longer than a second:
- * pass &state as the lpm_progress_fn context. */
+/* How much the tool says on stderr, set by main.c from -q/--quiet and -v/--verbose anywhere on
+ * the line: CLI_QUIET: errors and warnings only (no progress, no summary line); CLI_NORMAL:
+ * also progress and a summary line per command; CLI_VERBOSE: also each stage and its time. */
+enum { CLI_QUIET = -1, CLI_NORMAL = 0, CLI_VERBOSE = 1 };
+extern int cli_verbosity;
+/* "lpmnet CMD: message" on stderr unless quiet (cli_info), or only when verbose (cli_detail). */
+void cli_info(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_detail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A required option or input that is missing: prints "lpmnet CMD: missing WHAT" and the
+ * command's one-line usage (e.g. "lpmnet fuse A B -o OUT [options]") with a pointer to
+ * --help; returns LPM_ERR_USAGE. */
+int cli_missing(const char *cmd, const char *what, const char *usage_line);
+/* Whether path ends in .nii, .nii.gz, .hdr, .img, .hdr.gz or .img.gz (any case). */
+int cli_has_volume_extension(const char *path);
+/* An output volume's name as FSL tools make it: path as given when it has a volume extension,
+ * else path + ".nii.gz" (out/sub01 -> out/sub01.nii.gz). Returns 0, or prints the problem and
+ * returns LPM_ERR_USAGE (an empty name, or one too long for out). */
+int cli_volume_output_name(const char *cmd, const char *opt, const char *path, char *out, size_t n);
+/* Whether path ends in .png (any case): a picture is only written under a PNG name. */
+int cli_is_png_name(const char *path);
+
+/* Progress of long work on stderr (nothing when quiet): on a terminal a bar redrawn in place
+ * once the work has taken a second; otherwise (a log file, a pipe, a batch job) one line every
+ * LPM_PROGRESS_INTERVAL seconds (default 5; tests set it small) with the percentage, the time
+ * elapsed and an estimate of the time left, and a last line at 100 % when any was printed.
+ * Pass &state (zero it, then set label) as the lpm_progress_fn context; call
+ * cli_progress_end after the work. Called from one thread at a time. */
 typedef struct {
     const char *label;
     double start;
-    int shown;
+    int shown;     /* a terminal bar is on the screen (ended by a newline in cli_progress_end) */
+    double last;   /* when the last line or bar was printed */
+    int lines;     /* lines printed when stderr is not a terminal */
+    int finished;  /* the 100 % line was printed */
 } cli_progress_state;
 void cli_progress(void *ctx, int64_t done, int64_t total);
 void cli_progress_end(cli_progress_state *s);
 
-/* The bundled models, one per modality family ("mri" is the default), each
- * lpmnet-NAME.safetensors beside a card lpmnet-NAME.md (data, recipe, test scores), in
- * <bindir>/../share/lpmnet/ or else <source tree>/models/. */
-typedef struct {
-    const char *name, *pairs;
-} cli_model_family;
-extern const cli_model_family cli_model_families[]; /* ends with a NULL name */
-int cli_model_known(const char *name);
-/* The bundled file lpmnet-NAME<ext> (ext ".safetensors" or ".md"), NULL when absent; the
- * path is in a static buffer that the next call reuses. */
-const char *cli_bundled_model(const char *name, const char *ext);
+/* The bundled models: lpm_model_families, lpm_model_path and lpm_model_resolve (lpmnet.h). */
 /* $LPM_MODEL, else the bundled mri model; NULL when neither exists. */
 const char *cli_default_model(void);
 /* -m/--model: a family name (mri, ct-mr, pet-mr, pet-ct) or a weights file; NULL = the
@@ -114,5 +135,9 @@ lpm_status cli_prep_inputs(const lpm_prep *p, lpm_volume *a, const char *name_a,
  * the error and returns LPM_ERR_USAGE. */
 #define CLI_PREP_DEFAULT_CLIP_LO 0.5
 int cli_prep_finish(const char *cmd, lpm_prep *p, int exact);
+
+/* lpmnet fuse --xml: the Slicer Execution Model description of fuse (slicer.c), so that 3D
+ * Slicer runs lpmnet fuse as a command-line module (docs/cli.md says how to install it). */
+void cli_slicer_xml(FILE *out);
 
 #endif

@@ -9,8 +9,64 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+int cli_verbosity = CLI_NORMAL;
+
+static void vmessage(const char *cmd, const char *fmt, va_list ap) {
+    fprintf(stderr, "lpmnet %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_info(const char *cmd, const char *fmt, ...) {
+    if (cli_verbosity < CLI_NORMAL) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(cmd, fmt, ap);
+    va_end(ap);
+}
+
+void cli_detail(const char *cmd, const char *fmt, ...) {
+    if (cli_verbosity < CLI_VERBOSE) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(cmd, fmt, ap);
+    va_end(ap);
+}
+
+int cli_missing(const char *cmd, const char *what, const char *usage_line) {
+    fprintf(stderr, "lpmnet %s: missing %s\nusage: %s   (lpmnet %s --help for all options)\n", cmd,
+            what, usage_line, cmd);
+    return LPM_ERR_USAGE;
+}
+
+static int ends_with_nocase(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+int cli_has_volume_extension(const char *path) {
+    static const char *const ext[] = {".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz"};
+    for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++)
+        if (ends_with_nocase(path, ext[k])) return 1;
+    return 0;
+}
+
+int cli_volume_output_name(const char *cmd, const char *opt, const char *path, char *out, size_t n) {
+    if (!path[0]) return cli_error(cmd, LPM_ERR_USAGE, "%s needs a file name, got ''", opt);
+    int given = cli_has_volume_extension(path);
+    /* a folder cannot take an extension: "out/" stays a folder name and fails at the write */
+    size_t len = strlen(path);
+    const int folder = path[len - 1] == '/';
+    if ((size_t)snprintf(out, n, "%s%s", path, given || folder ? "" : ".nii.gz") >= n)
+        return cli_error(cmd, LPM_ERR_USAGE, "%s: the name '%s' is too long", opt, path);
+    return 0;
+}
+
+int cli_is_png_name(const char *path) { return ends_with_nocase(path, ".png"); }
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
     va_list ap;
@@ -57,7 +113,7 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
 
 int cli_parse_threads(const char *cmd, const char *s, long *out) {
     long cap = 8L * omp_get_num_procs();
-    return cli_parse_int(cmd, "--threads", s, 1, cap < 8 ? 8 : cap, out);
+    return cli_parse_int(cmd, "--threads", s, 0, cap < 8 ? 8 : cap, out);
 }
 
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
@@ -75,8 +131,9 @@ int cli_parse_shape(const char *cmd, const char *opt, const char *s, int64_t sha
     char extra;
     if (sscanf(s, "%lld,%lld,%lld%c", &d, &h, &w, &extra) != 3 || d < 1 || h < 1 || w < 1 ||
         d > 100000 || h > 100000 || w > 100000)
-        return cli_error(cmd, LPM_ERR_USAGE, "%s expects D,H,W (three positive integers), got '%s'",
-                         opt, s);
+        return cli_error(cmd, LPM_ERR_USAGE,
+                         "%s expects D,H,W: three positive integers, the slices along z, the rows "
+                         "along y and the columns along x (x varies fastest), got '%s'", opt, s);
     shape[0] = d, shape[1] = h, shape[2] = w;
     return 0;
 }
@@ -89,17 +146,59 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+/* Seconds between progress lines when stderr is not a terminal: LPM_PROGRESS_INTERVAL
+ * (tests set it small) or 5. */
+static double progress_interval(void) {
+    const char *env = getenv("LPM_PROGRESS_INTERVAL");
+    if (env && *env) {
+        char *end;
+        double v = strtod(env, &end);
+        if (!*end && v >= 0 && v <= 86400) return v;
+    }
+    return 5.0;
+}
+
+/* "12.3 s" below a minute, "4 min 05 s" above. */
+static void format_duration(char *buf, size_t n, double s) {
+    if (s < 60) snprintf(buf, n, "%.1f s", s);
+    else if (s < 3600) snprintf(buf, n, "%d min %02d s", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, n, "%d h %02d min", (int)(s / 3600), (int)s / 60 % 60);
+}
+
 void cli_progress(void *ctx, int64_t done, int64_t total) {
     cli_progress_state *s = ctx;
-    if (!isatty(STDERR_FILENO)) return;
-    double now = lpm_seconds();
-    if (s->start == 0) s->start = now;
-    double elapsed = now - s->start;
-    if (elapsed < 1.0 && done < total) return;
-    double eta = done > 0 ? elapsed * (double)(total - done) / (double)done : 0;
-    fprintf(stderr, "\r%s %3d%% (%lld/%lld) %.1fs elapsed, ETA %.1fs   ", s->label,
-            total ? (int)(100 * done / total) : 100, (long long)done, (long long)total, elapsed, eta);
-    s->shown = 1;
+    if (cli_verbosity < CLI_NORMAL || s->finished) return;
+    const double now = lpm_seconds();
+    if (s->start == 0) s->start = s->last = now;
+    const int finished = done >= total;
+    const double elapsed = now - s->start, fraction = total > 0 ? (double)done / (double)total : 1;
+    char spent[32], left[32];
+    format_duration(spent, sizeof spent, elapsed);
+    format_duration(left, sizeof left, done > 0 ? elapsed * (double)(total - done) / (double)done : 0);
+    const int percent = (int)(100 * fraction);
+    if (isatty(STDERR_FILENO)) {
+        /* short work shows nothing; the bar is redrawn at most ten times a second */
+        if ((elapsed < 1.0 && !s->shown) || (!finished && now - s->last < 0.1)) return;
+        enum { WIDTH = 30 };
+        char bar[WIDTH + 1];
+        const int full = (int)(WIDTH * fraction);
+        for (int k = 0; k < WIDTH; k++) bar[k] = k < full ? '#' : '-';
+        bar[WIDTH] = '\0';
+        fprintf(stderr, "\r%s [%s] %3d%%  %s elapsed, %s left   ", s->label, bar, percent, spent,
+                finished ? "0.0 s" : left);
+        s->shown = 1;
+    } else {
+        /* a log: one line every few seconds, and the last at 100 % when any came before */
+        if (finished ? s->lines == 0 : now - s->last < progress_interval()) return;
+        if (finished)
+            fprintf(stderr, "%s: 100%% done in %s\n", s->label, spent);
+        else
+            fprintf(stderr, "%s: %d%% done, %s elapsed, about %s left\n", s->label, percent, spent, left);
+        s->lines++;
+    }
+    fflush(stderr);
+    s->last = now;
+    s->finished = finished;
 }
 
 void cli_progress_end(cli_progress_state *s) {
@@ -107,76 +206,25 @@ void cli_progress_end(cli_progress_state *s) {
     s->shown = 0;
 }
 
-static int file_exists(const char *path) { return access(path, R_OK) == 0; }
-
-const cli_model_family cli_model_families[] = {
-    {"mri", "MR/MR: T1, T2, FLAIR, PD and their contrast-enhanced forms"},
-    {"ct-mr", "CT/MR: CT (Hounsfield units) with an MR contrast"},
-    {"pet-mr", "PET/MR and SPECT/MR: a functional volume with an MR contrast"},
-    {"pet-ct", "PET/CT and SPECT/CT: a functional volume with CT"},
-    {NULL, NULL}};
-
-static const char *model_names(void) {
-    static char names[128];
-    if (!names[0])
-        for (const cli_model_family *f = cli_model_families; f->name; f++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                     f == cli_model_families ? "" : ", ", f->name);
-    return names;
-}
-
-int cli_model_known(const char *name) {
-    for (const cli_model_family *f = cli_model_families; f->name; f++)
-        if (!strcmp(f->name, name)) return 1;
-    return 0;
-}
-
-const char *cli_bundled_model(const char *name, const char *ext) {
-    static char path[4200];
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(path, sizeof path, "%s/../share/lpmnet/lpmnet-%s%s", exe, name, ext);
-            if (file_exists(path)) return path;
-        }
-    }
-#ifdef LPM_SOURCE_DIR
-    snprintf(path, sizeof path, "%s/models/lpmnet-%s%s", LPM_SOURCE_DIR, name, ext);
-    if (file_exists(path)) return path;
-#endif
-    return NULL;
-}
 
 const char *cli_default_model(void) {
+    static char path[4200];
     const char *env = getenv("LPM_MODEL");
     if (env && *env) return env;
-    return cli_bundled_model("mri", ".safetensors");
+    return lpm_model_path("mri", ".safetensors", path, sizeof path) == LPM_OK ? path : NULL;
 }
 
 int cli_resolve_model(const char *cmd, const char *name_or_file, const char **path) {
+    static char resolved[4200];
     if (!name_or_file) {
         if (!(*path = cli_default_model()))
             return cli_error(cmd, LPM_ERR_USAGE, "no weights given and no bundled model found: "
                              "pass -m FILE or set LPM_MODEL");
         return 0;
     }
-    /* a path (a folder separator or the weights' extension) is taken as given: the loader
-     * names it if it is missing */
-    if (strchr(name_or_file, '/') || strstr(name_or_file, ".safetensors") ||
-        file_exists(name_or_file)) {
-        *path = name_or_file;
-        return 0;
-    }
-    if (!cli_model_known(name_or_file))
-        return cli_error(cmd, LPM_ERR_USAGE, "unknown model '%s': the bundled models are %s "
-                         "(or pass a .safetensors file)", name_or_file, model_names());
-    if (!(*path = cli_bundled_model(name_or_file, ".safetensors")))
-        return cli_error(cmd, LPM_ERR_USAGE, "model '%s' is not installed here (see lpmnet models)",
-                         name_or_file);
+    lpm_status st = lpm_model_resolve(name_or_file, resolved, sizeof resolved);
+    if (st) return cli_fail(cmd, st);
+    *path = resolved;
     return 0;
 }
 

@@ -2,9 +2,11 @@
 #include "classical/classical.h"
 #include "cli.h"
 #include "cuda/cuda.h"
+#include "dist.h"
 #include "io/io.h"
 #include "io/montage.h"
 #include "metrics/metrics.h"
+#include "report_html.h"
 #include "train/data.h"
 
 #include <errno.h>
@@ -40,6 +42,9 @@ static void usage(FILE *out) {
             "  --mask-key KEY     score inside this mask modality (folder datasets)\n"
             "  --split S          all (default), train or test (IndicesTrain/Test.txt)\n"
             "  --save-fused       also write DIR/<case>_<method>.nii.gz\n"
+            "  --html [HDIR]      also write web pages (docs/viewer.md) into HDIR [DIR]:\n"
+            "                     viewer_<case>.html (A, B and every result in linked 3-D views,\n"
+            "                     with the case's metrics) and index.html (links, all metrics)\n"
             "  --out DIR          output folder (created)\n"
             "  --device D         cpu (default) or cuda (LPM-Net on an NVIDIA GPU, one pass)\n"
             "  --threads N        threads (default: all cores)\n\n"
@@ -51,7 +56,8 @@ static void usage(FILE *out) {
 
 typedef struct {
     const char *data, *pair, *methods, *model, *mask_key, *out, *split;
-    int save_fused, cuda, exact;
+    const char *html; /* --html [HDIR]: the pages' folder (DIR when no HDIR) */
+    int save_fused, cuda, exact, want_html;
     long threads, passes;
     lpm_prep prep;
 } eval_args;
@@ -187,6 +193,75 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
     return lpm_atomic_commit(&f);
 }
 
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* --html: HDIR/viewer_<case>.html, the montage's volumes (labels[0..1] name A and B) in
+ * linked views and the case's rows of metrics.csv. */
+static lpm_status write_case_page(const eval_args *o, const lpm_dataset *ds, int c, const results *r,
+                                  const char *name, const char *const *labels, const float *const *vols,
+                                  const lpm_volume *grid) {
+    const int nm = r->n_methods, n_cols = 1 + N_COLUMNS;
+    cli_html_volume views[MAX_METHODS + 2];
+    char label_a[300], label_b[300], path[4200], title[400];
+    snprintf(label_a, sizeof label_a, "%s: %s", labels[0], base_name(ds->a[c]));
+    snprintf(label_b, sizeof label_b, "%s: %s", labels[1], base_name(ds->b[c]));
+    views[0] = (cli_html_volume){label_a, vols[0]};
+    views[1] = (cli_html_volume){label_b, vols[1]};
+    for (int j = 0; j < nm; j++) views[j + 2] = (cli_html_volume){labels[j + 2], vols[j + 2]};
+    const char *rows[MAX_METHODS], *cols[1 + N_COLUMNS] = {"seconds"};
+    double values[MAX_METHODS * (1 + N_COLUMNS)];
+    for (int k = 0; k < N_COLUMNS; k++) cols[1 + k] = column_name(k);
+    for (int j = 0; j < nm; j++) {
+        rows[j] = r->method[j];
+        values[j * n_cols] = r->seconds[c * nm + j];
+        for (int k = 0; k < N_COLUMNS; k++) values[j * n_cols + 1 + k] = column_value(r, c, j, k);
+    }
+    const cli_html_table table = {nm, n_cols, rows, cols, values, "method"};
+    snprintf(path, sizeof path, "%s/viewer_%s.html", o->html, name);
+    snprintf(title, sizeof title, "lpmnet eval: %s", ds->name[c]);
+    return cli_html_report(path, title, "A and B as scaled for the methods; the metrics score each result "
+                           "against them (metrics.csv).", grid, views, nm + 2, &table);
+}
+
+/* --html: HDIR/index.html, a link to every scored case's page and every row of metrics.csv. */
+static lpm_status write_index_page(const eval_args *o, const lpm_dataset *ds, const results *r) {
+    const int nm = r->n_methods, n_cols = 1 + N_COLUMNS, n_ok = r->n_cases - r->n_failed;
+    cli_html_link *links = calloc((size_t)n_ok + 1, sizeof *links);
+    char (*hrefs)[300] = calloc((size_t)n_ok + 1, sizeof *hrefs);
+    char (*row_names)[300] = calloc((size_t)n_ok * (size_t)nm + 1, sizeof *row_names);
+    const char **rows = calloc((size_t)n_ok * (size_t)nm + 1, sizeof *rows);
+    double *values = calloc((size_t)n_ok * (size_t)nm * (size_t)n_cols + 1, sizeof *values);
+    const char *cols[1 + N_COLUMNS] = {"seconds"};
+    lpm_status st = LPM_OK;
+    if (!links || !hrefs || !row_names || !rows || !values) st = lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+    for (int k = 0; k < N_COLUMNS; k++) cols[1 + k] = column_name(k);
+    int n_links = 0, n_rows = 0;
+    for (int c = 0; c < r->n_cases && !st; c++) {
+        if (r->failed[c]) continue;
+        char name[256];
+        snprintf(hrefs[n_links], sizeof hrefs[0], "viewer_%s.html", safe_name(ds->name[c], name, sizeof name));
+        links[n_links] = (cli_html_link){hrefs[n_links], ds->name[c]};
+        n_links++;
+        for (int j = 0; j < nm; j++, n_rows++) {
+            snprintf(row_names[n_rows], sizeof row_names[0], "%s / %s", ds->name[c], r->method[j]);
+            rows[n_rows] = row_names[n_rows];
+            values[n_rows * n_cols] = r->seconds[c * nm + j];
+            for (int k = 0; k < N_COLUMNS; k++) values[n_rows * n_cols + 1 + k] = column_value(r, c, j, k);
+        }
+    }
+    const cli_html_table table = {n_rows, n_cols, rows, cols, values, "case / method"};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/index.html", o->html);
+    if (!st) st = cli_html_index(path, "lpmnet eval", "Each case's page shows A, B and every result in linked "
+                                 "views; means per method are in summary.md.", links, n_links, &table);
+    free(links), free(hrefs), free(row_names), free(rows), free(values);
+    if (!st) fprintf(stderr, "lpmnet eval: wrote %s and a viewer_<case>.html per case\n", path);
+    return st;
+}
+
 static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_dataset *ds, int c,
                             results *r) {
     lpm_volume a = {0}, b = {0}, fused[MAX_METHODS] = {{0}};
@@ -199,7 +274,9 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
     if (!st && ds->mask[c]) st = lpm_mask_read(ds->mask[c], &a, ds->a[c], &mask);
     for (int j = 0; j < r->n_methods && !st; j++) {
         const char *method = r->method[j];
-        fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, ds->name[c], method);
+        /* several processes: one whole line per result, so that their lines do not interleave */
+        int whole_lines = dist_size() > 1;
+        if (!whole_lines) fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, ds->name[c], method);
         double t0 = lpm_seconds();
         if (!strcmp(method, "lpmnet") && o->cuda) {
             st = lpm_fuse_cuda(w, &a, &b, &fused[j], NULL, NULL);
@@ -222,29 +299,41 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
             snprintf(path, sizeof path, "%s/%s_%s.nii.gz", o->out, name, method);
             st = lpm_volume_write(path, &fused[j], &a);
         }
-        if (!st)
+        if (whole_lines && !st)
+            fprintf(stderr, "lpmnet eval: case %d/%d %s: %s (rank %d) %.2f s, ssim %.4f\n", c + 1, r->n_cases,
+                    ds->name[c], method, dist_rank(), secs, r->m[c * r->n_methods + j].ssim);
+        else if (!whole_lines && !st)
             fprintf(stderr, " %.2f s, ssim %.4f\n", secs, r->m[c * r->n_methods + j].ssim);
-        else
+        else if (!whole_lines)
             fputc('\n', stderr);
     }
     if (!st) {
+        /* Columns named by the inputs' files (a folder dataset: its modality keys), then the
+         * methods; the viewer page keeps A and B as keys beside the file names. */
         const char *labels[MAX_METHODS + 2];
         const float *vols[MAX_METHODS + 2];
-        labels[0] = "A", vols[0] = a.data;
-        char lb[64];
+        lpm_montage_column cols[MAX_METHODS + 2];
+        char name_a[128], name_b[128], title[300];
+        lpm_montage_label_from_path(ds->a[c], name_a, sizeof name_a);
+        lpm_montage_label_from_path(ds->b[c], name_b, sizeof name_b);
         const char *comma = o->pair ? strchr(o->pair, ',') : NULL;
         if (comma) {
-            snprintf(lb, sizeof lb, "%.*s", (int)(comma - o->pair), o->pair);
-            labels[0] = lb;
-            labels[1] = comma + 1;
-        } else {
-            labels[1] = "B";
+            snprintf(name_a, sizeof name_a, "%.*s", (int)(comma - o->pair), o->pair);
+            snprintf(name_b, sizeof name_b, "%s", comma + 1);
         }
-        vols[1] = b.data;
-        for (int j = 0; j < r->n_methods; j++) labels[j + 2] = r->method[j], vols[j + 2] = fused[j].data;
+        labels[0] = comma ? name_a : "A", vols[0] = a.data;
+        labels[1] = comma ? name_b : "B", vols[1] = b.data;
+        cols[0] = (lpm_montage_column){name_a, a.data, NULL};
+        cols[1] = (lpm_montage_column){name_b, b.data, NULL};
+        for (int j = 0; j < r->n_methods; j++) {
+            labels[j + 2] = r->method[j], vols[j + 2] = fused[j].data;
+            cols[j + 2] = (lpm_montage_column){r->method[j], fused[j].data, NULL};
+        }
+        snprintf(title, sizeof title, "case %s", ds->name[c]);
         char path[4200];
         snprintf(path, sizeof path, "%s/montage_%s.png", o->out, name);
-        st = lpm_montage_write(path, labels, vols, r->n_methods + 2, a.nz, a.ny, a.nx);
+        st = lpm_montage_write_titled(path, title, cols, r->n_methods + 2, a.nz, a.ny, a.nx);
+        if (!st && o->html) st = write_case_page(o, ds, c, r, name, labels, vols, &a);
     }
     for (int j = 0; j < r->n_methods; j++) lpm_volume_free(&fused[j]);
     lpm_volume_free(&a);
@@ -255,8 +344,68 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
 
 /* One case's files, from the headers (lpm_dataset_check on that case alone). */
 static lpm_status check_case(const lpm_dataset *ds, int c) {
-    lpm_dataset one = {1, &ds->name[c], &ds->a[c], &ds->b[c], &ds->mask[c]};
+    lpm_dataset one = {.n = 1, .name = &ds->name[c], .a = &ds->a[c], .b = &ds->b[c], .mask = &ds->mask[c]};
     return lpm_dataset_check(&one, NULL);
+}
+
+/* Under mpirun the cases are dealt out round-robin: process c % P scores case c. */
+static int owns_case(int c) { return c % dist_size() == dist_rank(); }
+
+/* One case's results as the processes exchange them: whether it failed (and why), then its
+ * seconds, metrics and seam indices per method. */
+typedef struct {
+    int32_t failed;
+    char why[1020];
+    double seconds[MAX_METHODS];
+    lpm_metrics m[MAX_METHODS];
+    double seam[MAX_METHODS][3];
+} case_record;
+
+/* Every process's cases to every process, so that rank 0 writes the reports of all of them,
+ * as one process would have. Collective. */
+static lpm_status gather_results(const lpm_dataset *ds, results *r) {
+    int P = dist_size(), nm = r->n_methods;
+    if (P <= 1) return LPM_OK;
+    size_t *counts = calloc((size_t)P, sizeof *counts);
+    case_record *mine = calloc((size_t)ds->n / (size_t)P + 1, sizeof *mine);
+    case_record *all = calloc((size_t)ds->n + (size_t)P, sizeof *all);
+    lpm_status st = LPM_OK;
+    if (!counts || !mine || !all) st = lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+    for (int c = 0, k = 0; !st && c < ds->n; c++) {
+        counts[c % P] += sizeof(case_record);
+        if (!owns_case(c)) continue;
+        case_record *rec = &mine[k++];
+        rec->failed = r->failed[c] != NULL;
+        if (r->failed[c]) snprintf(rec->why, sizeof rec->why, "%s", r->failed[c]);
+        for (int j = 0; j < nm; j++) {
+            rec->seconds[j] = r->seconds[c * nm + j];
+            rec->m[j] = r->m[c * nm + j];
+            memcpy(rec->seam[j], &r->seam[(c * nm + j) * 3], sizeof rec->seam[j]);
+        }
+    }
+    if (!st) st = dist_allgather(NULL, mine, all, counts);
+    /* rank q's block holds cases q, q + P, ... in order */
+    for (int c = 0; !st && c < ds->n; c++) {
+        size_t at = 0;
+        for (int q = 0; q < c % P; q++) at += counts[q] / sizeof(case_record);
+        const case_record *rec = &all[at + (size_t)(c / P)];
+        if (owns_case(c)) continue;
+        if (rec->failed) {
+            if (!(r->failed[c] = malloc(strlen(rec->why) + 1))) {
+                st = lpm_fail(LPM_ERR_INTERNAL, "out of memory");
+                break;
+            }
+            strcpy(r->failed[c], rec->why);
+            r->n_failed++;
+        }
+        for (int j = 0; j < nm; j++) {
+            r->seconds[c * nm + j] = rec->seconds[j];
+            r->m[c * nm + j] = rec->m[j];
+            memcpy(&r->seam[(c * nm + j) * 3], rec->seam[j], sizeof rec->seam[j]);
+        }
+    }
+    free(counts), free(mine), free(all);
+    return st;
 }
 
 /* A data error in one case is recorded with its message and the others go on; anything
@@ -304,6 +453,11 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(s, "--split")) { VALUE(); o.split = v; }
         else if (!strcmp(s, "--out")) { VALUE(); o.out = v; }
         else if (!strcmp(s, "--save-fused")) o.save_fused = 1;
+        else if (!strcmp(s, "--html")) {
+            /* an optional folder: eval takes no other bare argument */
+            o.want_html = 1;
+            if (i + 1 < argc && argv[i + 1][0] != '-') o.html = argv[++i];
+        }
         else if (!strcmp(s, "--exact")) o.exact = 1;
         else if (!strcmp(s, "--passes")) { VALUE(); if (cli_parse_passes(CMD, v, &o.passes)) return 1; }
         else if (!strcmp(s, "--mask"))
@@ -322,20 +476,28 @@ int cmd_eval(int argc, char **argv) {
         return cli_error(CMD, LPM_ERR_USAGE, "--split must be all, train or test");
     if (cli_prep_finish(CMD, &o.prep, o.exact)) return LPM_ERR_USAGE;
     if (o.exact && o.passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
+    if (o.want_html && !o.html) o.html = o.out;
+    if (o.html && !cli_niivue_script())
+        return cli_error(CMD, LPM_ERR_INPUT, "--html: the viewer script niivue.umd.js is not installed (looked in "
+                          "<bindir>/../share/lpmnet/niivue/ and the source tree's vendor/niivue/)");
     results r = {0};
     if (parse_methods(o.methods, &r)) return LPM_ERR_USAGE;
+    lpm_status st = dist_start();
+    if (st) return dist_end(cli_fail(CMD, st));
+    if (!o.threads && dist_size() > 1) o.threads = dist_default_threads();
     lpm_set_threads((int)o.threads);
 
     lpm_weights w = {0};
     lpm_dataset ds = {0};
-    lpm_status st = LPM_OK;
     if (strstr(o.methods, "lpmnet")) {
-        if (cli_resolve_model(CMD, o.model, &o.model)) return LPM_ERR_USAGE;
+        if (cli_resolve_model(CMD, o.model, &o.model)) return dist_end(LPM_ERR_USAGE);
         st = lpm_weights_alloc(&w);
         if (!st) st = lpm_weights_load(&w, o.model);
     }
     if (!st && mkdir(o.out, 0755) != 0 && errno != EEXIST)
         st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the output folder (%s)", o.out, strerror(errno));
+    if (!st && o.html && mkdir(o.html, 0755) != 0 && errno != EEXIST)
+        st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the --html folder (%s)", o.html, strerror(errno));
     if (!st) st = lpm_dataset_open(&ds, o.data, o.pair, o.mask_key, o.split && strcmp(o.split, "all") ? o.split : NULL);
     if (!st) {
         r.n_cases = ds.n;
@@ -345,14 +507,22 @@ int cmd_eval(int argc, char **argv) {
         r.failed = lpm_calloc((size_t)ds.n, sizeof *r.failed);
         if (!r.m || !r.seam || !r.seconds || !r.failed) st = LPM_ERR_INTERNAL;
     }
-    /* Every case's headers first, so that a bad file is reported before hours of work. */
-    for (int c = 0; c < ds.n && !st; c++) st = note_failure(&r, &ds, c, check_case(&ds, c));
+    /* Every case's headers first, so that a bad file is reported before hours of work. Under
+     * mpirun each process checks and scores its own cases; then rank 0 writes the reports. */
     for (int c = 0; c < ds.n && !st; c++)
-        if (!r.failed[c]) st = note_failure(&r, &ds, c, eval_case(&o, &w, &ds, c, &r));
-    if (!st) st = write_csv(o.out, &ds, &r);
-    if (!st) st = write_summary(o.out, &o, &ds, &r);
-    if (!st) fprintf(stderr, "lpmnet eval: wrote %s/metrics.csv, %s/summary.md and %d montage(s)\n", o.out, o.out,
-                     ds.n - r.n_failed);
+        if (owns_case(c)) st = note_failure(&r, &ds, c, check_case(&ds, c));
+    for (int c = 0; c < ds.n && !st; c++)
+        if (owns_case(c) && !r.failed[c]) st = note_failure(&r, &ds, c, eval_case(&o, &w, &ds, c, &r));
+    st = dist_agree(st);  /* a process that stopped (out of memory, unwritable folder) stops all */
+    int scored = !st;
+    if (!st) st = gather_results(&ds, &r);
+    if (!st && dist_rank() == 0) st = write_csv(o.out, &ds, &r);
+    if (!st && dist_rank() == 0) st = write_summary(o.out, &o, &ds, &r);
+    if (!st && dist_rank() == 0 && o.html) st = write_index_page(&o, &ds, &r);
+    if (!st && dist_rank() == 0)
+        fprintf(stderr, "lpmnet eval: wrote %s/metrics.csv, %s/summary.md and %d montage(s)%s\n", o.out, o.out,
+                ds.n - r.n_failed, dist_size() > 1 ? " (cases shared over the processes)" : "");
+    if (scored) st = dist_agree(st);  /* rank 0's writes */
     if (!st && r.n_failed)
         st = lpm_fail(LPM_ERR_INPUT, "%d of %d case(s) failed (listed in %s/summary.md)", r.n_failed, ds.n, o.out);
     for (int c = 0; r.failed && c < ds.n; c++) free(r.failed[c]);
@@ -362,5 +532,6 @@ int cmd_eval(int argc, char **argv) {
     free(r.seconds);
     lpm_dataset_free(&ds);
     lpm_weights_free(&w);
-    return st ? cli_fail(CMD, st) : 0;
+    /* every process ends with the same status; rank 0 prints it */
+    return dist_end(st ? (dist_rank() == 0 ? cli_fail(CMD, st) : (int)st) : 0);
 }

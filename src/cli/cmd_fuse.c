@@ -1,9 +1,12 @@
 /* lpmnet fuse A B -o OUT: LPM-Net (default) or a classical method. */
 #include "classical/classical.h"
 #include "cli.h"
+#include "core/core.h"
 #include "cuda/cuda.h"
 #include "io/io.h"
 #include "io/montage.h"
+#include "metrics/metrics.h"
+#include "report_html.h"
 #include "prep/color.h"
 
 #include <errno.h>
@@ -15,18 +18,24 @@
 
 static const char *CMD = "fuse";
 
+#define USAGE_LINE "lpmnet fuse A B -o OUT [options]"
+
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lpmnet fuse A B -o OUT [options]\n\n"
+            "usage: " USAGE_LINE "\n\n"
             "Fuse two co-registered 3-D volumes. Each input is scaled to [0,1] (the lowest 0.5%%\n"
             "of its voxels clipped, see --clip); the output is float32 in [0,1] on A's grid with\n"
             "A's geometry (qform/sform, pixdim). LPM-Net runs 4 passes at shifted window grids\n"
             "and averages them; the output is 0 where both scaled inputs are 0. --exact: the\n"
-            "authors' computation (plain min-max, one pass), as their PyTorch code gives it.\n\n"
-            "  -o, --out FILE        fused volume (.nii, .nii.gz, .hdr/.img; not one of the inputs)\n"
+            "authors' computation (plain min-max, one pass), as their PyTorch code gives it.\n"
+            "Co-register A and B first (FSL FLIRT, ANTs): --resample only uses the headers.\n"
+            "Every option's value may also be given as --opt=VALUE.\n\n"
+            "  -o, --out FILE        fused volume (.nii, .nii.gz, .hdr/.img; not one of the inputs);\n"
+            "                        a name without one of these extensions gets .nii.gz\n"
             "  -m, --model NAME|FILE a bundled model: mri (default), ct-mr, pet-mr, pet-ct (see\n"
             "                        'lpmnet models'), or LPM-Net weights (.safetensors)\n"
-            "  --passes N            LPM-Net passes at shifted window grids: 1, 2, 4, 8, 16 [4]\n"
+            "  --passes N            LPM-Net passes at shifted window grids: 1, 2, 4, 8, 16, or\n"
+            "                        auto (4; 1 with --exact or --device cuda) [auto]\n"
             "  --exact               the authors' computation: one pass, plain min-max\n"
             "                        normalisation, no background rule (what PyTorch gives)\n"
             CLI_PREP_HELP
@@ -36,19 +45,34 @@ static void usage(FILE *out) {
             "                        coordinates (trilinear) instead of requiring one grid\n"
             "  --color MAP           write OUT in colour (RGB24 NIfTI): the functional input\n"
             "                        through MAP (hot, jet, gray) with its luminance replaced by\n"
-            "                        the fusion (YCbCr fusion, ITU-R BT.601); for PET and SPECT\n"
+            "                        the fusion (YCbCr fusion, ITU-R BT.601); for PET and SPECT;\n"
+            "                        none: a grey output (the default)\n"
             "  --functional a|b      the functional input coloured by --color [b]\n"
-            "  --preview FILE.png    picture of the orthogonal mid-slices of A, B and the result\n"
+            "  --preview FILE.png    PNG picture of the orthogonal mid-slices of A, B and the\n"
+            "                        result (the name must end in .png)\n"
+            "  --html DIR            also write DIR/index.html: A, B and the result side by side\n"
+            "                        in 3-D views with one crosshair, and the result's metrics\n"
+            "                        (a page for a web browser; see docs/viewer.md)\n"
             "  --device D            cpu (default) or cuda (LPM-Net on an NVIDIA GPU, one pass)\n"
-            "  --threads N           threads (default: all cores)\n"
-            "  -h, --help            this help\n");
+            "  --threads N           threads, 0 = all cores [0]\n"
+            "  -q, --quiet           errors and warnings only (no progress, no summary line)\n"
+            "  -v, --verbose         also each stage (read, scale, fuse, write) and its time\n"
+            "  --max-memory SIZE     refuse inputs that declare more than SIZE bytes (e.g. 4G)\n"
+            "  --list PAIRS.csv      fuse many pairs with one model load (-o is then a folder)\n"
+            "  --xml                 print the 3D Slicer command-line module description\n"
+            "  -h, --help            this help\n\n"
+            "Progress goes to stderr: a bar on a terminal, else a line every 5 s\n"
+            "(LPM_PROGRESS_INTERVAL=SECONDS). Exit codes: 0 ok, 1 usage error, 2 input/data\n"
+            "error, 3 internal error.\n");
 }
 
 typedef struct {
     const char *a, *b, *out, *model, *method, *components, *preview, *color;
+    const char *html; /* --html DIR */
     lpm_prep prep;
     int resample, cuda, exact, functional_a;
-    long threads, passes;
+    long threads, passes; /* passes 0: auto */
+    char out_name[4200];  /* OUT with .nii.gz added when it had no volume extension */
 } fuse_args;
 
 static int parse(int argc, char **argv, fuse_args *o) {
@@ -58,6 +82,9 @@ static int parse(int argc, char **argv, fuse_args *o) {
         const char *s = argv[i];
         if (cli_is_help(s)) {
             usage(stdout);
+            return -1;
+        } else if (!strcmp(s, "--xml")) {
+            cli_slicer_xml(stdout);
             return -1;
         } else if (!strcmp(s, "-o") || !strcmp(s, "--out")) {
             if (!(o->out = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
@@ -69,18 +96,23 @@ static int parse(int argc, char **argv, fuse_args *o) {
             if (!(o->components = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--preview")) {
             if (!(o->preview = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (!strcmp(s, "--html")) {
+            if (!(o->html = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--device")) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v) return LPM_ERR_USAGE;
             if (cli_parse_device(CMD, v, &o->cuda)) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--passes")) {
             const char *v = cli_value(CMD, argc, argv, &i);
-            if (!v || cli_parse_passes(CMD, v, &o->passes)) return LPM_ERR_USAGE;
+            if (!v) return LPM_ERR_USAGE;
+            if (!strcmp(v, "auto")) o->passes = 0;
+            else if (cli_parse_passes(CMD, v, &o->passes)) return LPM_ERR_USAGE;
         } else if (!strcmp(s, "--color")) {
             if (!(o->color = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
-            if (!lpm_colormap_known(o->color))
-                return cli_error(CMD, LPM_ERR_USAGE, "unknown colour map '%s' (valid: %s)", o->color,
-                                 lpm_colormap_names());
+            if (!strcmp(o->color, "none")) o->color = NULL; /* Slicer always passes a value */
+            else if (!lpm_colormap_known(o->color))
+                return cli_error(CMD, LPM_ERR_USAGE, "unknown colour map '%s' (valid: %s, none)",
+                                 o->color, lpm_colormap_names());
         } else if (!strcmp(s, "--functional")) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v) return LPM_ERR_USAGE;
@@ -105,10 +137,20 @@ static int parse(int argc, char **argv, fuse_args *o) {
             return cli_error(CMD, LPM_ERR_USAGE, "unexpected argument '%s'", s);
         }
     }
-    if (npos != 2 || !o->out) {
+    if (argc == 0) {
         usage(stderr);
         return LPM_ERR_USAGE;
     }
+    if (npos == 0)
+        return cli_missing(CMD, "the inputs A and B (two co-registered volumes: .nii, .nii.gz, "
+                           ".hdr/.img)", USAGE_LINE);
+    if (npos == 1)
+        return cli_missing(CMD, "input B (the second volume, on A's grid, or on any grid with "
+                           "--resample)", USAGE_LINE);
+    if (!o->out) return cli_missing(CMD, "-o/--out OUTPUT (where to write the fused volume)", USAGE_LINE);
+    if (cli_volume_output_name(CMD, "-o/--out", o->out, o->out_name, sizeof o->out_name))
+        return LPM_ERR_USAGE;
+    o->out = o->out_name;
     o->a = pos[0], o->b = pos[1];
     if (!o->method) o->method = "lpmnet";
     if (strcmp(o->method, "lpmnet") != 0 && !lpm_classical_known(o->method))
@@ -119,10 +161,10 @@ static int parse(int argc, char **argv, fuse_args *o) {
     if (o->components && strcmp(o->method, "lpmnet") != 0)
         return cli_error(CMD, LPM_ERR_USAGE, "--components needs --method lpmnet");
     if (o->exact && o->passes > 1)
-        return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
+        return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes (or --passes auto)");
     if (cli_prep_finish(CMD, &o->prep, o->exact)) return LPM_ERR_USAGE;
     if (o->cuda && o->passes > 1)
-        return cli_error(CMD, LPM_ERR_USAGE, "--device cuda runs one pass (--passes 1)");
+        return cli_error(CMD, LPM_ERR_USAGE, "--device cuda runs one pass (--passes 1 or auto)");
     return 0;
 }
 
@@ -139,10 +181,14 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* Columns labelled with the inputs' file names (without the folder and extension). */
 static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
                                 const lpm_volume *f, const uint8_t *rgb) {
-    const lpm_montage_column cols[4] = {{base_name(o->a), a->data, NULL},
-                                        {base_name(o->b), b->data, NULL},
+    char name_a[256], name_b[256];
+    lpm_montage_label_from_path(o->a, name_a, sizeof name_a);
+    lpm_montage_label_from_path(o->b, name_b, sizeof name_b);
+    const lpm_montage_column cols[4] = {{name_a, a->data, NULL},
+                                        {name_b, b->data, NULL},
                                         {o->method, f->data, NULL},
                                         {o->color, NULL, rgb}};
     return lpm_montage_write_columns(o->preview, cols, rgb ? 4 : 3, a->nz, a->ny, a->nx);
@@ -151,7 +197,7 @@ static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const l
 /* The bundled model's family name, or NULL for a weights file given by path. */
 static const char *family(const fuse_args *o) {
     if (!o->model) return getenv("LPM_MODEL") ? NULL : "mri";
-    return cli_model_known(o->model) ? o->model : NULL;
+    return lpm_model_known(o->model) ? o->model : NULL;
 }
 
 /* A warning (the fusion still runs) when the inputs do not look like the family's pair:
@@ -203,6 +249,32 @@ static lpm_status check_finite_result(const char *path, const lpm_volume *v, con
                     what, (long long)bad, from_model ? " (are the model's weights finite?)" : "");
 }
 
+/* --html DIR: DIR/index.html with A and B (as scaled for the fusion) and the result in linked
+ * views, and the result's twelve metrics and seam indices against the scaled inputs (a few
+ * seconds on a brain volume; the numbers lpmnet eval gives for the same pair). */
+static lpm_status write_html(const fuse_args *o, const char *path, const lpm_volume *a, const lpm_volume *b,
+                             const lpm_volume *f, const char *model) {
+    enum { N_COLS = LPM_NUM_METRICS + 3 };
+    const char *method = model ? "lpmnet" : o->method;
+    char label_a[300], label_b[300], label_f[300], title[700];
+    snprintf(label_a, sizeof label_a, "A: %s", base_name(o->a));
+    snprintf(label_b, sizeof label_b, "B: %s", base_name(o->b));
+    snprintf(label_f, sizeof label_f, "%s: %s", method, base_name(o->out));
+    snprintf(title, sizeof title, "lpmnet fuse: %s + %s", base_name(o->a), base_name(o->b));
+    const cli_html_volume vols[3] = {{label_a, a->data}, {label_b, b->data}, {label_f, f->data}};
+    const char *cols[N_COLS] = {[LPM_NUM_METRICS] = "seam_x", "seam_y", "seam_z"};
+    double values[N_COLS];
+    lpm_metrics m;
+    lpm_status st = lpm_metrics_compute(&m, a->data, b->data, f->data, a->nz, a->ny, a->nx, NULL, LPM_M_ALL);
+    if (!st) st = lpm_seam_index(&values[LPM_NUM_METRICS], f->data, a->nz, a->ny, a->nx, NULL);
+    if (st) return st;
+    for (int k = 0; k < LPM_NUM_METRICS; k++) cols[k] = lpm_metric_name(k), values[k] = lpm_metric_value(&m, k);
+    const cli_html_table table = {1, N_COLS, &method, cols, values, "method"};
+    return cli_html_report(path, title,
+                           "A and B as scaled for the fusion; the metrics score the result against them, as "
+                           "lpmnet eval does.", a, vols, 3, &table);
+}
+
 static int run(const fuse_args *o) {
     lpm_volume a = {0}, b = {0}, b_on_a = {0}, fused = {0}, base = {0}, detail = {0};
     lpm_weights w = {0};
@@ -222,7 +294,12 @@ static int run(const fuse_args *o) {
     if (refuse_overwriting_inputs(o, model, o->components ? base_path : NULL,
                                   o->components ? detail_path : NULL))
         return LPM_ERR_USAGE;
+    /* after the check above, which names the more serious mistake of a preview over an input */
+    if (o->preview && !cli_is_png_name(o->preview))
+        return cli_error(CMD, LPM_ERR_USAGE, "--preview %s: the picture is a PNG; give a name "
+                         "ending in .png", o->preview);
     if (model && ((st = lpm_weights_alloc(&w)) || (st = lpm_weights_load(&w, model)))) goto done;
+    if (model) cli_detail(CMD, "model %s loaded (%.2f s)", model, lpm_seconds() - t0);
     if (o->components && mkdir(o->components, 0755) != 0 && errno != EEXIST) {
         st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the components folder (%s)", o->components,
                       strerror(errno));
@@ -232,8 +309,27 @@ static int run(const fuse_args *o) {
     if (o->components && ((st = check_writable(base_path)) || (st = check_writable(detail_path))))
         goto done;
     if (o->preview && (st = check_writable(o->preview))) goto done;
+    char html_path[4200];
+    if (o->html) {
+        snprintf(html_path, sizeof html_path, "%s/index.html", o->html);
+        if (!cli_niivue_script()) {
+            st = lpm_fail(LPM_ERR_INPUT, "--html: the viewer script niivue.umd.js is not installed (looked in "
+                          "<bindir>/../share/lpmnet/niivue/ and the source tree's vendor/niivue/)");
+            goto done;
+        }
+        if (mkdir(o->html, 0755) != 0 && errno != EEXIST) {
+            st = lpm_fail(LPM_ERR_INPUT, "%s: cannot create the --html folder (%s)", o->html, strerror(errno));
+            goto done;
+        }
+        if ((st = check_writable(html_path))) goto done;
+    }
 
+    double t = lpm_seconds();
     if ((st = cli_read_pair(o->a, &a, o->b, &b))) goto done;
+    cli_detail(CMD, "read %s (%lldx%lldx%lld) and %s (%lldx%lldx%lld) in %.2f s", o->a, (long long)a.nx,
+               (long long)a.ny, (long long)a.nz, o->b, (long long)b.nx, (long long)b.ny,
+               (long long)b.nz, lpm_seconds() - t);
+    t = lpm_seconds();
     if (o->resample) {
         if ((st = lpm_resample_to(&b, &a, &b_on_a))) {
             char both[8300];
@@ -244,6 +340,8 @@ static int run(const fuse_args *o) {
         lpm_volume_free(&b);
         b = b_on_a;
         b_on_a = (lpm_volume){0};
+        cli_detail(CMD, "resampled %s onto %s's grid in %.2f s", o->b, o->a, lpm_seconds() - t);
+        t = lpm_seconds();
     } else if ((st = lpm_check_same_grid(&a, &b, o->a, o->b))) {
         goto done;
     }
@@ -252,6 +350,8 @@ static int run(const fuse_args *o) {
     /* Scale here, where the file names are known, so a constant or non-finite input is
      * reported by name; lpm_fuse's own min-max then leaves the [0,1] data unchanged. */
     if ((st = cli_prep_inputs(&o->prep, &a, o->a, &b, o->b, -1))) goto done;
+    cli_detail(CMD, "scaled both inputs to [0,1] in %.2f s", lpm_seconds() - t);
+    t = lpm_seconds();
     if (model && o->cuda) {
         st = lpm_fuse_cuda(&w, &a, &b, &fused, o->components ? &base : NULL, o->components ? &detail : NULL);
     } else if (model) {
@@ -266,6 +366,13 @@ static int run(const fuse_args *o) {
     }
     if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);  /* the weights' fault */
     if (st) goto done;
+    if (model)
+        cli_detail(CMD, "LPM-Net%s, %d pass(es), on %s in %.2f s", o->exact ? " exact" : "",
+                   o->cuda || o->exact ? 1 : o->passes ? (int)o->passes : LPM_FUSE_DEFAULT.passes,
+                   o->cuda ? "the GPU" : "the CPU", lpm_seconds() - t);
+    else
+        cli_detail(CMD, "%s on %d thread(s) in %.2f s", o->method, lpm_get_threads(), lpm_seconds() - t);
+    t = lpm_seconds();
     if ((st = check_finite_result(o->out, &fused, "fused", model != NULL)) ||
         (o->components && ((st = check_finite_result(base_path, &base, "base", 1)) ||
                            (st = check_finite_result(detail_path, &detail, "detail", 1)))))
@@ -286,16 +393,18 @@ static int run(const fuse_args *o) {
     char descrip[80];
     describe(descrip, sizeof descrip, o, model);
     if (o->preview && (st = write_preview(o, &a, &b, &fused, rgb))) goto done;
+    if (o->html && (st = write_html(o, html_path, &a, &b, &fused, model))) goto done;
     if ((st = o->color ? lpm_volume_write_rgb(o->out, rgb, &a, descrip)
                        : lpm_volume_write_described(o->out, &fused, &a, descrip)))
         goto done;
+    cli_detail(CMD, "wrote the outputs in %.2f s", lpm_seconds() - t);
     if (model)
-        fprintf(stderr, "lpmnet fuse: LPM-Net, model %s (%s), %s (%lldx%lldx%lld) -> %s in %.2f s\n",
-                family(o) ? family(o) : "from a file", model, o->exact ? "exact" : "default",
-                (long long)a.nx, (long long)a.ny, (long long)a.nz, o->out, lpm_seconds() - t0);
+        cli_info(CMD, "LPM-Net, model %s (%s), %s (%lldx%lldx%lld) -> %s in %.2f s",
+                 family(o) ? family(o) : "from a file", model, o->exact ? "exact" : "default",
+                 (long long)a.nx, (long long)a.ny, (long long)a.nz, o->out, lpm_seconds() - t0);
     else
-        fprintf(stderr, "lpmnet fuse: %s (%lldx%lldx%lld) -> %s in %.2f s\n", o->method,
-                (long long)a.nx, (long long)a.ny, (long long)a.nz, o->out, lpm_seconds() - t0);
+        cli_info(CMD, "%s (%lldx%lldx%lld) -> %s in %.2f s", o->method, (long long)a.nx,
+                 (long long)a.ny, (long long)a.nz, o->out, lpm_seconds() - t0);
 
 done:
     lpm_volume_free(&a);

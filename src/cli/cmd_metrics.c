@@ -28,7 +28,10 @@ static void usage(FILE *out) {
             "                  volume to [0, 1]; a constant volume is an error)\n"
             "  --only LIST     comma-separated metric names, \"seam\" for the three seam indices\n"
             "                  (default: all)\n"
-            "  --threads N     worker threads (default: all cores)\n\n"
+            "  --threads N     worker threads, 0 = all cores [0]\n"
+            "  -q, --quiet     no 'undefined' notes on stderr (the output still says it)\n"
+            "  -v, --verbose   also the time to read and to score\n"
+            "Each option's value may also be given as --opt=VALUE.\n\n"
             "A metric that is not a finite number for these volumes (psnr when F equals A or B;\n"
             "mi, ag, en, rsfe when a volume is constant, possible with --mask or --no-normalize; a\n"
             "seam index along an axis shorter than 18 voxels) is reported as undefined with its\n"
@@ -125,18 +128,21 @@ int cmd_metrics(int argc, char **argv) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v || cli_parse_threads(CMD, v, &threads)) return LPM_ERR_USAGE;
         } else if (a[0] == '-' && a[1]) {
-            usage(stderr);
-            return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s'", a);
+            return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s' (see lpmnet metrics --help)", a);
         } else if (npos < 3) {
             path[npos++] = a;
         } else {
             return cli_error(CMD, LPM_ERR_USAGE, "too many arguments ('%s'); expected A B F", a);
         }
     }
-    if (npos < 3) {
+    static const char *const missing[3] = {
+        "the volumes A B F (the two sources and the fused volume)",
+        "B and F (the second source and the fused volume)", "F (the fused volume to score)"};
+    if (argc == 0) {
         usage(stderr);
-        return cli_error(CMD, LPM_ERR_USAGE, "expected three volumes A B F, got %d", npos);
+        return LPM_ERR_USAGE;
     }
+    if (npos < 3) return cli_missing(CMD, missing[npos], "lpmnet metrics A B F [options]");
     lpm_set_threads((int)threads);
     double t0 = lpm_seconds();
 
@@ -148,6 +154,8 @@ int cmd_metrics(int argc, char **argv) {
     lpm_status st = LPM_OK;
     for (int k = 0; k < 3 && !st; k++) st = lpm_volume_read(path[k], &v[k]);
     for (int k = 1; k < 3 && !st; k++) st = lpm_check_same_grid(&v[0], &v[k], path[0], path[k]);
+    if (!st) cli_detail(CMD, "read A, B and F in %.2f s", lpm_seconds() - t0);
+    double t_score = lpm_seconds();
     if (!st && mask_path) st = lpm_mask_read(mask_path, &v[0], path[0], &mask);
     for (int k = 0; k < 3 && !st && normalize; k++) st = lpm_normalize_minmax(&v[k], path[k]);
     if (!st && which)
@@ -163,18 +171,21 @@ int cmd_metrics(int argc, char **argv) {
         why[i][0] = '\0';
         if (!(which & (1u << i)) || isfinite(lpm_metric_value(&r, i))) continue;
         undefined_reason(why[i], sizeof why[i], i, lpm_metric_value(&r, i), constant, mask != NULL);
-        fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", lpm_metric_name(i), why[i]);
+        if (cli_verbosity >= CLI_NORMAL)
+            fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", lpm_metric_name(i), why[i]);
         n_undefined++;
     }
     for (int k = 0; k < 3 && !st && seam; k++)
         if (seam_why[k]) {
-            fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", SEAM_NAMES[k], seam_why[k]);
+            if (cli_verbosity >= CLI_NORMAL)
+                fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", SEAM_NAMES[k], seam_why[k]);
             n_undefined++;
         }
     for (int k = 0; k < 3; k++) lpm_volume_free(&v[k]);
     free(mask);
     if (st) return cli_fail(CMD, st);
     double secs = lpm_seconds() - t0;
+    cli_detail(CMD, "scored in %.2f s on %d thread(s)", lpm_seconds() - t_score, lpm_get_threads());
 
     if (json) {
         printf("{");

@@ -23,12 +23,12 @@ static int print_card(const char *path) {
     return 0;
 }
 
-static void show(const cli_model_family *m) {
-    const char *weights = cli_bundled_model(m->name, ".safetensors");
+static void show(const lpm_model_family *m) {
+    char weights[4200], card[4200];
+    const int have_weights = lpm_model_path(m->name, ".safetensors", weights, sizeof weights) == LPM_OK;
     printf("%s%s\n  for:     %s\n  weights: %s\n", m->name, strcmp(m->name, "mri") ? "" : " (default)",
-           m->pairs, weights ? weights : "not installed");
-    const char *card = cli_bundled_model(m->name, ".md"); /* reuses the path buffer */
-    if (card) print_card(card);
+           m->pairs, have_weights ? weights : "not installed");
+    if (lpm_model_path(m->name, ".md", card, sizeof card) == LPM_OK) print_card(card);
     printf("\n");
 }
 
@@ -37,9 +37,9 @@ int cmd_models(int argc, char **argv) {
         usage(argc == 1 ? stdout : stderr);
         return argc == 1 ? 0 : LPM_ERR_USAGE;
     }
-    if (argc == 1 && !cli_model_known(argv[0]))
+    if (argc == 1 && !lpm_model_known(argv[0]))
         return cli_error(CMD, LPM_ERR_USAGE, "unknown model '%s' (see lpmnet models)", argv[0]);
-    for (const cli_model_family *m = cli_model_families; m->name; m++)
+    for (const lpm_model_family *m = lpm_model_families(); m->name; m++)
         if (argc == 0 || !strcmp(argv[0], m->name)) show(m);
     return 0;
 }

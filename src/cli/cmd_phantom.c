@@ -10,7 +10,7 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lpmnet phantom --out DIR [--body head|thorax] [--shape D,H,W] [--seed N]\n\n"
+            "usage: lpmnet phantom -o DIR [--body head|thorax] [--shape D,H,W] [--seed N]\n\n"
             "Write a synthetic phantom on one 1 mm grid into DIR (created if missing). The same\n"
             "seed gives the same files; another seed moves the anatomy (the head's lesion, the\n"
             "thorax's nodules) and changes each tissue's intensity by up to 4%%.\n"
@@ -38,11 +38,15 @@ static void usage(FILE *out) {
             "  labels.nii.gz             0 background (air), 1 subcutaneous fat, 2 muscle and soft\n"
             "                            tissue, 3 lung and airways, 4 pulmonary vessels, 5 bone,\n"
             "                            6 myocardium, 7 mediastinum and blood pool, 8 tumour\n\n"
-            "options:\n"
-            "  --out DIR         output folder (required)\n"
+            "options (each value also as --opt=VALUE):\n"
+            "  -o, --out DIR     output folder (required)\n"
             "  --body B          head or thorax (default head)\n"
-            "  --shape D,H,W     volume size, each >= 8 (default 64,96,96; W = x is fastest)\n"
+            "  --shape D,H,W     volume size in voxels, each >= 8 (default 64,96,96): D slices\n"
+            "                    along z, H rows along y, W columns along x (x varies fastest;\n"
+            "                    fslinfo and nibabel list the same volume as W x H x D, so\n"
+            "                    --shape 64,96,112 gives a 112 x 96 x 64 volume)\n"
             "  --seed N          random seed (default 1)\n"
+            "  -q, --quiet       no summary line\n"
             "  -h, --help        this help\n");
 }
 
@@ -74,23 +78,25 @@ int cmd_phantom(int argc, char **argv) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v || cli_parse_u64(CMD, "--seed", v, &seed)) return LPM_ERR_USAGE;
         } else {
-            cli_error(CMD, LPM_ERR_USAGE, "unexpected argument '%s'", s);
-            usage(stderr);
-            return LPM_ERR_USAGE;
+            return cli_error(CMD, LPM_ERR_USAGE, "unexpected argument '%s' (see lpmnet phantom --help)",
+                             s);
         }
     }
-    if (!dir) {
-        cli_error(CMD, LPM_ERR_USAGE, "--out DIR is required");
+    if (argc == 0) {
         usage(stderr);
         return LPM_ERR_USAGE;
     }
+    if (!dir)
+        return cli_missing(CMD, "-o/--out DIR (the folder to write the phantom's volumes into)",
+                           "lpmnet phantom -o DIR [--body head|thorax] [--shape D,H,W] [--seed N]");
     if (shape[0] < 8 || shape[1] < 8 || shape[2] < 8)
         return cli_error(CMD, LPM_ERR_USAGE, "--shape: each size must be >= 8, got %lld,%lld,%lld",
                          (long long)shape[0], (long long)shape[1], (long long)shape[2]);
     double t0 = lpm_seconds();
     lpm_status st = lpm_phantom_write_body(dir, body, shape[0], shape[1], shape[2], seed);
     if (st) return cli_fail(CMD, st);
-    printf("wrote %s/{%s}.nii.gz: %lldx%lldx%lld voxels (x,y,z), 1 mm, seed %llu, %.2f s\n", dir,
+    if (cli_verbosity >= CLI_NORMAL)
+        printf("wrote %s/{%s}.nii.gz: %lldx%lldx%lld voxels (x,y,z), 1 mm, seed %llu, %.2f s\n", dir,
            body == LPM_PHANTOM_THORAX ? "ct,pet,labels" : "t1,t2,flair,pd,ct,pet,spect,labels",
            (long long)shape[2], (long long)shape[1], (long long)shape[0],
            (unsigned long long)seed, lpm_seconds() - t0);

@@ -2,14 +2,18 @@
 #include "montage.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 enum { PAD = 4, TEXT_SCALE = 2, ADVANCE = 6 * TEXT_SCALE, TEXT_H = 7 * TEXT_SCALE,
-       TOP = TEXT_H + 2 * PAD, LEFT = 3 * ADVANCE - TEXT_SCALE + 2 * PAD, MAX_LABEL = 40 };
+       TOP = TEXT_H + 2 * PAD, LEFT = 3 * ADVANCE - TEXT_SCALE + 2 * PAD, MAX_LABEL = 40,
+       MAX_TITLE = 100 };
 
 static const uint8_t BACKGROUND[3] = {22, 26, 34}, INK[3] = {255, 214, 110};
 
-/* 5x7 glyphs: seven rows, bit 4 is the leftmost pixel. Lower case is drawn as upper case. */
+/* 5x7 glyphs: seven rows, bit 4 is the leftmost pixel. Lower case has its own glyphs (file
+ * names keep their case), without descenders. */
 static const struct {
     char c;
     uint8_t rows[7];
@@ -41,6 +45,32 @@ static const struct {
     {'X', {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11}},
     {'Y', {0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04}},
     {'Z', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F}},
+    {'a', {0, 0, 0x0E, 0x01, 0x0F, 0x11, 0x0F}},
+    {'b', {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x1E}},
+    {'c', {0, 0, 0x0E, 0x10, 0x10, 0x11, 0x0E}},
+    {'d', {0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F}},
+    {'e', {0, 0, 0x0E, 0x11, 0x1F, 0x10, 0x0E}},
+    {'f', {0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08}},
+    {'g', {0, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x0E}},
+    {'h', {0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11}},
+    {'i', {0x04, 0, 0x0C, 0x04, 0x04, 0x04, 0x0E}},
+    {'j', {0x02, 0, 0x06, 0x02, 0x02, 0x12, 0x0C}},
+    {'k', {0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12}},
+    {'l', {0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'m', {0, 0, 0x1A, 0x15, 0x15, 0x11, 0x11}},
+    {'n', {0, 0, 0x16, 0x19, 0x11, 0x11, 0x11}},
+    {'o', {0, 0, 0x0E, 0x11, 0x11, 0x11, 0x0E}},
+    {'p', {0, 0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10}},
+    {'q', {0, 0x0F, 0x11, 0x11, 0x0F, 0x01, 0x01}},
+    {'r', {0, 0, 0x16, 0x19, 0x10, 0x10, 0x10}},
+    {'s', {0, 0, 0x0F, 0x10, 0x0E, 0x01, 0x1E}},
+    {'t', {0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06}},
+    {'u', {0, 0, 0x11, 0x11, 0x11, 0x13, 0x0D}},
+    {'v', {0, 0, 0x11, 0x11, 0x11, 0x0A, 0x04}},
+    {'w', {0, 0, 0x11, 0x11, 0x15, 0x15, 0x0A}},
+    {'x', {0, 0, 0x11, 0x0A, 0x04, 0x0A, 0x11}},
+    {'y', {0, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E}},
+    {'z', {0, 0, 0x1F, 0x02, 0x04, 0x08, 0x1F}},
     {'0', {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}},
     {'1', {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E}},
     {'2', {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}},
@@ -76,7 +106,6 @@ static const struct {
 enum { NGLYPHS = sizeof FONT / sizeof FONT[0] };
 
 static const uint8_t *glyph(char c) {
-    if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
     for (int i = 0; i < NGLYPHS; i++)
         if (FONT[i].c == c) return FONT[i].rows;
     return FONT[NGLYPHS - 1].rows; /* '?' */
@@ -160,8 +189,9 @@ static void draw_view(image *im, int x0, int y0, const lpm_montage_column *col, 
         }
 }
 
-lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_column *cols, int n,
-                                     int64_t D, int64_t H, int64_t W) {
+static lpm_status write_montage(const char *png_path, const char *title,
+                                const lpm_montage_column *cols, int n, int64_t D, int64_t H,
+                                int64_t W) {
     if (n < 1 || n > LPM_MONTAGE_MAX_COLUMNS || D < 1 || H < 1 || W < 1)
         return lpm_fail(LPM_ERR_INTERNAL, "%s: montage of %d volumes of %lldx%lldx%lld", png_path,
                         n, (long long)D, (long long)H, (long long)W);
@@ -179,14 +209,20 @@ lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_col
         int tw = text_width(len < MAX_LABEL ? len : MAX_LABEL);
         if (tw > col) col = tw;
     }
-    int64_t width = LEFT + n * (col + PAD), height = TOP + sH + PAD + 2 * (sD + PAD);
+    /* a title line sits above the column labels and pushes everything below it down */
+    size_t title_len = title ? strlen(title) : 0;
+    title_len = title_len < MAX_TITLE ? title_len : MAX_TITLE;
+    const int64_t top = TOP + (title_len ? TEXT_H + PAD : 0);
+    int64_t width = LEFT + n * (col + PAD), height = top + sH + PAD + 2 * (sD + PAD);
+    if (title_len && width < 2 * PAD + text_width(title_len)) width = 2 * PAD + text_width(title_len);
     image im = {lpm_malloc((size_t)(width * height), 3), (int)width, (int)height};
     if (!im.rgb) return LPM_ERR_INTERNAL;
     for (int64_t i = 0; i < width * height; i++) memcpy(im.rgb + 3 * i, BACKGROUND, 3);
 
     const int views[3] = {AXIAL, CORONAL, SAGITTAL};
     const char *const names[3] = {"AX", "COR", "SAG"};
-    int64_t row_y[3] = {TOP, TOP + sH + PAD, TOP + sH + PAD + sD + PAD};
+    int64_t row_y[3] = {top, top + sH + PAD, top + sH + PAD + sD + PAD};
+    if (title_len) draw_text(&im, PAD, PAD, title, title_len);
     int64_t row_h[3] = {sH, sD, sD};
     for (int r = 0; r < 3; r++)
         draw_text(&im, PAD, (int)(row_y[r] + (row_h[r] - TEXT_H) / 2), names[r], strlen(names[r]));
@@ -195,7 +231,8 @@ lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_col
         if (cols[i].label) {
             size_t len = strlen(cols[i].label);
             len = len < MAX_LABEL ? len : MAX_LABEL;
-            draw_text(&im, (int)(x + (col - text_width(len)) / 2), PAD, cols[i].label, len);
+            draw_text(&im, (int)(x + (col - text_width(len)) / 2), (int)(top - TEXT_H - PAD),
+                      cols[i].label, len);
         }
         for (int r = 0; r < 3; r++) {
             int64_t vw = shown(views[r] == SAGITTAL ? H : W, f, u);
@@ -206,6 +243,33 @@ lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_col
     lpm_status st = lpm_png_write_rgb(png_path, im.rgb, im.width, im.height);
     free(im.rgb);
     return st;
+}
+
+lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_column *cols, int n,
+                                     int64_t D, int64_t H, int64_t W) {
+    return write_montage(png_path, NULL, cols, n, D, H, W);
+}
+
+lpm_status lpm_montage_write_titled(const char *png_path, const char *title,
+                                    const lpm_montage_column *cols, int n, int64_t D, int64_t H,
+                                    int64_t W) {
+    return write_montage(png_path, title, cols, n, D, H, W);
+}
+
+void lpm_montage_label_from_path(const char *path, char *out, size_t n) {
+    if (!n) return;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    size_t len = strlen(name);
+    static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img"};
+    for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++) {
+        size_t m = strlen(ext[k]);
+        if (len > m && strcasecmp(name + len - m, ext[k]) == 0) {
+            len -= m;
+            break;
+        }
+    }
+    snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), name);
 }
 
 lpm_status lpm_montage_write(const char *png_path, const char *const *labels,

@@ -4,8 +4,9 @@
 
 #include "io.h"
 
-/* One column per volume (its label on top, upper-case, in a built-in 5x7 font drawn at
- * twice its size; labels are cut at 40 characters), one row per view (row names on the left):
+/* One column per volume (its label on top, in a built-in 5x7 font with upper and lower case,
+ * drawn at twice its size; labels are cut at 40 characters), one row per view (row names on
+ * the left):
  *   AX   axial    slice d = D/2: rows h (h = 0 at the top), columns w
  *   COR  coronal  slice h = H/2: rows d (larger d at the top), columns w
  *   SAG  sagittal slice w = W/2: rows d (larger d at the top), columns h
@@ -27,6 +28,17 @@ typedef struct {
  * a view is box-averaged, an RGB column is averaged channel by channel. */
 lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_column *cols, int n,
                                      int64_t D, int64_t H, int64_t W);
+/* The same with a title line across the top: a case's name, say (title NULL or "": exactly
+ * lpm_montage_write_columns's picture). The title, cut at 100 characters, is drawn at (4, 4)
+ * and moves everything below it down by 18 pixels (height = 40 + s(H) + P + 2*(s(D) + P));
+ * the picture widens to 8 + 12*len(title) - 2 when the title needs it. */
+lpm_status lpm_montage_write_titled(const char *png_path, const char *title,
+                                    const lpm_montage_column *cols, int n, int64_t D, int64_t H,
+                                    int64_t W);
+/* A label for a volume from its file name: the base name without the folder and without a
+ * NIfTI extension (.nii, .nii.gz, .hdr, .img, with or without .gz; any case):
+ * "data/sub01/sub01_t1.nii.gz" -> "sub01_t1". Cut to fit out (n bytes with the '\0'). */
+void lpm_montage_label_from_path(const char *path, char *out, size_t n);
 /* The same with n grey columns: labels[i] (labels may be NULL) over vols[i]. */
 lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
                              const float *const *vols, int n, int64_t D, int64_t H, int64_t W);

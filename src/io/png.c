@@ -4,6 +4,7 @@
 #include <png.h>
 #include <setjmp.h>
 #include <string.h>
+#include <strings.h>
 
 /* libpng reports errors through a callback that must not return: keep the message, jump. */
 typedef struct {
@@ -19,6 +20,10 @@ static void on_error(png_structp png, png_const_charp msg) {
 static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
 
 lpm_status lpm_png_write_rgb(const char *path, const uint8_t *rgb, int width, int height) {
+    /* PNG bytes under another name (pic.jpg) would mislead every viewer that trusts the name */
+    size_t len = strlen(path);
+    if (len < 4 || strcasecmp(path + len - 4, ".png") != 0)
+        return lpm_fail(LPM_ERR_USAGE, "%s: a PNG picture's name must end in .png", path);
     if (!rgb || width <= 0 || height <= 0 || width > 1000000 || height > 1000000)
         return lpm_fail(LPM_ERR_INTERNAL, "%s: bad image size %dx%d", path, width, height);
     lpm_atomic_file f;
