@@ -6,7 +6,7 @@
  *   bench_net --profile [--shape D,H,W]   per-layer-kind breakdown of one forward
  *
  * Not a test: timings depend on the machine and its load. */
-#include "model/model.h"
+#include "model/kernels.h"
 #include "train/train.h"
 #include "bench_util.h"
 
@@ -230,8 +230,11 @@ int main(int argc, char **argv) {
     flop_parts fp = flops_per_voxel();
     const double nvox = (double)(D * H * W);
     const double fwd_flops = flops_total(&fp) * nvox, step_flops = train_flops_per_voxel(&fp) * nvox;
+    const lpm_kernels *kern;
+    if (lpm_kernels_get(&kern) != LPM_OK) die("kernels");
     printf("shape %lld x %lld x %lld, %d threads, median of %d after a warm-up\n",
            (long long)D, (long long)H, (long long)W, nt, reps);
+    printf("kernels %s\n  chosen by %s\n", kern->what, lpm_kernels_reason());
     printf("FLOP model: forward %.0f per voxel (%.2f GFLOP), training step %.0f per voxel "
            "(%.2f GFLOP)\n", flops_total(&fp), fwd_flops / 1e9, train_flops_per_voxel(&fp),
            step_flops / 1e9);

@@ -1,6 +1,7 @@
 /* The machine's FP32 multiply-add peak on one core: twelve independent chains of FMAs
  * (enough to cover the latency on two FMA ports), 512-bit where the CPU has AVX-512, and
- * 256-bit (AVX2). Run one copy per core at once to see whether the cores share FMA units.
+ * 256-bit (AVX2), and 128-bit SSE2 multiply-then-add (the baseline x86-64 the portable kernels
+ * are built for). Run one copy per core at once to see whether the cores share FMA units.
  * The figure to hold bench_net's GFLOP/s against. x86-64 with GCC or clang only. */
 #include <immintrin.h>
 #include <stdio.h>
@@ -37,6 +38,15 @@ __attribute__((target("avx2,fma"))) static float chains256(long n) {
     _mm256_storeu_ps(t, s);
     return t[0];
 }
+/* SSE2 has no FMA: a multiply then an add (2 FLOPs a lane), what the portable kernels
+ * (baseline x86-64) have */
+#define SSE_MULADD(a, m, c) _mm_add_ps(_mm_mul_ps(a, m), c)
+static float chains128(long n) {
+    CHAINS(__m128, _mm_set1_ps, SSE_MULADD, _mm_add_ps)
+    float t[4];
+    _mm_storeu_ps(t, s);
+    return t[0];
+}
 
 int main(void) {
     const long n = 200000000;
@@ -52,6 +62,12 @@ int main(void) {
         float s = chains256(n);
         t = now() - t;
         printf("AVX2 FMA:    %.1f GFLOP/s on one core (check %g)\n", n * 12 * 16 / t / 1e9, s);
+    }
+    {
+        double t = now();
+        float s = chains128(n);
+        t = now() - t;
+        printf("SSE2 mul+add: %.1f GFLOP/s on one core (check %g)\n", n * 12 * 8 / t / 1e9, s);
     }
     return 0;
 }

@@ -5,20 +5,27 @@
  *                           ($LPM_FIXTURES/layers.safetensors) where they have the layer;
  *   fd-backward             the reference's backward against central finite differences of
  *                           its forward along random directions (sums in double);
- *   forward/backward        the fast kernel against the reference at odd sizes (sequences
- *                           under 16 tokens, sizes that are not multiples of the vector
- *                           width), by NMSE = sum (fast - ref)^2 / sum ref^2, per tensor.
- * One line per op, check and size; a failure reads
- *   FAIL mamba backward L=17: nmse 3.2e-05 > 1e-10 (grad A_log)
+ *   PATH forward/backward   each fast kernel set this build has and this CPU runs
+ *                           (src/model/kernels.h: avx512, avx2, portable, neon) against
+ *                           the reference at odd sizes (sequences under 16 tokens, sizes
+ *                           that are not multiples of the vector width), by
+ *                           NMSE = sum (fast - ref)^2 / sum ref^2, per tensor; a set the
+ *                           CPU lacks is a skip that says why.
+ * One line per op, check and size; a failure names the op, the path and the tensor:
+ *   FAIL mamba avx2 backward L=17: nmse 3.2e-05 > 1e-10 (grad A_log)
  * Backward runs twice into zeroed gradients and the result is halved (exact in float): a
  * kernel that overwrites where it should add (+=) gives half the gradient and fails. */
 #include "io/io.h"
 #include "model/max3.h"
 #include "model/model.h"
+#include "model/kernels.h"
 #include "model/reference.h"
 #include "test.h"
 
 enum { C = LPM_C, MAXT = 16, MAXS = 10 };
+
+/* the fast kernel set under test (the ops' fast_fwd/fast_bwd call through it) */
+static const lpm_kernels *K;
 
 /* ------------------------------------------------------------------ cases and tensors */
 
@@ -338,11 +345,11 @@ static void conv_in_ref_bwd(op_case *c) {
                              c->size[1], c->size[2]);
 }
 static void conv_in_fast_fwd(op_case *c) {
-    lpm_conv_in_forward(X(CV_X), X(CV_A), X(CV_B), X(CV_W), X(CV_BIAS), c->size[0], c->size[1],
+    K->conv_in_forward(X(CV_X), X(CV_A), X(CV_B), X(CV_W), X(CV_BIAS), c->size[0], c->size[1],
                         c->size[2]);
 }
 static void conv_in_fast_bwd(op_case *c) {
-    lpm_conv_in_backward(G(CV_W), G(CV_BIAS), G(CV_X), X(CV_A), X(CV_B), c->size[0], c->size[1],
+    K->conv_in_backward(G(CV_W), G(CV_BIAS), G(CV_X), X(CV_A), X(CV_B), c->size[0], c->size[1],
                          c->size[2]);
 }
 
@@ -404,8 +411,8 @@ static void dense_bwd(op_case *c, void (*bwd)(float *, lpm_dense_params *, const
 
 static void dense_ref_fwd(op_case *c) { dense_fwd(c, lpm_ref_dense_forward); }
 static void dense_ref_bwd(op_case *c) { dense_bwd(c, lpm_ref_dense_backward); }
-static void dense_fast_fwd(op_case *c) { dense_fwd(c, lpm_dense_forward); }
-static void dense_fast_bwd(op_case *c) { dense_bwd(c, lpm_dense_backward); }
+static void dense_fast_fwd(op_case *c) { dense_fwd(c, K->dense_forward); }
+static void dense_fast_bwd(op_case *c) { dense_bwd(c, K->dense_backward); }
 
 static int dense_fixture(op_case *c, const lpm_st_file *f, const char *p) {
     c->size[0] = 16, c->size[1] = 32;
@@ -467,11 +474,11 @@ static void ln_ref_bwd(op_case *c) {
                                             c->size[1]), "ref layernorm backward");
 }
 static void ln_fast_fwd(op_case *c) {
-    lpm_layernorm_forward(X(LN_OUT), X(LN_MEAN), X(LN_RSTD), X(LN_IN), X(LN_W), X(LN_B),
+    K->layernorm_forward(X(LN_OUT), X(LN_MEAN), X(LN_RSTD), X(LN_IN), X(LN_W), X(LN_B),
                           c->size[0], c->size[1]);
 }
 static void ln_fast_bwd(op_case *c) {
-    lpm_layernorm_backward(G(LN_IN), G(LN_W), G(LN_B), G(LN_OUT), X(LN_IN), X(LN_MEAN),
+    K->layernorm_backward(G(LN_IN), G(LN_W), G(LN_B), G(LN_OUT), X(LN_IN), X(LN_MEAN),
                            X(LN_RSTD), X(LN_W), c->size[0], c->size[1]);
 }
 
@@ -568,17 +575,17 @@ static void mamba_ref_bwd(op_case *c) {
 static void mamba_fast_fwd(op_case *c) {
     const int L = c->size[0];
     lpm_mamba_params p = mamba_params(c, MP_A_LOG, 0);
-    float *scratch = alloc_f(lpm_mamba_scratch_floats(L));
-    lpm_mamba_prepare(&p, scratch);
-    lpm_mamba_forward(X(MB_OUT), X(MB_U), &p, L, scratch);
+    float *scratch = alloc_f(K->mamba_scratch_floats(L));
+    K->mamba_prepare(&p, scratch);
+    K->mamba_forward(X(MB_OUT), X(MB_U), &p, L, scratch);
     free(scratch);
 }
 static void mamba_fast_bwd(op_case *c) {
     const int L = c->size[0];
     lpm_mamba_params p = mamba_params(c, MP_A_LOG, 0), gp = mamba_params(c, MP_A_LOG, 1);
-    float *scratch = alloc_f(lpm_mamba_scratch_floats(L));
-    lpm_mamba_prepare(&p, scratch);
-    lpm_mamba_backward(G(MB_U), &gp, G(MB_OUT), X(MB_U), &p, L, scratch);
+    float *scratch = alloc_f(K->mamba_scratch_floats(L));
+    K->mamba_prepare(&p, scratch);
+    K->mamba_backward(G(MB_U), &gp, G(MB_OUT), X(MB_U), &p, L, scratch);
     free(scratch);
 }
 
@@ -628,14 +635,14 @@ static void swin_ref_bwd(op_case *c) {
 }
 static void swin_fast_fwd(op_case *c) {
     lpm_mamba_params p = mamba_params(c, 0, 0);
-    float *scratch = alloc_f(lpm_swin_scratch_floats());
-    lpm_swin_mamba_forward(X(SW_OUT), X(SW_IN), &p, c->size[0], c->size[1], c->size[2], scratch);
+    float *scratch = alloc_f(K->swin_scratch_floats());
+    K->swin_mamba_forward(X(SW_OUT), X(SW_IN), &p, c->size[0], c->size[1], c->size[2], scratch);
     free(scratch);
 }
 static void swin_fast_bwd(op_case *c) {
     lpm_mamba_params p = mamba_params(c, 0, 0), gp = mamba_params(c, 0, 1);
-    float *scratch = alloc_f(lpm_swin_scratch_floats());
-    lpm_swin_mamba_backward(G(SW_IN), &gp, G(SW_OUT), X(SW_IN), &p, c->size[0], c->size[1],
+    float *scratch = alloc_f(K->swin_scratch_floats());
+    K->swin_mamba_backward(G(SW_IN), &gp, G(SW_OUT), X(SW_IN), &p, c->size[0], c->size[1],
                             c->size[2], scratch);
     free(scratch);
 }
@@ -963,8 +970,8 @@ static void cfc_bwd(op_case *c, cfc_bwd_fn bwd) {
 }
 static void cfc_ref_fwd(op_case *c) { cfc_fwd(c, lpm_ref_cfc_forward); }
 static void cfc_ref_bwd(op_case *c) { cfc_bwd(c, lpm_ref_cfc_backward); }
-static void cfc_fast_fwd(op_case *c) { cfc_fwd(c, lpm_cfc_forward); }
-static void cfc_fast_bwd(op_case *c) { cfc_bwd(c, lpm_cfc_backward); }
+static void cfc_fast_fwd(op_case *c) { cfc_fwd(c, K->cfc_forward); }
+static void cfc_fast_bwd(op_case *c) { cfc_bwd(c, K->cfc_backward); }
 
 static int cfc_fixture(op_case *c, const lpm_st_file *f, const char *p) {
     c->size[0] = 100, c->size[1] = strcmp(p, "cfcm.") ? 1 : 2;
@@ -992,8 +999,7 @@ static int cfc_fixture(op_case *c, const lpm_st_file *f, const char *p) {
  * needs R and Q to be multiples of 16: it is tested at the smallest such sizes.
  *
  * Thresholds (NMSE, fast against reference), from the worst values observed in the
- * Release (AVX-512 clones), baseline x86-64 (-DLPM_NO_CLONES -march=x86-64) and ASan
- * builds, times ~20-100: */
+ * avx512, avx2 and portable kernel sets (Release and ASan builds), times ~20-100: */
 /* Conv_in, dense, LayerNorm, CfC: float sums of <= 432 terms in another order than the
  * reference's double, sigmoid/tanh within a few ulp: observed <= 1.6e-13 (CfC backward,
  * baseline x86-64; <= 6e-14 with the AVX-512 clones) */
@@ -1080,6 +1086,10 @@ static void run_fixtures(const op_def *op, const lpm_st_file *f) {
     }
 }
 
+/* the fast sets this process runs (nsets of them) */
+static const lpm_kernels *sets[LPM_ISA_COUNT];
+static int nsets;
+
 static void run_sizes(const op_def *op, lpm_rng *r) {
     for (int s = 0; s < op->nsizes; s++) {
         op_case c = {0};
@@ -1093,9 +1103,17 @@ static void run_sizes(const op_def *op, lpm_rng *r) {
                 const tensor *t = &c.t[i];
                 memcpy(t->ref, t->role == IN ? t->g : t->x, t->n * sizeof(float));
             }
-            run(&c, op->fast_fwd, op->fast_bwd);
-            compare(op, &c, "forward", 1, 0, op->tol_fwd);
-            compare(op, &c, "backward", 0, 0, op->tol_bwd);
+            /* every set on the same inputs (the ops keep their inputs, as the reference
+             * run before the first set already requires) */
+            for (int k = 0; k < nsets; k++) {
+                K = sets[k];
+                char check[2][32];
+                snprintf(check[0], sizeof check[0], "%s forward", K->name);
+                snprintf(check[1], sizeof check[1], "%s backward", K->name);
+                run(&c, op->fast_fwd, op->fast_bwd);
+                compare(op, &c, check[0], 1, 0, op->tol_fwd);
+                compare(op, &c, check[1], 0, 0, op->tol_bwd);
+            }
             case_free(&c);
         } else if (s == 0) {
             SKIP("%s forward/backward: no fast kernel of its own: %s", op->name, op->fast_note);
@@ -1126,6 +1144,20 @@ int main(void) {
             f = NULL;
         }
     }
+    /* the fast kernel sets: every one this build has and this CPU runs */
+    /* (and ref: the table's adapters, ref_kernels.c, against the reference layers called
+     * directly: 0 unless an adapter is miswired) */
+    const lpm_isa fast[] = {LPM_ISA_AVX512, LPM_ISA_AVX2, LPM_ISA_NEON, LPM_ISA_PORTABLE,
+                            LPM_ISA_REF};
+    for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++) {
+        char why[160];
+        const lpm_kernels *k = lpm_kernels_for(fast[i], why, sizeof why);
+        if (k) sets[nsets++] = k;
+        else SKIP("%s kernels: %s", lpm_isa_name(fast[i]), why);
+    }
+    printf("kernel sets under test:");
+    for (int k = 0; k < nsets; k++) printf(" %s", sets[k]->name);
+    printf(" (each against the reference layers)\n");
     test_window_roundtrip(32, 48, 0);
     test_window_roundtrip(32, 48, 8);
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {

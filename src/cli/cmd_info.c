@@ -3,7 +3,7 @@
 #include "cli.h"
 #include "cuda/cuda.h"
 #include "io/io.h"
-#include "model/model.h"
+#include "model/kernels.h"
 
 #include <math.h>
 #include <nifti2_io.h>
@@ -19,7 +19,8 @@ static void usage(FILE *out) {
             "       lpmnet info --stats FILE  the header summary and the volume's min, max, mean\n"
             "       lpmnet info --model       which bundled model fuse uses without -m\n"
             "       lpmnet info --device      the GPU --device cuda would use, or why there is none\n"
-            "       lpmnet info --cpu         the CPU and the kernels' instruction-set path on it\n");
+            "       lpmnet info --cpu         the CPU, the kernel sets it offers and the one chosen\n"
+            "                                 (LPM_ISA=ref|portable|avx2|avx512|neon forces one)\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -138,10 +139,14 @@ int cmd_info(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[0], "--cpu")) {
-        char name[256];
+        char name[256], offered[96];
         lpm_cpu_name(name, sizeof name);
-        printf("cpu      %s (%d threads by default)\nkernels  %s\n", name, lpm_get_threads(),
-               lpm_kernel_path());
+        lpm_isa_offered(offered, sizeof offered);
+        printf("cpu      %s (%d threads by default)\noffers   %s\n", name, lpm_get_threads(),
+               offered);
+        const lpm_kernels *k;
+        if (lpm_kernels_get(&k) != LPM_OK) return cli_error(CMD, LPM_ERR_USAGE, "%s", lpm_last_error());
+        printf("kernels  %s\nchosen   by %s\n", k->what, lpm_kernels_reason());
         return 0;
     }
     if (!strcmp(argv[0], "--device")) {

@@ -12,10 +12,13 @@
 
 #include <stdint.h>
 
-/* Hot functions are compiled three times (AVX-512, AVX2+FMA, baseline x86-64) and the
- * loader picks the best the CPU runs; elsewhere they are ordinary functions. -DLPM_NO_CLONES
- * builds them once, for the compiler's target (with -march=x86-64: the baseline path,
- * testable on any x86-64). */
+/* The network's kernels (src/model: conv, dense, layernorm, mamba, window, cfc, network)
+ * are compiled once per instruction set with -DLPM_NO_CLONES and that set's -march
+ * (cmake/kernels.cmake), and src/model/dispatch.c picks one set at start (LPM_ISA or the
+ * CPU): in those builds the macros below are empty and the lpm_cpu_* tests are compile-time
+ * constants of the set's target. Elsewhere (the metrics' and the losses' hot loops) a
+ * function marked LPM_CLONES is compiled three times (AVX-512, AVX2+FMA, baseline x86-64)
+ * and the loader picks the best the CPU runs; off x86-64 they are ordinary functions. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
     !defined(LPM_NO_CLONES)
 /* (noinline: GCC may inline a static function with one caller and drop its clones) */
@@ -62,7 +65,14 @@ static inline int lpm_cpu_avx2_only(void) { return 0; }
 /* Some kernels (the Mamba backward's, the CfC head's) run their 16-lane form on baseline
  * x86-64 too, where it measured faster than the 8-lane one in SSE2's 128-bit halves: their
  * wide form is LPM_WIDE_OR_BASE (AVX-512 and baseline clones) and their narrow one runs
- * where lpm_cpu_avx2_only(). */
+ * where lpm_narrow_kernels(): with AVX2 but not AVX-512, and on aarch64, where NEON's 32
+ * 128-bit registers hold 16 lpm_v8 values, the register budget of AVX2's 16 ymm that the
+ * 8-lane blocks are sized for (a 16-lane block's accumulators would need 4 registers each). */
+#if defined(__aarch64__)
+static inline int lpm_narrow_kernels(void) { return 1; }
+#else
+static inline int lpm_narrow_kernels(void) { return lpm_cpu_avx2_only(); }
+#endif
 
 /* Inlined even into a big caller, so a helper runs in its LPM_CLONES caller's instruction
  * set (a helper left out of line is compiled once, for baseline x86-64). */
@@ -190,11 +200,15 @@ static inline float lpm_vsigmoid(float x) {
  * do the range reduction and 2^k in one instruction each, vrcp14ps the reciprocal's first
  * 14 bits. Called only where lpm_cpu_avx512() says the CPU runs it; elsewhere the portable
  * code runs. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(LPM_NO_CLONES)
+#if defined(__x86_64__) && defined(__GNUC__) && (!defined(LPM_NO_CLONES) || defined(__AVX512F__))
 #include <immintrin.h>
 #define LPM_AVX512_EXP 1
 
+#if defined(LPM_NO_CLONES)
+static inline int lpm_cpu_avx512(void) { return 1; }
+#else
 static inline int lpm_cpu_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#endif
 
 /* 2^t for 16 lanes of t <= 0: k = round(16 t) (t + 1.5 2^19 rounds t to sixteenths and
  * leaves k in the low bits), 2^t = 2^floor(k/16) 2^(j/16) 2^f with j = k mod 16 (vpermps

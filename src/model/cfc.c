@@ -147,7 +147,7 @@ LPM_NARROW static void cfc_forward_w8(float *out, float *base, float *detail, co
 
 void lpm_cfc_forward(float *out, float *base, float *detail, const float *f,
                      const lpm_cfc_params *p, int64_t n) {
-    if (lpm_cpu_avx2_only())
+    if (lpm_narrow_kernels())
         cfc_forward_w8(out, base, detail, f, p, n);
     else
         cfc_forward_w16(out, base, detail, f, p, n);
@@ -268,7 +268,7 @@ LPM_NARROW static void cfc_backward_w8(float *df, lpm_cfc_params *grad, const fl
 
 void lpm_cfc_backward(float *df, lpm_cfc_params *grad, const float *dout, const float *dbase,
                       const float *ddetail, const float *f, const lpm_cfc_params *p, int64_t n) {
-    if (lpm_cpu_avx2_only())
+    if (lpm_narrow_kernels())
         cfc_backward_w8(df, grad, dout, dbase, ddetail, f, p, n);
     else
         cfc_backward_w16(df, grad, dout, dbase, ddetail, f, p, n);

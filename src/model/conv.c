@@ -75,9 +75,9 @@ LPM_INLINE void conv_in_block(float *X, const float *const *in, const float (*wt
 
 /* One output row (d, h): the two end voxels and any remainder one at a time, the rest in
  * blocks of 16. */
-LPM_CLONES static void conv_in_row(float *X, const float *const *in, const float (*wt)[CI][CO],
-                                   const float *bias, int64_t d, int64_t h, int64_t D,
-                                   int64_t H, int64_t W) {
+static void conv_in_row(float *X, const float *const *in, const float (*wt)[CI][CO],
+                        const float *bias, int64_t d, int64_t h, int64_t D,
+                        int64_t H, int64_t W) {
     const row_taps rt = taps_of_row(d, h, D, H, W);
     int64_t x = 0;
     conv_in_voxel(X, in, wt, bias, &rt, x++, W);
@@ -102,8 +102,8 @@ void lpm_conv_in_forward(float *X, const float *a, const float *b, const float *
 
 /* Row (d, h)'s terms of the weight and bias gradients, added to g (double):
  * g[(k*CI + i)*CO + o] for the weights, g[K3*CI*CO + o] for the bias. */
-LPM_CLONES static void wgrad_row(double *g, const float *dX, const float *const *in, int64_t d,
-                                 int64_t h, int64_t D, int64_t H, int64_t W) {
+static void wgrad_row(double *g, const float *dX, const float *const *in, int64_t d,
+                      int64_t h, int64_t D, int64_t H, int64_t W) {
     const row_taps rt = taps_of_row(d, h, D, H, W);
     for (int64_t x = 0; x < W; x++) {
         const float *gx = dX + ((d * H + h) * W + x) * CO;

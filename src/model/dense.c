@@ -111,8 +111,8 @@ LPM_INLINE void conv_image(float *img, int out_off, int in_off, int ni, int no,
 
 /* out[r,q,o] = lrelu(b[o] + sum_{i,kh,kw} w[o,i,kh,kw] feat[r+kh-1, q+kw-1, in_off+i]),
  * written to feat channels out_off..out_off+7. */
-LPM_CLONES static void conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
-                                  const float *b, int R, int Q) {
+static void conv_lrelu(float *feat, int out_off, int in_off, int ci, const float *w,
+                       const float *b, int R, int Q) {
     if (ci == 8) conv_image(feat, out_off, in_off, 8, CO, w, b, 0, 0, R, Q);
     else conv_image(feat, out_off, in_off, CI_MAX, CO, w, b, 0, 0, R, Q);
 }
@@ -153,9 +153,9 @@ LPM_INLINE void wgrad_tap(float (*gk)[CO], const float *g, const float *src, int
 /* Backward of conv_lrelu: dfeat channels out_off.. hold the gradient w.r.t. the activation
  * output (turned in place into the pre-activation gradient); adds the input gradient into
  * dfeat channels in_off..in_off+ci-1 and the parameter gradients into dw, db. */
-LPM_CLONES static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float *feat,
-                                int out_off, int in_off, int ci, const float *w, int R,
-                                int Q) {
+static void conv_lrelu_backward(float *dfeat, float *dw, float *db, const float *feat,
+                     int out_off, int in_off, int ci, const float *w, int R,
+                     int Q) {
     /* Weight sums: float over one image row (at most a few hundred terms), rows added in
      * double, so the inner loop stays in float vectors without conversions. */
     double gw[9][CI_MAX][CO], gb[CO];

@@ -13,8 +13,9 @@
  * per-token step is a loop over 24 contiguous channels (y = C . h is then a vertical sum
  * over the 8 states); exp, SiLU and softplus use the vectorisable vmath.h (intrinsics for
  * AVX-512 and AVX2); the kernels with register-blocked accumulators come in 16-lane
- * (AVX-512) and 8-lane (AVX2) forms, chosen at run time (vmath.h's LPM_WIDE, LPM_NARROW);
- * the other hot loops are compiled for AVX-512, AVX2 and baseline x86-64 (LPM_CLONES). */
+ * (AVX-512) and 8-lane (AVX2, NEON) forms (vmath.h's LPM_WIDE, LPM_NARROW), the width
+ * fixed by the kernel set this file is compiled for (kernels.h: once per instruction
+ * set, one set chosen at start). */
 #include "model.h"
 #include "../core/vmath.h"
 
@@ -117,7 +118,7 @@ static void transpose(float *dst, const float *src, int rows, int cols, int ld) 
 /* Lanes [lo, lo + n) of v to dst, straight from the register (constants once inlined):
  * a whole vector, a half, or single lanes. An accumulator copied through a float array
  * instead is kept in that array by GCC, on the stack, through the whole loop. (Macros: a
- * function taking a 512-bit vector draws GCC's ABI note in the non-AVX-512 clones; one per
+ * function taking a 512-bit vector draws GCC's ABI note in the non-AVX-512 sets; one per
  * width, as a shuffle of an lpm_v8's lanes 8..15 does not compile even where unused.) */
 #define STORE_LANES16(dst, v, lo, n)                                        \
     do {                                                                    \
@@ -316,7 +317,7 @@ LPM_INLINE void dw_rows8(float *restrict dw, const float *restrict dout,
     }                                                                                     \
     static void name(float *restrict din, float *restrict dw, const float *restrict dout, \
                      const float *restrict in, const float *restrict w, int L) {          \
-        if (lpm_cpu_avx2_only())                                                          \
+        if (lpm_narrow_kernels())                                                         \
             name##_w8(din, dw, dout, in, w, L);                                           \
         else                                                                              \
             name##_w16(din, dw, dout, in, w, L);                                          \
@@ -329,9 +330,9 @@ MATMUL_BACKWARD(matmul_out_backward, C)
  * do not depend on h, so they run as one flat loop, two tokens (48 lanes = three AVX-512
  * vectors) per step, and leave the sequential part three multiply-adds per lane.
  * State n's values start at E + n es. */
-LPM_CLONES static void scan_exp_portable(float *restrict E, size_t es,
-                                         const float *restrict delta, const float *restrict A,
-                                         int L) {
+static void scan_exp_portable(float *restrict E, size_t es,
+                              const float *restrict delta, const float *restrict A,
+                              int L) {
     const size_t lc = (size_t)L * C, pairs = lc / (2 * C) * (2 * C);
     for (int n = 0; n < N; n++) {
         float a2[2 * C];
@@ -495,8 +496,8 @@ static void scan_forward(const mamba_buf *b, size_t es, const float *D, int L,
 
 /* out = sigmoid(x), times x where silu (F.silu), times mul where mul is not NULL (the
  * gate), flat over n values: whole vectors, no 24-lane remainders. */
-LPM_CLONES static void sigmoid_portable(float *out, const float *mul, const float *x,
-                                        size_t n, int silu) {
+static void sigmoid_portable(float *out, const float *mul, const float *x,
+                             size_t n, int silu) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float y = lpm_vsigmoid(x[i]);
@@ -572,7 +573,7 @@ LPM_INLINE void conv_lanes(float *restrict o, const float *restrict x,
 /* causal depthwise conv: xpre[t,c] = bias[c] + sum_k w[c,k] x[t-3+k, c]; xc = F.silu.
  * The K - 1 rows before x's first hold the earlier tokens' x (zeros at the sequence's
  * start: the conv's padding). Two tokens (48 lanes, three AVX-512 vectors) per step. */
-LPM_CLONES static void conv_silu(const mamba_buf *b, int L) {
+static void conv_silu(const mamba_buf *b, int L) {
     const float(*w2)[2 * C] = (const float(*)[2 * C])b->conv2, *b2 = b->conv_b2;
     const size_t lc = (size_t)L * C;
     size_t s = 0;
@@ -582,7 +583,7 @@ LPM_CLONES static void conv_silu(const mamba_buf *b, int L) {
 }
 
 /* out = F.softplus(v) (threshold 20) over n values */
-LPM_CLONES static void softplus_portable(float *restrict out, const float *restrict v, size_t n) {
+static void softplus_portable(float *restrict out, const float *restrict v, size_t n) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = lpm_vsoftplus(v[i]);
 }
@@ -608,7 +609,7 @@ static void softplus(float *out, const float *v, size_t n) {
 }
 
 /* delta = F.softplus(dt_proj(dt)), threshold 20 */
-LPM_CLONES static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p, int L) {
+static void dt_softplus(const mamba_buf *b, const lpm_mamba_params *p, int L) {
     const float *w0 = b->dt_w, *w1 = b->dt_w + C;
     for (int t = 0; t < L; t++) {
         const float *dt = b->dbc + (size_t)t * DBC;
@@ -679,6 +680,61 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
     }
 }
 
+/* The per-channel part of the adjoint, the same at both widths: the D and dt_proj
+ * weights, and the gradients accumulated over the tokens. (Local arrays: loaded through p
+ * inside the loop, GCC cannot prove the stores leave the weights alone and gives up
+ * vectorising it.) */
+typedef struct {
+    float Dw[C], w0[C], w1[C];
+    float dD[C], dvb[C], dvw0[C], dvw1[C];
+} scan_channels;
+
+LPM_INLINE void scan_channels_init(scan_channels *s, const lpm_mamba_params *p) {
+    for (int c = 0; c < C; c++) {
+        s->Dw[c] = p->D[c], s->w0[c] = p->dt_proj_w[c * R], s->w1[c] = p->dt_proj_w[c * R + 1];
+        s->dD[c] = s->dvb[c] = s->dvw0[c] = s->dvw1[c] = 0.0f;
+    }
+}
+
+/* Token t's channels, given lam . B (lam_bs) and the delta adjoint before softplus'
+ * (ddeltas): dxc (=), the dt part of ddbc (=), the sums of dD and dt_proj's gradients. */
+LPM_INLINE void scan_channels_step(scan_channels *s, float *dxc, float *ddt, const float *gy,
+                                   const float *xc, const float *delta, const float *sv,
+                                   const float *dt, const float *lam_bs,
+                                   const float *ddeltas) {
+    float s0 = 0.0f, s1 = 0.0f;
+    const float t0 = dt[0], t1 = dt[1];
+#pragma omp simd simdlen(8) reduction(+ : s0, s1)
+    for (int c = 0; c < C; c++) {
+        dxc[c] = s->Dw[c] * gy[c] + delta[c] * lam_bs[c];
+        s->dD[c] += gy[c] * xc[c];
+        /* softplus' = sigmoid, identity above the threshold 20, where the sigmoid
+         * is exactly 1.0f anyway (1 + exp(-v) rounds to 1 from v > 17.4) */
+        const float dv = ddeltas[c] * sv[c];
+        /* dt_proj: v = W dt + bias */
+        s->dvb[c] += dv;
+        s->dvw0[c] += dv * t0;
+        s->dvw1[c] += dv * t1;
+        s0 += dv * s->w0[c];
+        s1 += dv * s->w1[c];
+    }
+    ddt[0] = s0;
+    ddt[1] = s1;
+}
+
+/* The sums into grad; dA (n, c) as the scan keeps it, A = -exp(A_log) likewise. */
+LPM_INLINE void scan_channels_finish(const scan_channels *s, lpm_mamba_params *grad,
+                                     const float *dA, const float *A) {
+    for (int c = 0; c < C; c++) {
+        grad->dt_proj_b[c] += s->dvb[c];
+        grad->dt_proj_w[c * R] += s->dvw0[c];
+        grad->dt_proj_w[c * R + 1] += s->dvw1[c];
+        grad->D[c] += s->dD[c];
+        /* A = -exp(A_log): dA_log = dA * A */
+        for (int n = 0; n < N; n++) grad->A_log[c * N + n] += dA[n * C + c] * A[n * C + c];
+    }
+}
+
 /* Adjoint of the scan, backwards in t (docs/lpmnet.md section 4):
  * lam_t = gy_t C_t + a_(t+1) lam_(t+1), with b->v holding sigmoid(v), softplus'
  * (lpm_mamba_backward computes it for the whole sequence at once, in whole vectors).
@@ -688,13 +744,9 @@ void lpm_mamba_forward(float *out, const float *u, const lpm_mamba_params *p, in
  * 16 sums over the 24 channels (dB and dC per state) are one batched reduction. */
 LPM_WIDE_OR_BASE static void scan_backward_w16(mamba_buf *b, lpm_mamba_params *grad,
                                                const lpm_mamba_params *p, int L) {
-    float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
-    float dvb[C] = {0}, dvw0[C] = {0}, dvw1[C] = {0};
-    /* the per-channel weights as local arrays: loaded through p inside the loop, GCC
-     * cannot prove the stores leave them alone and gives up vectorising it */
-    float Dw[C], w0[C], w1[C];
-    for (int c = 0; c < C; c++)
-        Dw[c] = p->D[c], w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
+    float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0};
+    scan_channels sc;
+    scan_channels_init(&sc, p);
     static const float zero[CN];
     /* rows 0..7: the dB terms of each state, 8..15: the dC terms; columns 24..31 are 0.
      * Each row is stored as the two whole vectors lpm_hsum16x32 reads: written as 24
@@ -745,44 +797,18 @@ LPM_WIDE_OR_BASE static void scan_backward_w16(mamba_buf *b, lpm_mamba_params *g
         LPM_STORE8(lam_bs + 16, lam_b8);
         LPM_STORE16(ddeltas, ddelta);
         LPM_STORE8(ddeltas + 16, ddelta8);
-        float s0 = 0.0f, s1 = 0.0f;
-        const float t0 = dt[0], t1 = dt[1];
-#pragma omp simd simdlen(8) reduction(+ : s0, s1)
-        for (int c = 0; c < C; c++) {
-            dxc[c] = Dw[c] * gy[c] + delta[c] * lam_bs[c];
-            dD[c] += gy[c] * xc[c];
-            /* softplus' = sigmoid, identity above the threshold 20, where the sigmoid
-             * is exactly 1.0f anyway (1 + exp(-v) rounds to 1 from v > 17.4) */
-            const float dv = ddeltas[c] * sv[c];
-            /* dt_proj: v = W dt + bias */
-            dvb[c] += dv;
-            dvw0[c] += dv * t0;
-            dvw1[c] += dv * t1;
-            s0 += dv * w0[c];
-            s1 += dv * w1[c];
-        }
-        ddt[0] = s0;
-        ddt[1] = s1;
+        scan_channels_step(&sc, dxc, ddt, gy, xc, delta, sv, dt, lam_bs, ddeltas);
     }
-    for (int c = 0; c < C; c++) {
-        grad->dt_proj_b[c] += dvb[c];
-        grad->dt_proj_w[c * R] += dvw0[c];
-        grad->dt_proj_w[c * R + 1] += dvw1[c];
-        grad->D[c] += dD[c];
-        /* A = -exp(A_log): dA_log = dA * A */
-        for (int n = 0; n < N; n++) grad->A_log[c * N + n] += dA[n * C + c] * b->A[n * C + c];
-    }
+    scan_channels_finish(&sc, grad, dA, b->A);
 }
 
 /* The same adjoint in 8-lane vectors (three per token's 24 channels) for CPUs without
  * AVX-512, where scan_backward_w16's 16-lane values would live on the stack. */
 LPM_NARROW static void scan_backward_w8(mamba_buf *b, lpm_mamba_params *grad,
                                         const lpm_mamba_params *p, int L) {
-    float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0}, dD[C] = {0};
-    float dvb[C] = {0}, dvw0[C] = {0}, dvw1[C] = {0};
-    float Dw[C], w0[C], w1[C];
-    for (int c = 0; c < C; c++)
-        Dw[c] = p->D[c], w0[c] = p->dt_proj_w[c * R], w1[c] = p->dt_proj_w[c * R + 1];
+    float lam[CN] = {0}, a_next[CN] = {0}, dA[CN] = {0};
+    scan_channels sc;
+    scan_channels_init(&sc, p);
     static const float zero[CN];
     /* rows 0..7: the dB terms of each state, 8..15: the dC terms */
     _Alignas(32) float terms[2 * N][C];
@@ -819,41 +845,21 @@ LPM_NARROW static void scan_backward_w8(mamba_buf *b, lpm_mamba_params *grad,
         }
         lpm_hsum8(ddt + R, terms[0], C, 3);       /* dB */
         lpm_hsum8(ddt + R + N, terms[N], C, 3);   /* dC */
-        float s0 = 0.0f, s1 = 0.0f;
-        const float t0 = dt[0], t1 = dt[1];
-#pragma omp simd simdlen(8) reduction(+ : s0, s1)
-        for (int c = 0; c < C; c++) {
-            dxc[c] = Dw[c] * gy[c] + delta[c] * lam_bs[c];
-            dD[c] += gy[c] * xc[c];
-            const float dv = ddeltas[c] * sv[c];
-            dvb[c] += dv;
-            dvw0[c] += dv * t0;
-            dvw1[c] += dv * t1;
-            s0 += dv * w0[c];
-            s1 += dv * w1[c];
-        }
-        ddt[0] = s0;
-        ddt[1] = s1;
+        scan_channels_step(&sc, dxc, ddt, gy, xc, delta, sv, dt, lam_bs, ddeltas);
     }
-    for (int c = 0; c < C; c++) {
-        grad->dt_proj_b[c] += dvb[c];
-        grad->dt_proj_w[c * R] += dvw0[c];
-        grad->dt_proj_w[c * R + 1] += dvw1[c];
-        grad->D[c] += dD[c];
-        for (int n = 0; n < N; n++) grad->A_log[c * N + n] += dA[n * C + c] * b->A[n * C + c];
-    }
+    scan_channels_finish(&sc, grad, dA, b->A);
 }
 
 static void scan_backward(mamba_buf *b, lpm_mamba_params *grad, const lpm_mamba_params *p,
                           int L) {
-    if (lpm_cpu_avx2_only())
+    if (lpm_narrow_kernels())
         scan_backward_w8(b, grad, p, L);
     else
         scan_backward_w16(b, grad, p, L);
 }
 
 /* SiLU: dxpre = dxc s (1 + xpre (1 - s)), in place */
-LPM_CLONES static void silu_backward(float *restrict dx, const float *restrict x, size_t n) {
+static void silu_backward(float *restrict dx, const float *restrict x, size_t n) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         const float s = lpm_vsigmoid(x[i]);
@@ -862,8 +868,8 @@ LPM_CLONES static void silu_backward(float *restrict dx, const float *restrict x
 }
 
 /* The gate's backward: dz (in dxz's z half) and gy *= silu(z), in place. */
-LPM_CLONES static void gate_backward(float *dxz, float *gy, const float *y, const float *z_all,
-                                     int L) {
+static void gate_backward(float *dxz, float *gy, const float *y, const float *z_all,
+                          int L) {
     for (int t = 0; t < L; t++) {
         const float *yt = y + (size_t)t * C, *z = z_all + (size_t)t * C;
         float *g = gy + (size_t)t * C, *dz = dxz + (size_t)t * XZ + C;
@@ -878,7 +884,7 @@ LPM_CLONES static void gate_backward(float *dxz, float *gy, const float *y, cons
 
 /* The causal conv's backward: dx[s,c] = sum_k w[c,k] g[s+3-k,c] into dxz's x half (=);
  * dw[c,k] += sum_t g[t,c] x[t-3+k,c], dbias += sum_t g[t,c], g = dxc (at xpre). */
-LPM_CLONES static void conv_backward(const mamba_buf *b, lpm_mamba_params *grad, int L) {
+static void conv_backward(const mamba_buf *b, lpm_mamba_params *grad, int L) {
     float dw[K][C] = {{0}}, db[C] = {0};
     for (int s = 0; s < L; s++) {
         const float *x = b->x + (size_t)s * C;

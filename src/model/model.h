@@ -15,6 +15,7 @@
 #define LPM_MODEL_H
 
 #include "../core/core.h"
+#include "kernel_names.h"   /* per-instruction-set symbol names (kernel builds only) */
 
 enum { LPM_C_IN = 8, LPM_C = 24, LPM_NSTATE = 8, LPM_DTRANK = 2, LPM_DCONV = 4, LPM_WIN = 16 };
 
@@ -150,8 +151,9 @@ lpm_status lpm_net_backward(lpm_net *n, const lpm_params *p, lpm_params *grad,
 void lpm_recon_masks(float *m1, float *m2, int64_t D, int64_t H, int64_t W, double rec,
                      lpm_rng *rng);
 
-/* The kernels' instruction-set path on this CPU and build, as a line for people (isa.c),
- * and the CPU's model name (/proc/cpuinfo; "unknown" where there is none). */
+/* The kernels' instruction-set path this process runs (chosen once: LPM_ISA or the CPU),
+ * as a line for people, and the CPU's model name (/proc/cpuinfo; "unknown" where there is
+ * none) (isa.c). The dispatch table itself is in kernels.h. */
 const char *lpm_kernel_path(void);
 void lpm_cpu_name(char *buf, size_t n);
 

@@ -122,8 +122,8 @@ static void image_trunk(const lpm_net *n, const lpm_params *p, int k, const imag
 }
 
 /* Branch k's output image into the running max M (and the winner bits when training).
- * Cloned: it runs inside the OpenMP body, which GCC compiles for baseline x86-64 only. */
-LPM_CLONES static void merge_image(lpm_net *n, const image_geom *g, const float *out, int k) {
+ * (Kept out of the OpenMP body in a function of its own, as every hot loop here.) */
+static void merge_image(lpm_net *n, const image_geom *g, const float *out, int k) {
     for (int r = 0; r < g->R; r++)
         for (int q = 0; q < g->Q; q++) {
             int64_t v = voxel(g, r, q);
@@ -180,9 +180,9 @@ static void blank_output(lpm_net *n, const lpm_params *p, int k) {
 }
 
 /* The branch output's gradient: dM on the elements this branch won (the share of each of
- * the 8 winner-bit patterns looked up, not branched on). Cloned, as merge_image. */
-LPM_CLONES static void branch_output_grad(float *gout, const lpm_net *n, const image_geom *g,
-                                          int k) {
+ * the 8 winner-bit patterns looked up, not branched on). */
+static void branch_output_grad(float *gout, const lpm_net *n, const image_geom *g,
+                               int k) {
     float share[8];
     for (unsigned w = 0; w < 8; w++) share[w] = lpm_max3_share(w, k);
     for (int r = 0; r < g->R; r++)
@@ -198,7 +198,7 @@ LPM_CLONES static void branch_output_grad(float *gout, const lpm_net *n, const i
 
 /* dX += the input channels (16..23) of the image's feature gradient; images of one branch
  * cover disjoint voxels, so no two threads add to one dX entry. */
-LPM_CLONES static void add_input_grad(lpm_net *n, const image_geom *g, const float *dfeat) {
+static void add_input_grad(lpm_net *n, const image_geom *g, const float *dfeat) {
     for (int r = 0; r < g->R; r++)
         for (int q = 0; q < g->Q; q++) {
             float *dx = n->dX + voxel(g, r, q) * CX;

@@ -58,13 +58,13 @@ static void window_pixels(int64_t *pix, int wr, int wq, int R, int Q, int shift)
     }
 }
 
-/* A window's tokens from the image, and back (cloned: a token is one AVX-512 vector and a
- * half where baseline x86-64 moves six). */
-LPM_CLONES static void gather(float *tok, const float *img, const int64_t *pix) {
+/* A window's tokens from the image, and back (a token is one AVX-512 vector and a half
+ * where baseline x86-64 moves six). */
+static void gather(float *tok, const float *img, const int64_t *pix) {
     for (int t = 0; t < T; t++) memcpy(tok + t * C, img + pix[t] * C, C * sizeof(float));
 }
 
-LPM_CLONES static void scatter(float *img, const float *tok, const int64_t *pix) {
+static void scatter(float *img, const float *tok, const int64_t *pix) {
     for (int t = 0; t < T; t++) memcpy(img + pix[t] * C, tok + t * C, C * sizeof(float));
 }
 
