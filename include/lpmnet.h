@@ -279,8 +279,9 @@ typedef struct {
     double seconds;       /* the step's wall time */
     lpm_step_losses losses;
 } lpm_train_report;
-/* Called after each step; a non-zero return stops the run after saving a checkpoint (as an
- * interrupt does; continue it with resume). */
+/* Called after each step; a non-zero return stops the run after saving a checkpoint (as
+ * Ctrl-C does in lpmnet train; continue it with resume). lpm_train installs no signal
+ * handlers of its own. */
 typedef int (*lpm_train_step_fn)(void *ctx, const lpm_train_report *report);
 
 /* `lpmnet train` (its --help and README's Training section say what each option does). */

@@ -81,6 +81,8 @@ typedef struct {
     int finished;  /* the 100 % line was printed */
 } cli_progress_state;
 void cli_progress(void *ctx, int64_t done, int64_t total);
+/* Seconds between progress lines when stderr is not a terminal: LPM_PROGRESS_INTERVAL or 5. */
+double cli_progress_interval(void);
 void cli_progress_end(cli_progress_state *s);
 
 /* The bundled models: lpm_model_families, lpm_model_path and lpm_model_resolve (lpmnet.h). */

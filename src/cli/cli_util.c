@@ -146,9 +146,7 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
-/* Seconds between progress lines when stderr is not a terminal: LPM_PROGRESS_INTERVAL
- * (tests set it small) or 5. */
-static double progress_interval(void) {
+double cli_progress_interval(void) {
     const char *env = getenv("LPM_PROGRESS_INTERVAL");
     if (env && *env) {
         char *end;
@@ -189,7 +187,7 @@ void cli_progress(void *ctx, int64_t done, int64_t total) {
         s->shown = 1;
     } else {
         /* a log: one line every few seconds, and the last at 100 % when any came before */
-        if (finished ? s->lines == 0 : now - s->last < progress_interval()) return;
+        if (finished ? s->lines == 0 : now - s->last < cli_progress_interval()) return;
         if (finished)
             fprintf(stderr, "%s: 100%% done in %s\n", s->label, spent);
         else

@@ -1,10 +1,14 @@
 /* lpmnet train: train LPM-Net (fusion + reconstruction) on the user's pairs. */
 #include "cli.h"
 #include "dist.h"
+#include "cuda/cuda.h"
 #include "train/train.h"
 
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *CMD = "train";
 
@@ -99,6 +103,41 @@ static int check_init_not_output(const lpm_train_config *c) {
     return 0;
 }
 
+/* Ctrl-C or a TERM signal: the run stops after the step under way and saves its checkpoint. */
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { stop_requested = sig; }
+
+/* The progress line, from the run's per-step hook (rank 0): on a terminal redrawn in place
+ * every half second, in a log one line every cli_progress_interval() seconds. */
+typedef struct {
+    int64_t batch, first_step, last_step, iters;
+    double start, last;
+    lpm_loss_terms terms;
+    int shown;
+} train_progress;
+
+static void progress_line(train_progress *p, int last) {
+    const int tty = isatty(STDERR_FILENO);
+    const double now = lpm_seconds(), rate = (double)(p->last_step - p->first_step) / (now - p->start);
+    const double eta = rate > 0 ? (double)(p->iters - p->last_step) / rate : 0;
+    fprintf(stderr, "%slpmnet train: step %" PRId64 "/%" PRId64 "  loss %.5f  ssim %.4f  %.3f steps/s",
+            tty ? "\r" : "", p->last_step, p->iters, p->terms.total, (p->terms.ssim_af + p->terms.ssim_bf) / 2, rate);
+    if (p->batch > 1) fprintf(stderr, " (%.2f samples/s)", rate * (double)p->batch);
+    fprintf(stderr, "  ETA %.0f s%s", eta, tty && !last ? "   " : "\n");
+    fflush(stderr);
+    p->last = now, p->shown = 1;
+}
+
+static int on_step(void *ctx, int64_t step, int64_t iters, int64_t epoch, double lr, double seconds,
+                   const lpm_loss_terms *terms) {
+    train_progress *p = ctx;
+    const double now = lpm_seconds();
+    if (!p->start) p->start = p->last = now - seconds, p->first_step = step - 1;
+    p->last_step = step, p->iters = iters, p->terms = *terms;
+    if (now - p->last >= (isatty(STDERR_FILENO) ? 0.5 : cli_progress_interval())) progress_line(p, 0);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     lpm_train_config c = {.iters = 3000, .ckpt_every = 25, .ckpt_seconds = 300, .lr = 1e-4,
                           .alpha = 0.05, .beta = 1, .gamma = 0.5, .rec = 0.2, .seed = 1};
@@ -132,7 +171,12 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--edge")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.edge)) return 1; }
         else if (!strcmp(s, "--rec")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.rec)) return 1; }
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
-        else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.cuda)) return 1; }
+        else if (!strcmp(s, "--device")) {
+            int cuda;
+            VALUE();
+            if (cli_parse_device(CMD, v, &cuda)) return 1;
+            c.device = cuda ? lpm_cuda_train_device() : NULL;
+        }
         else if (!strcmp(s, "--no-flip")) c.sample.flip = 0;
         else if (!strcmp(s, "--resume")) c.resume = 1;
         else if (!strcmp(s, "--force")) c.force = 1;
@@ -165,7 +209,19 @@ int cmd_train(int argc, char **argv) {
     c.comm = dist_train_comm();
     if (cli_verbosity == CLI_QUIET) c.quiet = 1;
     if (dist_rank() != 0) c.quiet = 1;  /* rank 0 speaks for the run */
+    train_progress progress = {.batch = c.batch};
+    if (!c.quiet) c.on_step = on_step, c.on_step_ctx = &progress;
+    stop_requested = 0;
+    c.stop = &stop_requested;
+    void (*old_int)(int) = signal(SIGINT, on_signal);
+    void (*old_term)(int) = signal(SIGTERM, on_signal);
     st = lpm_train_run(&c);
+    signal(SIGINT, old_int);
+    signal(SIGTERM, old_term);
+    if (progress.start) progress_line(&progress, 1);
+    if (stop_requested && !st && !c.quiet)
+        fprintf(stderr, "lpmnet train: stopped at step %" PRId64 "; checkpoint saved, continue with --resume\n",
+                progress.last_step);
     /* every process ends with the same status; rank 0 prints it */
     return dist_end(st ? (dist_rank() == 0 ? cli_fail(CMD, st) : (int)st) : 0);
 }

@@ -13,6 +13,8 @@
 
 /* The project headers are C: from the .cu files (C++) they must get C linkage. System
  * headers come first, outside the block, so their include guards keep them out of it. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +25,7 @@ extern "C" {
 #endif
 
 #include "../model/model.h"
-#include "../train/loss.h"
+#include "../train/train.h"
 
 /* 1 when a CUDA device can be used, with the device described in why[0..n) (name, compute
  * capability, memory); otherwise 0 and the reason there. why may be NULL. */
@@ -69,6 +71,9 @@ lpm_status lpm_cuda_trainer_get(lpm_cuda_trainer *t, float *w, float *adam_m, fl
 lpm_status lpm_cuda_train_step(lpm_cuda_trainer *t, const float *a, const float *b,
                                const float *m1, const float *m2, lpm_rng *rng, double rec,
                                const lpm_loss_weights *lw, double lr, lpm_loss_terms *terms);
+
+/* The trainer above as the training loop's device (lpm_train_config.device). */
+const lpm_train_device *lpm_cuda_train_device(void);
 
 /* ---- per-op entry points for tests: host in, host out. Weights are the full flat host
  * array w (LPM_NUM_PARAMS); the op picks its tensors like the CPU code does (branch k,

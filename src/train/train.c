@@ -81,24 +81,19 @@ lpm_status lpm_train_step(lpm_trainer *t, const float *a, const float *b, const 
 
 /* ------------------------------------------------------------------ the run */
 
-#include "../cuda/cuda.h"
 #include "../io/io.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) { stop_requested = sig; }
-
 typedef struct {
     const lpm_train_config *cfg;
     lpm_trainer t;            /* host weights, Adam state and (for validation) the CPU net */
-    lpm_cuda_trainer *gpu;    /* with --device cuda: the weights and Adam state live here */
+    void *gpu;                /* cfg->device's state: the weights and Adam state live there */
     lpm_dataset train, val;
     int64_t step;             /* steps done */
     int64_t n_epochs;         /* E = iters / n_train + 1 (authors) */
@@ -108,7 +103,7 @@ typedef struct {
     int64_t ckpt_every;       /* cfg's, 0 meaning 25 */
     double ckpt_seconds;      /* cfg's, 0 meaning 300 */
     int rank, size;           /* this process of cfg->comm, and their number (0 and 1 without) */
-    int talk;                 /* progress and notes on stderr: rank 0 without --quiet */
+    int talk;                 /* notes on stderr: rank 0 without --quiet */
     double comm_seconds;      /* time spent sending and receiving gradients (and validation
                                * results) to and from the other processes, this step */
     double wait_seconds;      /* time spent in the status exchange before that: mostly waiting
@@ -125,7 +120,7 @@ static const char *CSV_HEADER =
 
 /* Bring the GPU's weights and Adam state to the host copy (checkpoints, validation). */
 static lpm_status sync_from_gpu(run_state *r) {
-    return r->gpu ? lpm_cuda_trainer_get(r->gpu, r->t.w.data, r->t.adam.m, r->t.adam.v, &r->t.adam.t) : LPM_OK;
+    return r->gpu ? r->cfg->device->get(r->gpu, r->t.w.data, r->t.adam.m, r->t.adam.v, &r->t.adam.t) : LPM_OK;
 }
 
 /* The data and the options that define a run, as its checkpoint records them: resuming with
@@ -492,21 +487,6 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
     return st;
 }
 
-static void progress_line(const run_state *r, int64_t first_step, double t_start, const lpm_loss_terms *terms,
-                          int last) {
-    static double last_print;
-    double now = lpm_seconds();
-    int tty = isatty(STDERR_FILENO);
-    if (!r->talk || (!last && now - last_print < (tty ? 0.5 : 30.0))) return;
-    last_print = now;
-    double rate = (double)(r->step - first_step) / (now - t_start);
-    double eta = rate > 0 ? (double)(r->cfg->iters - r->step) / rate : 0;
-    fprintf(stderr, "%strain step %" PRId64 "/%" PRId64 "  loss %.5f  ssim %.4f  %.3f steps/s", tty ? "\r" : "",
-            r->step, r->cfg->iters, terms->total, (terms->ssim_af + terms->ssim_bf) / 2, rate);
-    if (r->batch > 1) fprintf(stderr, " (%.2f samples/s)", rate * (double)r->batch);
-    fprintf(stderr, "  ETA %.0f s%s", eta, tty && !last ? "   " : "\n");
-}
-
 /* The loss terms of a batch: sum (first: copy) in sample order, then divide by the count. */
 static void add_terms(lpm_loss_terms *sum, const lpm_loss_terms *t, int first) {
 #define TERM(f) sum->f = first ? t->f : sum->f + t->f
@@ -557,7 +537,7 @@ static lpm_status setup(run_state *r, FILE **csv, FILE **valcsv) {
     if (r->batch < r->size)
         return lpm_fail(LPM_ERR_USAGE, "--batch %" PRId64 " with %d processes: each process needs at least one "
                         "sample per step; give --batch %d or more", r->batch, r->size, r->size);
-    if (cfg->cuda && (r->batch > 1 || r->size > 1))
+    if (cfg->device && (r->batch > 1 || r->size > 1))
         return lpm_fail(LPM_ERR_USAGE, "--device cuda trains one sample per step in one process (--batch 1, "
                         "no mpirun)");
 
@@ -599,9 +579,9 @@ static lpm_status setup(run_state *r, FILE **csv, FILE **valcsv) {
     } else if ((st = lpm_weights_init(&r->t.w, cfg->seed))) {
         return st;
     }
-    if (cfg->cuda) {
-        if (!(r->gpu = lpm_cuda_trainer_create(size[0], size[1], size[2]))) return LPM_ERR_INTERNAL;
-        if ((st = lpm_cuda_trainer_set(r->gpu, r->t.w.data, r->t.adam.m, r->t.adam.v, r->t.adam.t))) return st;
+    if (cfg->device) {
+        if (!(r->gpu = cfg->device->create(size[0], size[1], size[2]))) return LPM_ERR_INTERNAL;
+        if ((st = cfg->device->set(r->gpu, r->t.w.data, r->t.adam.m, r->t.adam.v, r->t.adam.t))) return st;
     }
     if (r->rank == 0) {
         if ((st = open_log(r, r->csv_path, CSV_HEADER, csv))) return st;
@@ -631,7 +611,7 @@ static lpm_status compute_share(run_state *r, lpm_loader *loader, exchange *x, c
         lpm_rng mask_rng;  /* masks are a function of (seed, sample index): resumable */
         lpm_rng_seed(&mask_rng, cfg->seed * 0x2545F4914F6CDD1DULL + (uint64_t)(k0 + j));
         if (r->gpu) {
-            st = lpm_cuda_train_step(r->gpu, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, lw, lr, gpu_terms);
+            st = cfg->device->step(r->gpu, s.a, s.b, &mask_rng, cfg->rec, lw, lr, gpu_terms);
         } else {
             lpm_loss_terms terms = {0};
             st = lpm_train_grad(&r->t, s.a, s.b, NULL, NULL, &mask_rng, cfg->rec, lw, &terms);
@@ -687,12 +667,9 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
                                          share_begin(r.batch, r.rank + 1, r.size) - share_begin(r.batch, r.rank, r.size));
     if ((st = agree(&r, st))) goto done;
 
-    stop_requested = 0;
-    void (*old_int)(int) = signal(SIGINT, on_signal);
-    void (*old_term)(int) = signal(SIGTERM, on_signal);
     lpm_loss_weights lw = run_weights(cfg, 0.0);  /* lambda_s set per step */
-    double t_start = lpm_seconds(), t_ckpt = t_start;
-    int64_t first_step = r.step, last_saved = r.step;
+    double t_ckpt = lpm_seconds();
+    int64_t last_saved = r.step;
     lpm_loss_terms terms = {0};
     lpm_status pending = LPM_OK;  /* rank 0's failed write, told to the others at the next exchange */
     int hook_stop = 0;            /* cfg->on_step asked to stop (rank 0), told at the next exchange */
@@ -703,7 +680,7 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         int64_t epoch = k0 / r.train.n, s_in_epoch = (k0 % r.train.n) / r.batch;
         double lr = lpm_cosine_lr(cfg->lr, epoch, r.n_epochs);
         lw.lambda_s = lpm_lambda_s(s_in_epoch, r.n_epochs);
-        int stop = stop_requested != 0 || hook_stop;
+        int stop = (cfg->stop && *cfg->stop) || hook_stop;
         lpm_status mine = pending;
         if (!mine && !stop) mine = compute_share(&r, &loader, &x, &lw, lr, &terms);
         if ((st = exchange_run(&r, &x, mine, &stop)) || stop) break;
@@ -732,7 +709,6 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
                 if (r.rank == 0 && !pending) pending = lpm_weights_save(&r.t.w, r.best_path);
             }
         }
-        progress_line(&r, first_step, t_start, &terms, 0);
         double now = lpm_seconds();
         if (r.rank == 0 && !pending &&
             (r.step % r.ckpt_every == 0 || now - t_ckpt >= r.ckpt_seconds || r.step == cfg->iters)) {
@@ -747,11 +723,6 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         if (!st && r.rank == 0 && r.step != last_saved) st = save_checkpoint(&r);
         st = agree(&r, st);
     }
-    progress_line(&r, first_step, t_start, &terms, 1);
-    if ((stop_requested || hook_stop) && !st && r.talk)
-        fprintf(stderr, "lpmnet train: stopped at step %" PRId64 "; checkpoint saved, continue with --resume\n", r.step);
-    signal(SIGINT, old_int);
-    signal(SIGTERM, old_term);
 
 done:
     lpm_loader_stop(&loader);
@@ -760,7 +731,7 @@ done:
     if (csv) fclose(csv);
     if (valcsv) fclose(valcsv);
     lpm_trainer_free(&r.t);
-    if (r.gpu) lpm_cuda_trainer_free(r.gpu);
+    if (r.gpu) cfg->device->destroy(r.gpu);
     lpm_dataset_free(&r.train);
     lpm_dataset_free(&r.val);
     return st;

@@ -3,6 +3,7 @@
 #define LPM_TRAIN_H
 
 #include "../model/model.h"
+#include <signal.h>  /* sig_atomic_t */
 #include "adam.h"
 #include "data.h"
 #include "loss.h"
@@ -51,6 +52,20 @@ typedef struct {
     lpm_status (*allgather)(void *ctx, const void *mine, void *all, const size_t *counts);
 } lpm_train_comm;
 
+/* A device that keeps the weights and Adam state and takes whole steps itself, one sample
+ * each (the CUDA backend: lpm_cuda_train_device() in src/cuda/cuda.h). The caller passes it,
+ * so the training loop depends on no backend. */
+typedef struct {
+    void *(*create)(int64_t D, int64_t H, int64_t W);  /* NULL on failure (message recorded) */
+    /* weights (LPM_NUM_PARAMS floats) and Adam state in (set) and out (get) */
+    lpm_status (*set)(void *dev, const float *w, const float *adam_m, const float *adam_v, int64_t adam_t);
+    lpm_status (*get)(void *dev, float *w, float *adam_m, float *adam_v, int64_t *adam_t);
+    /* one step on host volumes a, b (D,H,W) in [0,1], as lpm_train_step without masks */
+    lpm_status (*step)(void *dev, const float *a, const float *b, lpm_rng *mask_rng, double rec,
+                       const lpm_loss_weights *lw, double lr, lpm_loss_terms *terms);
+    void (*destroy)(void *dev);
+} lpm_train_device;
+
 /* The command-line training run (lpmnet train). A zeroed field means the default (NULL
  * strings: none; batch 0: one sample per step; comm NULL: one process). The data order,
  * crops, flips and masks are functions of (seed, sample index), sample index = step * batch +
@@ -67,9 +82,12 @@ typedef struct {
     uint64_t seed;
     int resume;
     int force;                /* resume even when the data or options differ from the checkpoint's record */
-    int cuda;                 /* train on the GPU (src/cuda) */
+    const lpm_train_device *device; /* NULL: the CPU */
     int threads;
-    int quiet;
+    int quiet;                /* no notes on stderr (the library prints no progress: on_step) */
+    /* A flag the caller sets to stop (e.g. from its SIGINT handler): every process stops after
+     * the step under way, the checkpoint is saved and lpm_train_run returns LPM_OK. NULL: none. */
+    volatile sig_atomic_t *stop;
     int64_t batch;            /* samples per step over all processes; gradients summed in sample
                                * order, then divided by batch (their mean); 0 or 1: one sample */
     const lpm_train_comm *comm; /* NULL (or size 1): one process. Otherwise each process computes
