@@ -4,6 +4,7 @@ include(CheckLanguage)
 # OFF by default: linking libcudart/libcublas costs every CPU run ~150 MB of resident memory
 # at start-up; `make cuda` builds the GPU-enabled tool in build-cuda/.
 option(LPM_CUDA "Build the CUDA backend when a CUDA compiler is found" OFF)
+set(LPM_BUILT_WITH_CUDA OFF)  # read by cmake/lpmnetConfig.cmake.in
 if(LPM_CUDA AND NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
   set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)  # not on PATH in a default install
 endif()
@@ -28,6 +29,7 @@ if(LPM_CUDA AND CMAKE_CUDA_COMPILER)
     $<$<COMPILE_LANGUAGE:CUDA>:-O3 --extended-lambda -D_POSIX_C_SOURCE=200809L
       -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
   target_compile_definitions(lpmnet_lib PUBLIC LPM_HAVE_CUDA=1)
+  set(LPM_BUILT_WITH_CUDA ON)
   target_link_libraries(lpmnet_lib PUBLIC CUDA::cudart CUDA::cublas)
   message(STATUS "lpmnet: CUDA backend ON (${CMAKE_CUDA_COMPILER}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
 
