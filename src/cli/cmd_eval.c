@@ -193,11 +193,6 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
     return lpm_atomic_commit(&f);
 }
 
-static const char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 /* --html: HDIR/viewer_<case>.html, the montage's volumes (labels[0..1] name A and B) in
  * linked views and the case's rows of metrics.csv. */
 static lpm_status write_case_page(const eval_args *o, const lpm_dataset *ds, int c, const results *r,
@@ -206,8 +201,8 @@ static lpm_status write_case_page(const eval_args *o, const lpm_dataset *ds, int
     const int nm = r->n_methods, n_cols = 1 + N_COLUMNS;
     cli_html_volume views[MAX_METHODS + 2];
     char label_a[300], label_b[300], path[4200], title[400];
-    snprintf(label_a, sizeof label_a, "%s: %s", labels[0], base_name(ds->a[c]));
-    snprintf(label_b, sizeof label_b, "%s: %s", labels[1], base_name(ds->b[c]));
+    snprintf(label_a, sizeof label_a, "%s: %s", labels[0], cli_base_name(ds->a[c]));
+    snprintf(label_b, sizeof label_b, "%s: %s", labels[1], cli_base_name(ds->b[c]));
     views[0] = (cli_html_volume){label_a, vols[0]};
     views[1] = (cli_html_volume){label_b, vols[1]};
     for (int j = 0; j < nm; j++) views[j + 2] = (cli_html_volume){labels[j + 2], vols[j + 2]};
@@ -314,8 +309,8 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         const float *vols[MAX_METHODS + 2];
         lpm_montage_column cols[MAX_METHODS + 2];
         char name_a[128], name_b[128], title[300];
-        lpm_montage_label_from_path(ds->a[c], name_a, sizeof name_a);
-        lpm_montage_label_from_path(ds->b[c], name_b, sizeof name_b);
+        cli_file_stem(ds->a[c], name_a, sizeof name_a);
+        cli_file_stem(ds->b[c], name_b, sizeof name_b);
         const char *comma = o->pair ? strchr(o->pair, ',') : NULL;
         if (comma) {
             snprintf(name_a, sizeof name_a, "%.*s", (int)(comma - o->pair), o->pair);

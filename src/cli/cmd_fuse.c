@@ -176,17 +176,12 @@ static lpm_status check_writable(const char *path) {
     return st;
 }
 
-static const char *base_name(const char *path) {
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
 /* Columns labelled with the inputs' file names (without the folder and extension). */
 static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
                                 const lpm_volume *f, const uint8_t *rgb) {
     char name_a[256], name_b[256];
-    lpm_montage_label_from_path(o->a, name_a, sizeof name_a);
-    lpm_montage_label_from_path(o->b, name_b, sizeof name_b);
+    cli_file_stem(o->a, name_a, sizeof name_a);
+    cli_file_stem(o->b, name_b, sizeof name_b);
     const lpm_montage_column cols[4] = {{name_a, a->data, NULL},
                                         {name_b, b->data, NULL},
                                         {o->method, f->data, NULL},
@@ -219,7 +214,7 @@ static void warn_if_unlike_model(const fuse_args *o, const lpm_volume *a, const 
 /* The header's description: who made the file and how (NIfTI keeps 79 characters). */
 static void describe(char *buf, size_t n, const fuse_args *o, const char *model) {
     if (model)
-        snprintf(buf, n, "lpmnet %s LPM-Net %s%s", LPM_VERSION, family(o) ? family(o) : base_name(model),
+        snprintf(buf, n, "lpmnet %s LPM-Net %s%s", LPM_VERSION, family(o) ? family(o) : cli_base_name(model),
                  o->exact ? " exact" : "");
     else
         snprintf(buf, n, "lpmnet %s %s", LPM_VERSION, o->method);
@@ -257,10 +252,10 @@ static lpm_status write_html(const fuse_args *o, const char *path, const lpm_vol
     enum { N_COLS = LPM_NUM_METRICS + 3 };
     const char *method = model ? "lpmnet" : o->method;
     char label_a[300], label_b[300], label_f[300], title[700];
-    snprintf(label_a, sizeof label_a, "A: %s", base_name(o->a));
-    snprintf(label_b, sizeof label_b, "B: %s", base_name(o->b));
-    snprintf(label_f, sizeof label_f, "%s: %s", method, base_name(o->out));
-    snprintf(title, sizeof title, "lpmnet fuse: %s + %s", base_name(o->a), base_name(o->b));
+    snprintf(label_a, sizeof label_a, "A: %s", cli_base_name(o->a));
+    snprintf(label_b, sizeof label_b, "B: %s", cli_base_name(o->b));
+    snprintf(label_f, sizeof label_f, "%s: %s", method, cli_base_name(o->out));
+    snprintf(title, sizeof title, "lpmnet fuse: %s + %s", cli_base_name(o->a), cli_base_name(o->b));
     const cli_html_volume vols[3] = {{label_a, a->data}, {label_b, b->data}, {label_f, f->data}};
     const char *cols[N_COLS] = {[LPM_NUM_METRICS] = "seam_x", "seam_y", "seam_z"};
     double values[N_COLS];

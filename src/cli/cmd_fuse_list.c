@@ -95,21 +95,6 @@ static int parse(int argc, char **argv, list_args *o) {
     return 0;
 }
 
-/* "t1" for ".../t1.nii.gz" (also .nii, .hdr, .img, each with or without .gz). */
-static void stem(const char *path, char *buf, size_t n) {
-    const char *s = strrchr(path, '/');
-    snprintf(buf, n, "%s", s ? s + 1 : path);
-    const char *ext[] = {".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img", ".gz"};
-    size_t len = strlen(buf);
-    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
-        size_t e = strlen(ext[i]);
-        if (len > e && !strcmp(buf + len - e, ext[i])) {
-            buf[len - e] = '\0';
-            return;
-        }
-    }
-}
-
 /* The line of PAIRS.csv that case c came from (lpm_dataset names CSV cases "rowN", N = line - 1). */
 static int line_of(const lpm_dataset *ds, int c) {
     int n = 0;
@@ -123,8 +108,8 @@ static lpm_status output_paths(const list_args *o, const lpm_dataset *ds, char *
         if (ds->out && ds->out[c]) {
             snprintf(buf, sizeof buf, "%s", ds->out[c]);
         } else {
-            stem(ds->a[c], sa, sizeof sa);
-            stem(ds->b[c], sb, sizeof sb);
+            cli_file_stem(ds->a[c], sa, sizeof sa);
+            cli_file_stem(ds->b[c], sb, sizeof sb);
             snprintf(buf, sizeof buf, "%s/%s_%s.nii.gz", o->out, sa, sb);
         }
         if (!(paths[c] = malloc(strlen(buf) + 1))) return lpm_fail(LPM_ERR_INTERNAL, "out of memory");

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 enum { PAD = 4, TEXT_SCALE = 2, ADVANCE = 6 * TEXT_SCALE, TEXT_H = 7 * TEXT_SCALE,
        TOP = TEXT_H + 2 * PAD, LEFT = 3 * ADVANCE - TEXT_SCALE + 2 * PAD, MAX_LABEL = 40,
@@ -254,22 +253,6 @@ lpm_status lpm_montage_write_titled(const char *png_path, const char *title,
                                     const lpm_montage_column *cols, int n, int64_t D, int64_t H,
                                     int64_t W) {
     return write_montage(png_path, title, cols, n, D, H, W);
-}
-
-void lpm_montage_label_from_path(const char *path, char *out, size_t n) {
-    if (!n) return;
-    const char *slash = strrchr(path, '/');
-    const char *name = slash ? slash + 1 : path;
-    size_t len = strlen(name);
-    static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img"};
-    for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++) {
-        size_t m = strlen(ext[k]);
-        if (len > m && strcasecmp(name + len - m, ext[k]) == 0) {
-            len -= m;
-            break;
-        }
-    }
-    snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), name);
 }
 
 lpm_status lpm_montage_write(const char *png_path, const char *const *labels,

@@ -35,10 +35,6 @@ lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_col
 lpm_status lpm_montage_write_titled(const char *png_path, const char *title,
                                     const lpm_montage_column *cols, int n, int64_t D, int64_t H,
                                     int64_t W);
-/* A label for a volume from its file name: the base name without the folder and without a
- * NIfTI extension (.nii, .nii.gz, .hdr, .img, with or without .gz; any case):
- * "data/sub01/sub01_t1.nii.gz" -> "sub01_t1". Cut to fit out (n bytes with the '\0'). */
-void lpm_montage_label_from_path(const char *path, char *out, size_t n);
 /* The same with n grey columns: labels[i] (labels may be NULL) over vols[i]. */
 lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
                              const float *const *vols, int n, int64_t D, int64_t H, int64_t W);
