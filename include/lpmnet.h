@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,50 @@ LPM_API const char *lpm_version(void);
 /* Threads of the library's OpenMP loops on this thread: n <= 0 means all cores. Returns the
  * number now used. (Functions with a threads argument set it for their own run only.) */
 LPM_API int lpm_set_threads(int n);
+/* The number of threads lpm_set_threads last chose on this thread. */
+LPM_API int lpm_get_threads(void);
+
+/* Record a failure for lpm_last_error() and return its code, so that a program built on the
+ * library (a callback, a tool) reports its own failures the way the library does:
+ *   return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file", path); */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+LPM_API lpm_status lpm_fail(lpm_status code, const char *fmt, ...);
+
+/* Wall-clock seconds (monotonic), for timing work. */
+LPM_API double lpm_seconds(void);
+
+/* Memory budget for one volume or tensor set read from a file: what a header declares is
+ * refused above it before anything is allocated. 0 (the default) means the machine's
+ * available memory (MemAvailable), read when first needed. */
+LPM_API void lpm_set_max_memory(uint64_t bytes);
+LPM_API uint64_t lpm_max_memory(void);
+
+/* A program's main may call this once: SIGINT, SIGTERM, SIGHUP and SIGQUIT then remove the
+ * library's temporary output files (see lpm_atomic_open) before the process dies of the same
+ * signal (so its exit status is the signal's). Signals ignored at startup stay ignored. */
+LPM_API void lpm_cleanup_on_signals(void);
+
+/* ----------------------------------------------------------- output files */
+
+/* Every file the library writes goes to "<path>.tmp.<pid>.XXXXXX" in the same folder first and
+ * is renamed when complete, so a reader never sees half a file. The same for a caller's own
+ * files: lpm_atomic_open (a message naming path when the folder is not writable; it also
+ * removes temporary files of path left by killed processes), write to fp, then
+ * lpm_atomic_commit (flush, fsync, close, rename; the temporary file is removed on failure) or
+ * lpm_atomic_abort (close and remove it). */
+typedef struct {
+    FILE *fp;
+    char path[4096];
+    char tmp[4096];
+} lpm_atomic_file;
+LPM_API lpm_status lpm_atomic_open(lpm_atomic_file *f, const char *path);
+LPM_API lpm_status lpm_atomic_commit(lpm_atomic_file *f);
+LPM_API void lpm_atomic_abort(lpm_atomic_file *f);
+
+/* The whole of a regular file into a new buffer (free with free()). */
+LPM_API lpm_status lpm_read_file(const char *path, unsigned char **buf, size_t *size);
 
 /* ---------------------------------------------------------------- volumes */
 
@@ -69,6 +114,16 @@ LPM_API lpm_status lpm_volume_read_header(const char *path, lpm_volume *out);
  * (ref may be v itself or NULL for an identity geometry). The file is written to a
  * temporary name in the same folder and renamed, so a failure leaves no partial file. */
 LPM_API lpm_status lpm_volume_write(const char *path, const lpm_volume *v, const lpm_volume *ref);
+/* The same with the header's 80-byte description set to descrip (at most 79 characters kept;
+ * NULL keeps lpm_volume_write's choice: ref's description, else "lpmnet VERSION"). */
+LPM_API lpm_status lpm_volume_write_described(const char *path, const lpm_volume *v,
+                                              const lpm_volume *ref, const char *descrip);
+/* A colour volume: rgb holds ref's nx*ny*nz voxels of 3 bytes (R, G, B) in volume order (x
+ * fastest), written as NIFTI_TYPE_RGB24 (bitpix 24, unscaled, cal_min 0, cal_max 255) on ref's
+ * grid with ref's geometry (ref is required). lpm_volume_read refuses such a file: it reads
+ * scalar data only. */
+LPM_API lpm_status lpm_volume_write_rgb(const char *path, const uint8_t *rgb, const lpm_volume *ref,
+                                        const char *descrip);
 
 /* Allocate a zeroed volume of the given size (geometry: identity, 1 mm). */
 LPM_API lpm_status lpm_volume_alloc(lpm_volume *v, int64_t nx, int64_t ny, int64_t nz);
@@ -91,6 +146,13 @@ LPM_API lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref,
 /* Min-max normalise in place to [0, 1]. A constant volume or a NaN/Inf voxel is
  * LPM_ERR_INPUT (name is used in the message). */
 LPM_API lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name);
+
+/* A volume is taken for CT in Hounsfield units when its minimum is <= LPM_CT_LOOKS_MIN (air is
+ * -1000) and its maximum >= LPM_CT_LOOKS_MAX (bone); MRI and PET intensities are not negative.
+ * lpm_looks_like_ct: 1 when v's finite values span that range, else 0. */
+#define LPM_CT_LOOKS_MIN (-500.0)
+#define LPM_CT_LOOKS_MAX 300.0
+LPM_API int lpm_looks_like_ct(const lpm_volume *v);
 
 /* Smallest multiple of 16 >= n. */
 static inline int64_t lpm_pad16(int64_t n) { return (n + 15) / 16 * 16; }
@@ -140,6 +202,23 @@ LPM_API lpm_status lpm_weights_save(const lpm_weights *w, const char *path);
 /* Pointer to one tensor's data by name (NULL if unknown). */
 LPM_API float *lpm_weights_tensor(const lpm_weights *w, const char *name);
 
+/* Any safetensors file, read whole: names, stored dtypes ("F32", "F16", "BF16") and shapes,
+ * values converted to float32. The header is checked (JSON syntax, dtypes, unique names,
+ * offsets inside the file and disjoint, memory within lpm_max_memory()); values are not
+ * judged (NaN and Inf are returned as stored: lpm_weights_load judges an LPM-Net file). */
+#define LPM_ST_MAXDIM 8
+typedef struct lpm_st_file lpm_st_file;
+LPM_API lpm_status lpm_st_read(const char *path, lpm_st_file **out);
+LPM_API void lpm_st_close(lpm_st_file *f);
+LPM_API int lpm_st_count(const lpm_st_file *f);
+LPM_API const char *lpm_st_name(const lpm_st_file *f, int i);
+LPM_API const char *lpm_st_dtype(const lpm_st_file *f, int i);
+/* Tensor by name: float32 data (owned by f), its ndim and shape; NULL when absent. */
+LPM_API const float *lpm_st_find(const lpm_st_file *f, const char *name, int *ndim,
+                                 int64_t shape[LPM_ST_MAXDIM]);
+/* Value of a "__metadata__" key, or NULL. */
+LPM_API const char *lpm_st_meta(const lpm_st_file *f, const char *key);
+
 /* ----------------------------------------------------------------- fusion */
 
 /* How lpm_fuse runs the network.
@@ -167,6 +246,60 @@ LPM_API lpm_status lpm_fuse(const lpm_weights *w, const lpm_volume *a, const lpm
                             lpm_volume *fused, lpm_volume *base, lpm_volume *detail,
                             const lpm_fuse_options *options, int threads,
                             lpm_progress_fn progress, void *progress_ctx);
+
+/* The network on an NVIDIA GPU: 1 when this build has the CUDA backend and a device can be
+ * used, with the device described in why[0..n) (name, compute capability, memory); otherwise
+ * 0 and the reason there. why may be NULL. */
+LPM_API int lpm_cuda_available(char *why, size_t n);
+
+/* ------------------------------------------------------ classical fusion */
+
+/* The classical methods LPM-Net is compared with, on two volumes on one grid already scaled
+ * to [0, 1]; the output is clamped to [0, 1]:
+ *   average    (a + b) / 2
+ *   max        max(a, b) voxel-wise
+ *   pca        w_a a + w_b b, weights from the principal eigenvector of the 2x2 covariance
+ *   dwt        3-level 3-D db2 wavelets: approximation averaged, larger detail kept
+ *   laplacian  3-D Laplacian pyramid (4 reductions): top averaged, larger band value kept
+ *   guided     guided-filter fusion (Li, Kang & Hu 2013) in 3-D
+ * lpm_classical_names: "average, max, pca, dwt, laplacian, guided"; lpm_classical_known: 1 for
+ * one of them. lpm_classical_fuse: out = the fusion of a and b (D*H*W floats each, x fastest;
+ * out may not alias a or b); an unknown method is LPM_ERR_USAGE naming the valid ones. */
+LPM_API const char *lpm_classical_names(void);
+LPM_API int lpm_classical_known(const char *method);
+LPM_API lpm_status lpm_classical_fuse(const char *method, const float *a, const float *b, float *out,
+                                      int64_t D, int64_t H, int64_t W);
+
+/* ---------------------------------------------------------- colour fusion */
+
+/* Colour maps (t in [0, 1] -> RGB): "hot" (black, red, yellow, white), "jet" (MATLAB's
+ * classic), "gray". lpm_colormap_known: 1 for one of them; lpm_colormap_names: "hot, jet, gray".
+ * lpm_color_fuse (YCbCr fusion, ITU-R BT.601 full range: Y = 0.299 R + 0.587 G + 0.114 B): per voxel the map's
+ * colour of func (the functional volume scaled to [0, 1]) with its luminance replaced by luma
+ * (the fused volume in [0, 1]); both clamped to [0, 1], NaN counts as 0; rgb receives n*3
+ * bytes, R G B interleaved in voxel order. An unknown map is LPM_ERR_USAGE. */
+LPM_API int lpm_colormap_known(const char *name);
+LPM_API const char *lpm_colormap_names(void);
+LPM_API lpm_status lpm_color_fuse(uint8_t *rgb, const float *luma, const float *func, int64_t n,
+                                  const char *map);
+
+/* ---------------------------------------------------------------- pictures */
+
+/* A PNG of the orthogonal mid-slices (axial, coronal, sagittal rows) of volumes on one grid
+ * (D, H, W), one column each with its label on top (cut at 40 characters). Grey values in
+ * [0, 1] map to 0..255 (clamped; NaN is black); an RGB column's bytes are shown as they are.
+ * Large volumes are box-averaged to at most 256 pixels a side, small ones enlarged to at least
+ * 128. Each column has exactly one of grey and rgb; at most LPM_MONTAGE_MAX_COLUMNS. title
+ * (NULL or "": none) is drawn across the top. Written atomically. */
+enum { LPM_MONTAGE_MAX_COLUMNS = 64 };
+typedef struct {
+    const char *label;   /* may be NULL: no label */
+    const float *grey;   /* D*H*W values in [0, 1], or NULL for an RGB column */
+    const uint8_t *rgb;  /* D*H*W voxels of R, G, B bytes (lpm_color_fuse's layout), or NULL */
+} lpm_montage_column;
+LPM_API lpm_status lpm_montage_write_titled(const char *png_path, const char *title,
+                                            const lpm_montage_column *cols, int n, int64_t D,
+                                            int64_t H, int64_t W);
 
 /* ------------------------------------------------- bundled models by name */
 
@@ -337,6 +470,11 @@ LPM_API void lpm_train_session_free(lpm_train_session *session);
  * (HU), pet.nii.gz (FDG-PET, counts), spect.nii.gz (perfusion SPECT, counts), labels.nii.gz.
  * (`lpmnet phantom --body thorax` also makes a chest phantom.) */
 LPM_API lpm_status lpm_phantom_write(const char *dir, int64_t D, int64_t H, int64_t W, uint64_t seed);
+/* The same for either body: LPM_PHANTOM_HEAD (the files above) or LPM_PHANTOM_THORAX (a chest:
+ * DIR/ct.nii.gz in HU, pet.nii.gz with 1-3 hot nodules, labels.nii.gz). D, H, W >= 8. */
+typedef enum { LPM_PHANTOM_HEAD, LPM_PHANTOM_THORAX } lpm_phantom_body;
+LPM_API lpm_status lpm_phantom_write_body(const char *dir, lpm_phantom_body body, int64_t D, int64_t H,
+                                          int64_t W, uint64_t seed);
 
 #ifdef __cplusplus
 }

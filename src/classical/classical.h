@@ -6,23 +6,7 @@
 
 #include "core/core.h"
 
-/* "average, max, pca, dwt, laplacian, guided" */
-const char *lpm_classical_names(void);
-/* 1 when method is one of lpm_classical_names(). */
-int lpm_classical_known(const char *method);
-
-/* out = fusion of a and b (all D*H*W floats; out may not alias a or b).
- *   average    (a + b) / 2
- *   max        max(a, b) voxel-wise
- *   pca        w_a a + w_b b, weights from the principal eigenvector of the 2x2 covariance
- *   dwt        3-level 3-D db2 wavelet transform (periodic, after mirror padding to a multiple
- *              of 8): approximation averaged, the larger-magnitude detail coefficient kept
- *   laplacian  3-D Laplacian pyramid (4 reductions, [1 4 6 4 1]/16 kernel): top averaged,
- *              the larger-magnitude band value kept
- *   guided     guided-filter fusion (Li, Kang & Hu 2013) in 3-D
- * Unknown method: LPM_ERR_USAGE naming the valid ones. */
-lpm_status lpm_classical_fuse(const char *method, const float *a, const float *b, float *out,
-                              int64_t D, int64_t H, int64_t W);
+/* lpm_classical_names, lpm_classical_known and lpm_classical_fuse are public (lpmnet.h). */
 
 /* PCA fusion weights (w[0] for a, w[1] for b, sum 1, both >= 0): the principal eigenvector
  * of the covariance of (a, b), absolute values normalised; 0.5/0.5 when both are constant. */

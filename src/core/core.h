@@ -1,4 +1,5 @@
-/* Internal helpers shared by every module: errors, checked allocation, RNG, threads. */
+/* Internal helpers shared by every module (beside the public ones in lpmnet.h: lpm_fail,
+ * lpm_seconds, threads, the memory budget): checked allocation, RNG, input-file checks. */
 #ifndef LPM_CORE_H
 #define LPM_CORE_H
 
@@ -7,9 +8,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* Record a failure for lpm_last_error() and return its code:
- *   return lpm_fail(LPM_ERR_INPUT, "%s: not a NIfTI file", path); */
-lpm_status lpm_fail(lpm_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lpm_clear_error(void);
 
 /* Checked allocation: NULL plus a recorded LPM_ERR_INTERNAL message on overflow or
@@ -28,22 +26,11 @@ uint64_t lpm_rng_u64(lpm_rng *r);
 double lpm_rng_uniform(lpm_rng *r);          /* [0, 1) */
 double lpm_rng_normal(lpm_rng *r);           /* standard normal */
 
-/* Threads: n <= 0 means all cores. Sets the OpenMP thread count; returns what is used. */
-int lpm_set_threads(int n);
-int lpm_get_threads(void);
+/* This thread's index inside an OpenMP region (0 outside). */
 int lpm_thread_id(void);
 
 /* Input files: path must name an existing, readable regular file; a folder, FIFO, socket
  * or device is refused before anything opens it (a FIFO would block forever). */
 lpm_status lpm_check_input_file(const char *path);
-
-/* Memory budget for one volume or tensor set read from a file: what a header declares is
- * refused above it before anything is allocated. 0 (the default) means the machine's
- * available memory (MemAvailable), read when first needed. */
-void lpm_set_max_memory(uint64_t bytes);
-uint64_t lpm_max_memory(void);
-
-/* Wall-clock seconds (monotonic). */
-double lpm_seconds(void);
 
 #endif

@@ -27,9 +27,6 @@ extern "C" {
 #include "../model/model.h"
 #include "../train/train.h"
 
-/* 1 when a CUDA device can be used, with the device described in why[0..n) (name, compute
- * capability, memory); otherwise 0 and the reason there. why may be NULL. */
-int lpm_cuda_available(char *why, size_t n);
 
 /* Exactly lpm_fuse (normalise, pad to 16, network, crop) with the network on the GPU. */
 lpm_status lpm_fuse_cuda(const lpm_weights *w, const lpm_volume *a, const lpm_volume *b,

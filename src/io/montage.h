@@ -1,4 +1,5 @@
-/* A labelled PNG of the orthogonal mid-slices of several volumes on one grid. */
+/* A labelled PNG of the orthogonal mid-slices of several volumes on one grid
+ * (lpm_montage_write_titled and lpm_montage_column are public, in lpmnet.h). */
 #ifndef LPM_MONTAGE_H
 #define LPM_MONTAGE_H
 
@@ -18,23 +19,14 @@
  *   column width  c = max(s(W), s(H), 12*len(label) - 2)
  *   width  = 42 + n_vols*(c + P)
  *   height = 22 + s(H) + P + 2*(s(D) + P) */
-enum { LPM_MONTAGE_MAX_COLUMNS = 64 };
-typedef struct {
-    const char *label;   /* may be NULL: no label */
-    const float *grey;   /* D*H*W values in [0, 1], or NULL for an RGB column */
-    const uint8_t *rgb;  /* D*H*W voxels of R, G, B bytes (lpm_color_fuse's layout), or NULL */
-} lpm_montage_column;
 /* Each column has exactly one of grey and rgb; at most LPM_MONTAGE_MAX_COLUMNS columns. When
- * a view is box-averaged, an RGB column is averaged channel by channel. */
+ * a view is box-averaged, an RGB column is averaged channel by channel.
+ * lpm_montage_write_titled adds a title line across the top (title NULL or "": exactly this
+ * picture): cut at 100 characters, drawn at (4, 4), it moves everything below it down by 18
+ * pixels (height = 40 + s(H) + P + 2*(s(D) + P)); the picture widens to 8 + 12*len(title) - 2
+ * when the title needs it. */
 lpm_status lpm_montage_write_columns(const char *png_path, const lpm_montage_column *cols, int n,
                                      int64_t D, int64_t H, int64_t W);
-/* The same with a title line across the top: a case's name, say (title NULL or "": exactly
- * lpm_montage_write_columns's picture). The title, cut at 100 characters, is drawn at (4, 4)
- * and moves everything below it down by 18 pixels (height = 40 + s(H) + P + 2*(s(D) + P));
- * the picture widens to 8 + 12*len(title) - 2 when the title needs it. */
-lpm_status lpm_montage_write_titled(const char *png_path, const char *title,
-                                    const lpm_montage_column *cols, int n, int64_t D, int64_t H,
-                                    int64_t W);
 /* The same with n grey columns: labels[i] (labels may be NULL) over vols[i]. */
 lpm_status lpm_montage_write(const char *png_path, const char *const *labels,
                              const float *const *vols, int n, int64_t D, int64_t H, int64_t W);

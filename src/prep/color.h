@@ -29,16 +29,5 @@ typedef void (*lpm_colormap_fn)(float t, float rgb[3]);
 
 /* The map called name ("hot", "jet", "gray"), or NULL when there is none. */
 lpm_colormap_fn lpm_colormap_find(const char *name);
-/* 1 when name is a known colour map, else 0. */
-int lpm_colormap_known(const char *name);
-/* The known names, for messages: "hot, jet, gray". */
-const char *lpm_colormap_names(void);
-
-/* YCbCr fusion of n voxels into rgb (n*3 bytes, R G B interleaved, voxel order kept):
- * luma = the fused volume in [0, 1], func = the functional volume already scaled to [0, 1]
- * (both are clamped to [0, 1] first; NaN counts as 0). An unknown map is
- * LPM_ERR_USAGE, with the known names in the message. */
-lpm_status lpm_color_fuse(uint8_t *rgb, const float *luma, const float *func, int64_t n,
-                          const char *map);
 
 #endif

@@ -1,11 +1,9 @@
-/* Synthetic multimodal phantoms of a brain-like head and of a chest (the public entry is
- * lpm_phantom_write; the command line uses lpm_phantom_write_body). */
+/* Synthetic multimodal phantoms of a brain-like head and of a chest (the public entries,
+ * lpm_phantom_write and lpm_phantom_write_body, are in lpmnet.h). */
 #ifndef LPM_PHANTOM_H
 #define LPM_PHANTOM_H
 
 #include "core/core.h"
-
-typedef enum { LPM_PHANTOM_HEAD, LPM_PHANTOM_THORAX } lpm_phantom_body;
 
 /* Tissue labels of the head, stored as float in its labels volume. */
 enum {
@@ -62,9 +60,5 @@ lpm_status lpm_phantom_make(lpm_volume vols[LPM_PH_NVOLS], int64_t D, int64_t H,
 /* The same for the thorax: ct (HU), pet (counts), labels. */
 lpm_status lpm_phantom_thorax_make(lpm_volume vols[LPM_TH_NVOLS], int64_t D, int64_t H,
                                    int64_t W, uint64_t seed);
-
-/* Make the phantom of body and write each volume to DIR/<name>.nii.gz (DIR is created). */
-lpm_status lpm_phantom_write_body(const char *dir, lpm_phantom_body body, int64_t D, int64_t H,
-                                  int64_t W, uint64_t seed);
 
 #endif

@@ -28,12 +28,6 @@ typedef struct {
     const char *mask_path;     /* a mask file for the command line to read, or NULL */
 } lpm_prep;
 
-/* A volume is taken for CT in Hounsfield units when its minimum is <= LPM_CT_LOOKS_MIN (air is
- * -1000) and its maximum >= LPM_CT_LOOKS_MAX (bone); MRI and PET intensities are not negative. */
-#define LPM_CT_LOOKS_MIN (-500.0)
-#define LPM_CT_LOOKS_MAX 300.0
-/* 1 when v's finite values span [<= -500, >= 300] (Hounsfield-like), else 0. */
-int lpm_looks_like_ct(const lpm_volume *v);
 
 /* The p_lo-th and p_hi-th percentiles (defined above; 0 <= p_lo <= p_hi <= 100, else
  * LPM_ERR_USAGE) of x[0..n) over the voxels where mask is nonzero (all when mask is NULL).
@@ -69,11 +63,5 @@ lpm_status lpm_prep_parse_clip(const char *s, double *lo, double *hi);
 /* A CT window: a preset, "bone" (W 2000, L 500), "soft" (W 400, L 40), "lung" (W 1500, L -600),
  * or "W,L" in HU with W > 0. LPM_ERR_USAGE otherwise; *width and *level set only on success. */
 lpm_status lpm_prep_parse_ct_window(const char *s, double *width, double *level);
-
-/* Reads a mask volume that must lie on like's grid (lpm_check_same_grid, like_name naming
- * like): *mask receives n bytes, 1 where the file is nonzero, else 0 (free() it). A missing or
- * unreadable file, another grid, a NaN voxel or no nonzero voxel is LPM_ERR_INPUT naming path. */
-lpm_status lpm_mask_read(const char *path, const lpm_volume *like, const char *like_name,
-                         uint8_t **mask);
 
 #endif
