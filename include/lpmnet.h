@@ -349,7 +349,7 @@ typedef struct {
                            * coordinates (trilinear) instead of requiring one grid */
     const uint8_t *mask;  /* NULL, or one byte a voxel on A's grid: each input scaled inside
                            * the nonzero voxels and 0 outside (`--mask`; not with exact) */
-    const char *mask_path;    /* lpm_fuse_files: the mask read from this file (A's grid) */
+    const char *mask_path;    /* when mask is NULL: the mask read from this file (A's grid) */
     int threads;          /* <= 0: all cores */
     lpm_progress_fn progress;  /* may be NULL: LPM-Net's (done, total) units of work */
     void *progress_ctx;
@@ -363,6 +363,20 @@ typedef struct {
 LPM_API lpm_status lpm_fuse_pair(const lpm_weights *w, const lpm_volume *a, const char *name_a,
                                  const lpm_volume *b, const char *name_b, lpm_volume *fused,
                                  const lpm_fuse_settings *settings);
+/* lpm_fuse_pair in two halves, for a caller that also wants the scaled inputs (to score the
+ * result against them, to show them beside it) or fuses one pair with several methods.
+ * lpm_prepare_pair: copies of a and b brought to [0, 1] as lpm_fuse_pair does (B resampled
+ * onto A's grid with settings->resample, else required on it; the clip or CT window; the
+ * mask: settings->mask, else read from settings->mask_path); a01 and b01 are allocated with
+ * a's geometry. lpm_fuse_prepared: LPM-Net with w, or the classical method of settings, on a
+ * prepared pair; base and detail (LPM-Net only; NULL when not wanted) receive the network's
+ * two components. A non-finite result is an error, never returned. */
+LPM_API lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_volume *b,
+                                    const char *name_b, const lpm_fuse_settings *settings,
+                                    lpm_volume *a01, lpm_volume *b01);
+LPM_API lpm_status lpm_fuse_prepared(const lpm_weights *w, const lpm_volume *a01,
+                                     const lpm_volume *b01, const lpm_fuse_settings *settings,
+                                     lpm_volume *fused, lpm_volume *base, lpm_volume *detail);
 /* Reads a mask volume on like's grid (named like_name in messages): *mask receives one byte
  * a voxel, 1 where the file is nonzero, else 0 (free() it). A missing file, another grid, a
  * NaN voxel or no nonzero voxel is LPM_ERR_INPUT naming path. */

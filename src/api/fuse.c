@@ -68,63 +68,109 @@ static lpm_status check_finite(const lpm_volume *v, int from_model) {
                     from_model ? " (are the model's weights finite?)" : "");
 }
 
-lpm_status lpm_fuse_pair(const lpm_weights *w, const lpm_volume *a, const char *name_a,
-                         const lpm_volume *b, const char *name_b, lpm_volume *fused,
-                         const lpm_fuse_settings *settings) {
+lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_volume *b,
+                            const char *name_b, const lpm_fuse_settings *settings, lpm_volume *a01,
+                            lpm_volume *b01) {
     const lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
-    if (!fused) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: no output volume");
-    *fused = (lpm_volume){0};
-    if (!a || !b || !a->data || !b->data) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: an input has no data");
+    if (!a01 || !b01) return lpm_fail(LPM_ERR_USAGE, "lpm_prepare_pair: no output volumes");
+    *a01 = *b01 = (lpm_volume){0};
+    if (!a || !b || !a->data || !b->data) return lpm_fail(LPM_ERR_USAGE, "lpm_prepare_pair: an input has no data");
     if (!name_a) name_a = "A";
     if (!name_b) name_b = "B";
     lpm_prep p;
     lpm_status st = check_settings(&s, &p);
     if (st) return st;
-    if (is_lpmnet(&s) && (!w || !w->data))
-        return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: LPM-Net needs weights (lpm_weights_load_model)");
-
+    uint8_t *mask_read = NULL;
     const int prev_threads = lpm_get_threads();
     lpm_set_threads(s.threads);
-    lpm_volume ca = {0}, cb = {0};
-    if ((st = copy_volume(&ca, a))) goto done;
+    if ((st = copy_volume(a01, a))) goto done;
     if (s.resample) {
-        if ((st = lpm_resample_to(b, a, &cb))) {
+        if ((st = lpm_resample_to(b, a, b01))) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", lpm_last_error());
             st = lpm_fail(st, "%s onto %s: %s", name_b, name_a, msg);
             goto done;
         }
-    } else if ((st = lpm_check_same_grid(a, b, name_a, name_b)) || (st = copy_volume(&cb, b))) {
+    } else if ((st = lpm_check_same_grid(a, b, name_a, name_b)) || (st = copy_volume(b01, b))) {
         goto done;
     }
-    /* as the tool: scaled here, where the names are known; a window need not reach both ends,
-     * so both are stretched to [0, 1] (LPM-Net's own min-max then changes nothing) */
-    if ((st = lpm_prep_pair(&p, &ca, name_a, &cb, name_b, s.mask, -1)) ||
-        (st = lpm_normalize_minmax(&ca, name_a)) || (st = lpm_normalize_minmax(&cb, name_b)))
+    const uint8_t *mask = s.mask;
+    if (!mask && s.mask_path && !s.exact) {
+        if ((st = lpm_mask_read(s.mask_path, a, name_a, &mask_read))) goto done;
+        mask = mask_read;
+    }
+    /* scaled here, where the names are known; a window need not reach both ends, so both are
+     * stretched to [0, 1] (LPM-Net's own min-max then changes nothing) */
+    if ((st = lpm_prep_pair(&p, a01, name_a, b01, name_b, mask, -1)) ||
+        (st = lpm_normalize_minmax(a01, name_a)) || (st = lpm_normalize_minmax(b01, name_b)))
         goto done;
+done:
+    if (st) lpm_volume_free(a01), lpm_volume_free(b01);
+    free(mask_read);
+    lpm_set_threads(prev_threads);
+    return st;
+}
+
+lpm_status lpm_fuse_prepared(const lpm_weights *w, const lpm_volume *a01, const lpm_volume *b01,
+                             const lpm_fuse_settings *settings, lpm_volume *fused, lpm_volume *base,
+                             lpm_volume *detail) {
+    const lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
+    if (!fused) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_prepared: no output volume");
+    *fused = (lpm_volume){0};
+    if (base) *base = (lpm_volume){0};
+    if (detail) *detail = (lpm_volume){0};
+    if (!a01 || !b01 || !a01->data || !b01->data)
+        return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_prepared: an input has no data");
+    lpm_prep p;
+    lpm_status st = check_settings(&s, &p);
+    if (st) return st;
+    if (is_lpmnet(&s) && (!w || !w->data))
+        return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_prepared: LPM-Net needs weights (lpm_weights_load_model)");
+    if (!is_lpmnet(&s) && (base || detail))
+        return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_prepared: base and detail come from LPM-Net only");
+    const int prev_threads = lpm_get_threads();
+    lpm_set_threads(s.threads);
     if (is_lpmnet(&s)) {
         lpm_fuse_options opt = s.exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
         if (s.passes) opt.passes = s.passes;
-        st = lpm_fuse(w, &ca, &cb, fused, NULL, NULL, &opt, s.threads, s.progress, s.progress_ctx);
+        st = lpm_fuse(w, a01, b01, fused, base, detail, &opt, s.threads, s.progress, s.progress_ctx);
     } else {
-        st = lpm_volume_alloc_like(fused, &ca);
-        if (!st) st = lpm_classical_fuse(s.method, ca.data, cb.data, fused->data, ca.nz, ca.ny, ca.nx);
+        st = lpm_volume_alloc_like(fused, a01);
+        if (!st) st = lpm_classical_fuse(s.method, a01->data, b01->data, fused->data, a01->nz, a01->ny, a01->nx);
     }
     if (!st) st = check_finite(fused, is_lpmnet(&s));
-done:
-    if (st) lpm_volume_free(fused);
-    lpm_volume_free(&ca);
-    lpm_volume_free(&cb);
+    if (!st && base) st = check_finite(base, 1);
+    if (!st && detail) st = check_finite(detail, 1);
+    if (st) {
+        lpm_volume_free(fused);
+        if (base) lpm_volume_free(base);
+        if (detail) lpm_volume_free(detail);
+    }
     lpm_set_threads(prev_threads);
+    return st;
+}
+
+lpm_status lpm_fuse_pair(const lpm_weights *w, const lpm_volume *a, const char *name_a,
+                         const lpm_volume *b, const char *name_b, lpm_volume *fused,
+                         const lpm_fuse_settings *settings) {
+    if (!fused) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: no output volume");
+    *fused = (lpm_volume){0};
+    const lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
+    if (is_lpmnet(&s) && (!w || !w->data))  /* before the work of scaling */
+        return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_pair: LPM-Net needs weights (lpm_weights_load_model)");
+    lpm_volume a01 = {0}, b01 = {0};
+    lpm_status st = lpm_prepare_pair(a, name_a, b, name_b, &s, &a01, &b01);
+    if (!st) st = lpm_fuse_prepared(w, &a01, &b01, &s, fused, NULL, NULL);
+    lpm_volume_free(&a01);
+    lpm_volume_free(&b01);
     return st;
 }
 
 lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const char *out_path,
                           const char *model, const lpm_fuse_settings *settings) {
-    lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
+    const lpm_fuse_settings s = settings ? *settings : (lpm_fuse_settings){0};
     lpm_volume a = {0}, b = {0}, fused = {0};
     lpm_weights w = {0};
-    uint8_t *mask = NULL;
     char model_path[PATH_MAX + 64] = "";
     lpm_status st = LPM_OK;
     if (!path_a || !path_b || !out_path) return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_files: a file name is missing");
@@ -132,10 +178,6 @@ lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const char *ou
                           (st = lpm_weights_load_model(&w, model_path))))
         goto done;
     if ((st = lpm_volume_read(path_a, &a)) || (st = lpm_volume_read(path_b, &b))) goto done;
-    if (s.mask_path && !s.exact) {
-        if ((st = lpm_mask_read(s.mask_path, &a, path_a, &mask))) goto done;
-        s.mask = mask;
-    }
     st = lpm_fuse_pair(&w, &a, path_a, &b, path_b, &fused, &s);
     if (st == LPM_ERR_INPUT && model_path[0] && strstr(lpm_last_error(), "non-finite")) {
         char msg[1024];  /* the weights' fault: name them */
@@ -159,6 +201,5 @@ done:
     lpm_volume_free(&b);
     lpm_volume_free(&fused);
     lpm_weights_free(&w);
-    free(mask);
     return st;
 }
