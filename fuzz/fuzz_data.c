@@ -104,7 +104,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_write(spec, data, size);
     lpm_dataset ds;
     if (lpm_dataset_open(&ds, spec, NULL, NULL, NULL) != LPM_OK) return 0;
-    if (ds.n < 1 || !ds.name || !ds.a || !ds.b || !ds.mask) abort();  /* open promised rows */
+    if (ds.n < 1 || !ds.cases) abort();  /* open promised rows */
+    for (int i = 0; i < ds.n; i++) {
+        const lpm_case *c = &ds.cases[i];
+        if (!c->name || !c->name[0] || !c->a || !c->b || c->line < 2) abort();
+        for (const char *p = c->name; *p; p++)  /* a name must be usable in a file name */
+            if (*p == '/' || (unsigned char)*p <= ' ') abort();
+    }
     const int64_t crop[3] = {2, 3, 4};
     uint64_t hash;
     (void)lpm_dataset_hash(&ds, spec, &hash);

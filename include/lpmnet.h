@@ -12,6 +12,7 @@
 #ifndef LPMNET_H
 #define LPMNET_H
 
+#include <signal.h>  /* sig_atomic_t (lpm_train_options.stop) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +70,28 @@ LPM_API uint64_t lpm_max_memory(void);
  * library's temporary output files (see lpm_atomic_open) before the process dies of the same
  * signal (so its exit status is the signal's). Signals ignored at startup stay ignored. */
 LPM_API void lpm_cleanup_on_signals(void);
+
+/* ----------------------------------------------------------- this machine */
+
+/* The CPU and the network's kernel set (what `lpmnet info --cpu` prints). The network's
+ * kernels exist once per instruction set: avx512, avx2 and portable on x86-64, neon on
+ * aarch64, and ref (the scalar reference layers, slow, for checking) everywhere. The library
+ * takes the best set this CPU runs when the network is first needed, or the one the
+ * environment variable LPM_ISA names (ref, portable, avx2, avx512, neon), and keeps it for
+ * the life of the process; every set gives the same results within rounding. */
+typedef struct {
+    char cpu[256];      /* the CPU's model name (/proc/cpuinfo's "model name"), or "unknown" */
+    char offered[96];   /* the sets this process can run, best first, space-separated:
+                         * "avx512 avx2 portable ref" */
+    char isa[16];       /* the set chosen: its LPM_ISA name ("avx512") */
+    char kernels[160];  /* the set chosen, one line for people */
+    char reason[400];   /* why that set: "LPM_ISA=avx2", or the CPU's features that chose it */
+} lpm_cpu_info;
+/* Fills info. When LPM_ISA names an unknown set, or one this CPU or this build lacks, it
+ * returns LPM_ERR_USAGE with a message naming LPM_ISA, the value and the sets offered (the
+ * network's functions fail the same way in such a process); cpu and offered are filled even
+ * then, isa, kernels and reason are "". */
+LPM_API lpm_status lpm_cpu_info_get(lpm_cpu_info *info);
 
 /* ----------------------------------------------------------- output files */
 
@@ -131,6 +154,27 @@ LPM_API lpm_status lpm_volume_alloc(lpm_volume *v, int64_t nx, int64_t ny, int64
 LPM_API lpm_status lpm_volume_alloc_like(lpm_volume *v, const lpm_volume *ref);
 LPM_API void lpm_volume_free(lpm_volume *v);
 static inline int64_t lpm_volume_numel(const lpm_volume *v) { return v->nx * v->ny * v->nz; }
+
+/* ------------------------------------------------- a volume file's header */
+
+/* What a volume's NIfTI or ANALYZE header says beyond lpm_volume's geometry (what `lpmnet
+ * info FILE` prints). */
+typedef struct {
+    char format[96];        /* "NIfTI-1 single file (.nii), gzip-compressed, little-endian";
+                             * also NIfTI-2, ANALYZE 7.5, "pair (.hdr/.img)", "uncompressed",
+                             * "image gzip-compressed", "header gzip-compressed", big-endian */
+    char datatype[32];      /* the stored type, NIfTI's name: "NIFTI_TYPE_INT16", ... */
+    int bytes_per_voxel;    /* of the stored type */
+    double scl_slope, scl_inter;  /* the stored scaling (slope 0: none); lpm_volume_read applies it */
+    int64_t data_offset;    /* where the voxels start in data_file, in bytes */
+    char data_file[4096];   /* the file that holds the voxels (a pair's .img) */
+    int qform_code, sform_code;            /* NIfTI's codes, 0 = not set */
+    char qform_name[32], sform_name[32];   /* NIfTI's words for them: "Scanner Anat", ... */
+    char description[80];   /* the header's description ("" when it has none) */
+} lpm_volume_file_info;
+/* Fills info from v's copy of its file's header (v from lpm_volume_read or
+ * lpm_volume_read_header). LPM_ERR_USAGE when v has none (made in memory, not read). */
+LPM_API lpm_status lpm_volume_file_info_get(const lpm_volume *v, lpm_volume_file_info *info);
 
 /* ---------------------------------------------------------- preprocessing */
 
@@ -313,14 +357,21 @@ typedef struct {
 LPM_API const lpm_model_family *lpm_model_families(void);
 /* 1 when name is one of the families, else 0. */
 LPM_API int lpm_model_known(const char *name);
-/* Path of the bundled file lpmnet-FAMILY<ext> (ext ".safetensors" or ".md") into path (size
- * bytes). Looked for, in order, in <the library's folder>/../share/lpmnet/ (for liblpmnet.so:
- * <prefix>/share/lpmnet/ of the tree it is installed in, wherever that was moved), in
- * <bindir>/../share/lpmnet/ of a program linked with liblpmnet.a, in the source tree's
- * models/ (a build tree), and in the install prefix the library was configured with.
- * LPM_ERR_USAGE (the tool's exit code 1) for an unknown family (the message lists them), a
- * path that does not fit, or a family whose file is in none of these places (the message
- * lists them). */
+/* Path of a file installed under <prefix>/share/lpmnet/ (the models, the cards, the web
+ * viewer's niivue/niivue.umd.js) into path (size bytes); relative is its name there, e.g.
+ * "lpmnet-mri.md" or "niivue/niivue.umd.js". Looked for, in order, in <the library's
+ * folder>/../share/lpmnet/ (for liblpmnet.so: <prefix>/share/lpmnet/ of the tree it is
+ * installed in, wherever that was moved), in <bindir>/../share/lpmnet/ of a program linked
+ * with liblpmnet.a, in the source tree's models/ and then vendor/ (a build tree), and in the
+ * install prefix the library was configured with; the first readable file wins.
+ * LPM_ERR_INPUT when it is in none of these places (the message lists them), LPM_ERR_USAGE
+ * when the path does not fit in size bytes. */
+LPM_API lpm_status lpm_share_path(const char *relative, char *path, size_t size);
+/* Path of the bundled file lpmnet-FAMILY<ext> (ext ".safetensors" or ".md"; NULL:
+ * ".safetensors") into path (size bytes), found as lpm_share_path finds it. LPM_ERR_USAGE
+ * (the tool's exit code 1) for an unknown family (the message lists them), a path that does
+ * not fit, or a family whose file is in none of lpm_share_path's places (the message lists
+ * them). */
 LPM_API lpm_status lpm_model_path(const char *family, const char *ext, char *path, size_t size);
 /* -m/--model of the tool: a family name, or a weights file (a name with a '/', with
  * ".safetensors" in it, or an existing file) taken as given; NULL = "mri". The weights file's
@@ -353,6 +404,10 @@ typedef struct {
     int threads;          /* <= 0: all cores */
     lpm_progress_fn progress;  /* may be NULL: LPM-Net's (done, total) units of work */
     void *progress_ctx;
+    int device;           /* 0: the CPU; 1: LPM-Net on an NVIDIA GPU through CUDA (`--device
+                           * cuda`; lpm_cuda_available says whether this build and machine
+                           * have one): one pass, no background rule, no progress; more passes
+                           * or a classical method are LPM_ERR_USAGE */
 } lpm_fuse_settings;
 
 /* Fuses a and b as `lpmnet fuse` does between reading and writing: copies of both brought to
@@ -370,13 +425,22 @@ LPM_API lpm_status lpm_fuse_pair(const lpm_weights *w, const lpm_volume *a, cons
  * mask: settings->mask, else read from settings->mask_path); a01 and b01 are allocated with
  * a's geometry. lpm_fuse_prepared: LPM-Net with w, or the classical method of settings, on a
  * prepared pair; base and detail (LPM-Net only; NULL when not wanted) receive the network's
- * two components. A non-finite result is an error, never returned. */
+ * two components; settings->device chooses the CPU or the GPU. A non-finite result is an
+ * error, never returned. */
 LPM_API lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_volume *b,
                                     const char *name_b, const lpm_fuse_settings *settings,
                                     lpm_volume *a01, lpm_volume *b01);
 LPM_API lpm_status lpm_fuse_prepared(const lpm_weights *w, const lpm_volume *a01,
                                      const lpm_volume *b01, const lpm_fuse_settings *settings,
                                      lpm_volume *fused, lpm_volume *base, lpm_volume *detail);
+/* The option strings of the settings, checked as lpm_prepare_pair checks them (a tool can
+ * refuse a bad value while reading its command line): lpm_ct_window_parse takes "bone"
+ * (width 2000, level 500 HU), "soft" (400, 40), "lung" (1500, -600) or "WIDTH,LEVEL" with
+ * WIDTH > 0; lpm_clip_parse takes "LOW,HIGH" percentiles, 0 <= LOW < HIGH <= 100 (e.g.
+ * "0.5,99.5"). LPM_ERR_USAGE, the message saying what is expected, otherwise; the outputs are
+ * set only on success. */
+LPM_API lpm_status lpm_ct_window_parse(const char *s, double *width, double *level);
+LPM_API lpm_status lpm_clip_parse(const char *s, double *lo, double *hi);
 /* Reads a mask volume on like's grid (named like_name in messages): *mask receives one byte
  * a voxel, 1 where the file is nonzero, else 0 (free() it). A missing file, another grid, a
  * NaN voxel or no nonzero voxel is LPM_ERR_INPUT naming path. */
@@ -395,6 +459,12 @@ LPM_API lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const 
 #define LPM_METRIC_COUNT 12
 /* Lower-case name of metric i (0 <= i < LPM_METRIC_COUNT), NULL when out of range. */
 LPM_API const char *lpm_metric_name(int i);
+/* A set of metrics is a bit mask: bit 1u << i selects metric i. */
+#define LPM_METRICS_ALL ((1u << LPM_METRIC_COUNT) - 1u)
+/* A comma-separated list of metric names ("ssim,qabf,rsfe"; any case; "all" for every one)
+ * into *which. An empty entry or an unknown name is LPM_ERR_USAGE naming it (*which is then
+ * unchanged). */
+LPM_API lpm_status lpm_metrics_parse(const char *list, unsigned *which);
 /* `lpmnet metrics A B F`: values[i] = metric i of fused against its sources a and b (all
  * three on one grid). normalize 1 min-max normalises copies of the three volumes first, as
  * the tool does (a constant volume is then an error); 0 scores them as given (expected in
@@ -404,11 +474,75 @@ LPM_API const char *lpm_metric_name(int i);
 LPM_API lpm_status lpm_metrics_volumes(double values[LPM_METRIC_COUNT], const lpm_volume *a,
                                        const lpm_volume *b, const lpm_volume *fused,
                                        const uint8_t *mask, int normalize);
+/* lpm_metrics_volumes for the metrics in which only (an lpm_metrics_parse result, or
+ * LPM_METRICS_ALL); the others are not computed and come back as NAN. Each metric's value is
+ * the one lpm_metrics_volumes gives. */
+LPM_API lpm_status lpm_metrics_select(double values[LPM_METRIC_COUNT], const lpm_volume *a,
+                                      const lpm_volume *b, const lpm_volume *fused,
+                                      const uint8_t *mask, int normalize, unsigned which);
 /* The window-seam index of fused along x, y, z (1.0 = no seam; `lpmnet metrics` seam_x,
  * seam_y, seam_z; NAN where undefined, e.g. an axis shorter than 18). normalize and mask as
  * in lpm_metrics_volumes. */
 LPM_API lpm_status lpm_seam_volume(double index[3], const lpm_volume *fused, const uint8_t *mask,
                                    int normalize);
+/* lpm_seam_volume that also says why an index is undefined: why[k] is a sentence (static
+ * text, not to be freed) when index[k] is NAN (a short axis, a constant F, ...), NULL when
+ * it is defined. */
+LPM_API lpm_status lpm_seam_volume_why(double index[3], const char *why[3], const lpm_volume *fused,
+                                       const uint8_t *mask, int normalize);
+
+/* --------------------------------------------------------------- datasets */
+
+/* A dataset is a list of cases, each a pair of co-registered volume files, as `lpmnet train`,
+ * `lpmnet eval` and `lpmnet fuse --list` read them. */
+typedef struct {
+    char *name;    /* the case's name: letters, digits, '-', '_' and '.' only (it names output
+                    * files: montage_NAME.png, NAME_METHOD.nii.gz) */
+    char *a, *b;   /* the two volumes' paths */
+    char *mask;    /* a mask volume's path, or NULL */
+    char *out;     /* a CSV's out column (`lpmnet fuse --list`), or NULL */
+    int line;      /* the case's line number in a CSV file (1 = its first line); 0 in a folder */
+} lpm_case;
+typedef struct {
+    int n;
+    lpm_case *cases;  /* n cases, in the order of the folder listing or the CSV */
+} lpm_dataset;
+
+/* Reads a dataset's case list (the files themselves are not opened: see lpm_dataset_check).
+ * spec is one of
+ *   - a folder of subject folders, or a single subject folder, with pair = "KEYA,KEYB": in
+ *     each subject folder, A is the one NIfTI file (.nii, .nii.gz, .hdr) whose name holds KEYA
+ *     as a word (words are split at '_', '-' and '.', any case: "sub01_T1.nii.gz",
+ *     "BraTS-00001-t1n.nii.gz" and "t1.nii" all hold "t1"), B likewise for KEYB, the mask for
+ *     mask_key (NULL: no mask). Subject folders in name order; one lacking A or B is skipped
+ *     with a note on stderr, one with two files for a key is an error. A case is named after
+ *     its subject folder (a single subject folder: after itself); should two names be equal
+ *     once made safe (below: "a b" and "a_b"), every case gets its position: "a_b_1", ...
+ *     split: NULL for every case, or "train" / "test" to keep the cases
+ *     listed in the folder's IndicesTrain.txt / IndicesTest.txt (the authors' split files:
+ *     one subject name, or 0-based index into the sorted subjects, a line); without such a
+ *     file, every case.
+ *   - a .csv file: blank lines and lines starting with '#' are skipped; the first other line
+ *     is the header "a,b", optionally followed by the columns "mask" and "out" in either
+ *     order; then one case a line, its paths relative to the CSV's folder (or absolute); pair,
+ *     mask_key and split are not used. A case is named after its A file: the file name
+ *     without folder and volume extension ("t1" for "sub01/t1.nii.gz") when these differ
+ *     between all cases; else the folder and that ("sub01_t1") when these do; else the file
+ *     name and the line ("t1_line3", always distinct).
+ *   In every name, characters other than letters, digits, '-', '_' and '.' become '_', and a
+ *   folder's or file's name counts with at most 80 characters.
+ * Errors: LPM_ERR_USAGE for a folder without a usable pair; LPM_ERR_INPUT naming the file
+ * (and line) for a missing or unreadable folder or file, a bad header or line, no case;
+ * LPM_ERR_INTERNAL when out of memory. On failure ds is left empty. Free with
+ * lpm_dataset_free. */
+LPM_API lpm_status lpm_dataset_open(lpm_dataset *ds, const char *spec, const char *pair,
+                                    const char *mask_key, const char *split);
+LPM_API void lpm_dataset_free(lpm_dataset *ds);
+/* Checks every case from its files' headers before long work starts: A, B (and the mask)
+ * readable as 3-D NIfTI volumes on one grid and, when crop is not NULL, every side at least
+ * crop's (D, H, W). The first failure is LPM_ERR_INPUT, "case NAME: " and the file's problem.
+ * To check one case: lpm_dataset one = {1, &ds->cases[i]}. */
+LPM_API lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop);
 
 /* --------------------------------------------------------------- training */
 
@@ -430,6 +564,27 @@ typedef struct {
  * Ctrl-C does in lpmnet train; continue it with resume). lpm_train installs no signal
  * handlers of its own. */
 typedef int (*lpm_train_step_fn)(void *ctx, const lpm_train_report *report);
+
+/* One process's part in a data-parallel run over several processes (lpm_train_options.comm).
+ * The library does no communication itself: the caller brings an allgather over its own
+ * transport (the lpmnet tool's is MPI_Allgatherv, src/cli/dist.c). Every process calls
+ * lpm_train with the same options and its own rank. Each computes the gradients of its share
+ * of every batch (samples [rank*batch/size, (rank+1)*batch/size), so batch >= size) and of
+ * the validation cases; every process then sums all the gradients in sample order, so any
+ * number of processes gives the weights of one process with the same batch (bit for bit when
+ * the thread counts match: a sample's gradient sums its parts in the threads' order).
+ * Rank 0 alone writes the files and calls progress and on_step. A failure on any process
+ * (or a stop flag set on any) stops every process after the same step, each returning the
+ * lowest failing rank's status with its message ("rank R of P: ..."). */
+typedef struct {
+    int rank, size;   /* this process (0 .. size-1) and the number of processes */
+    void *ctx;        /* passed to allgather */
+    /* Collective: every process passes its block (counts[rank] bytes at mine); on return all
+     * holds every process's block in rank order (block r: counts[r] bytes, right after block
+     * r-1). All processes call it the same number of times with the same counts. A non-zero
+     * status (its message recorded with lpm_fail) ends the run on that process. */
+    lpm_status (*allgather)(void *ctx, const void *mine, void *all, const size_t *counts);
+} lpm_train_comm;
 
 /* `lpmnet train` (its --help and README's Training section say what each option does). */
 typedef struct {
@@ -454,11 +609,19 @@ typedef struct {
     lpm_progress_fn progress;   /* may be NULL: (steps done, iters) after each step */
     lpm_train_step_fn on_step;  /* may be NULL: the step's report */
     void *ctx;                  /* passed to both */
+    int force;             /* with resume: continue even when the data or options differ from
+                            * the checkpoint's record, or it has none (a note on stderr) [0] */
+    int device;            /* 0: the CPU [0]; 1: an NVIDIA GPU (a build with CUDA and a usable
+                            * device, see lpm_cuda_available; one sample per step, one process) */
+    volatile sig_atomic_t *stop;  /* NULL, or a flag the caller sets to stop (e.g. from its
+                            * SIGINT handler): the run stops after the step under way, saves
+                            * the checkpoint and returns LPM_OK; continue it with resume */
+    const lpm_train_comm *comm;   /* NULL (or size 1): one process; else data-parallel, above */
 } lpm_train_options;
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
 LPM_API void lpm_train_options_init(lpm_train_options *o);
 /* A whole training run, resumable, as `lpmnet train`. The options are checked as the tool
- * checks them (LPM_ERR_USAGE naming the option). */
+ * checks them (LPM_ERR_USAGE naming the option). o->threads applies to this run only. */
 LPM_API lpm_status lpm_train(const lpm_train_options *o);
 
 /* One step at a time on pairs the caller brings: the network, its gradients and Adam state

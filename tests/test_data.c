@@ -40,9 +40,10 @@ static void test_folder_dataset(void) {
     CHECK(st == LPM_OK, "open folder: %s", lpm_last_error());
     CHECK(ds.n == 2, "2 complete subjects, got %d", ds.n);
     if (ds.n == 2) {
-        CHECK(strstr(ds.a[0], "sub01/BraTS-GLI-00001-000-t1n.nii.gz") != NULL, "a[0] = %s", ds.a[0]);
-        CHECK(strstr(ds.b[1], "sub02/x_t2w.nii") != NULL, "b[1] = %s", ds.b[1]);
-        CHECK(!strcmp(ds.name[1], "sub02"), "name %s", ds.name[1]);
+        CHECK(strstr(ds.cases[0].a, "sub01/BraTS-GLI-00001-000-t1n.nii.gz") != NULL, "a[0] = %s", ds.cases[0].a);
+        CHECK(strstr(ds.cases[1].b, "sub02/x_t2w.nii") != NULL, "b[1] = %s", ds.cases[1].b);
+        CHECK(!strcmp(ds.cases[1].name, "sub02"), "name %s", ds.cases[1].name);
+        CHECK(ds.cases[1].line == 0 && !ds.cases[1].mask && !ds.cases[1].out, "a folder case: no line, mask, out");
     }
     lpm_dataset_free(&ds);
 
@@ -60,8 +61,8 @@ static void test_folder_dataset(void) {
     fclose(f);
     snprintf(dir, sizeof dir, "%s/ds", tmp);
     st = lpm_dataset_open(&ds, dir, "t1n,t2w", "seg", "test");
-    CHECK(st == LPM_OK && ds.n == 1 && !strcmp(ds.name[0], "sub02"), "split keeps sub02 (n=%d)", ds.n);
-    if (st == LPM_OK && ds.n == 1) CHECK(ds.mask[0] && strstr(ds.mask[0], "x_seg.nii"), "mask found");
+    CHECK(st == LPM_OK && ds.n == 1 && !strcmp(ds.cases[0].name, "sub02"), "split keeps sub02 (n=%d)", ds.n);
+    if (st == LPM_OK && ds.n == 1) CHECK(ds.cases[0].mask && strstr(ds.cases[0].mask, "x_seg.nii"), "mask found");
     lpm_dataset_free(&ds);
     st = lpm_dataset_open(&ds, dir, "t1n,t2w", NULL, "train");
     CHECK(st == LPM_OK && ds.n == 2, "no IndicesTrain.txt: all cases (n=%d)", ds.n);
@@ -75,7 +76,61 @@ static void test_folder_dataset(void) {
     snprintf(dir, sizeof dir, "%s/phantom", tmp);
     st = lpm_dataset_open(&ds, dir, "t1,t2", NULL, NULL);
     CHECK(st == LPM_OK && ds.n == 1, "single subject folder (n=%d)", ds.n);
+    if (st == LPM_OK && ds.n == 1) CHECK(!strcmp(ds.cases[0].name, "phantom"), "named after its folder: %s", ds.cases[0].name);
     lpm_dataset_free(&ds);
+    strcat(dir, "/.");  /* "phantom/." is the folder phantom too */
+    st = lpm_dataset_open(&ds, dir, "t1,t2", NULL, NULL);
+    CHECK(st == LPM_OK && ds.n == 1 && !strcmp(ds.cases[0].name, "phantom"), "phantom/. named phantom: %s",
+          st == LPM_OK && ds.n == 1 ? ds.cases[0].name : lpm_last_error());
+    lpm_dataset_free(&ds);
+
+    /* subject folder names with characters unfit for file names, equal once mended */
+    mkdirs("odd");
+    mkdirs("odd/a b");
+    mkdirs("odd/a_b");
+    mkdirs("odd/c'd");
+    touch("odd/a b/t1.nii");
+    touch("odd/a b/t2.nii");
+    touch("odd/a_b/t1.nii");
+    touch("odd/a_b/t2.nii");
+    touch("odd/c'd/t1.nii");
+    touch("odd/c'd/t2.nii");
+    snprintf(dir, sizeof dir, "%s/odd", tmp);
+    st = lpm_dataset_open(&ds, dir, "t1,t2", NULL, NULL);
+    CHECK(st == LPM_OK && ds.n == 3, "odd folder names (n=%d): %s", ds.n, lpm_last_error());
+    if (st == LPM_OK && ds.n == 3)
+        CHECK(!strcmp(ds.cases[0].name, "a_b_1") && !strcmp(ds.cases[1].name, "a_b_2") &&
+              !strcmp(ds.cases[2].name, "c_d_3"), "names made safe and distinct: %s %s %s", ds.cases[0].name,
+              ds.cases[1].name, ds.cases[2].name);
+    lpm_dataset_free(&ds);
+}
+
+/* A CSV's cases are named after their A files: the stem, else folder and stem, else stem
+ * and line. */
+static void test_csv_names(void) {
+    static const struct {
+        const char *rows, *names[3];
+    } tests[] = {
+        {"s1/t1.nii.gz,b.nii\ns2/T2w.img,b.nii\n# skipped\nflair.hdr.gz,b.nii\n", {"t1", "T2w", "flair"}},
+        {"s1/t1.nii.gz,b.nii\ns2/t1.nii,b.nii\n/x/s3/t1.nii.gz,b.nii\n", {"s1_t1", "s2_t1", "s3_t1"}},
+        {"s1/t1.nii.gz,b.nii\ns1/t1.nii.gz,c.nii\n\ns2/t1.nii,b.nii\n", {"t1_line2", "t1_line3", "t1_line5"}},
+        {"my scans/sub 1.nii.gz,b.nii\n\"q\"/x.y.nii,b.nii\n", {"sub_1", "x.y"}},
+    };
+    char path[4200];
+    snprintf(path, sizeof path, "%s/names.csv", tmp);
+    for (size_t t = 0; t < sizeof tests / sizeof tests[0]; t++) {
+        FILE *f = fopen(path, "w");
+        fprintf(f, "a,b\n%s", tests[t].rows);
+        fclose(f);
+        lpm_dataset ds;
+        int want = tests[t].names[2] ? 3 : 2;
+        lpm_status st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
+        CHECK(st == LPM_OK && ds.n == want, "csv names %zu: n=%d %s", t, ds.n, lpm_last_error());
+        for (int i = 0; st == LPM_OK && i < ds.n && i < want; i++)
+            CHECK(!strcmp(ds.cases[i].name, tests[t].names[i]), "csv names %zu: case %d is %s, want %s", t, i,
+                  ds.cases[i].name, tests[t].names[i]);
+        if (st == LPM_OK) lpm_dataset_free(&ds);
+    }
 }
 
 static void test_csv_dataset(void) {
@@ -88,9 +143,10 @@ static void test_csv_dataset(void) {
     lpm_status st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
     CHECK(st == LPM_OK && ds.n == 2, "csv rows: %s", lpm_last_error());
     if (st == LPM_OK && ds.n == 2) {
-        CHECK(!strcmp(ds.b[0] + strlen(tmp), "/ds/sub01/b.nii.gz"), "relative path: %s", ds.b[0]);
-        CHECK(!strcmp(ds.a[1], "/abs/a.nii"), "absolute path kept: %s", ds.a[1]);
-        CHECK(ds.mask[0] != NULL, "mask column");
+        CHECK(!strcmp(ds.cases[0].b + strlen(tmp), "/ds/sub01/b.nii.gz"), "relative path: %s", ds.cases[0].b);
+        CHECK(!strcmp(ds.cases[1].a, "/abs/a.nii"), "absolute path kept: %s", ds.cases[1].a);
+        CHECK(ds.cases[0].mask != NULL && !ds.cases[0].out, "mask column, no out column");
+        CHECK(ds.cases[0].line == 2 && ds.cases[1].line == 3, "lines %d, %d", ds.cases[0].line, ds.cases[1].line);
     }
     lpm_dataset_free(&ds);
     /* a spreadsheet export: byte-order mark, a comment before the header, CRLF endings */
@@ -98,8 +154,16 @@ static void test_csv_dataset(void) {
     fprintf(f, "\xEF\xBB\xBF# exported pairs\r\n\r\na,b\r\nx/a.nii,x/b.nii\r\n");
     fclose(f);
     st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
-    CHECK(st == LPM_OK && ds.n == 1 && strstr(ds.b[0], "x/b.nii") && !strchr(ds.b[0], '\r'),
+    CHECK(st == LPM_OK && ds.n == 1 && strstr(ds.cases[0].b, "x/b.nii") && !strchr(ds.cases[0].b, '\r') &&
+          ds.cases[0].line == 4 && !strcmp(ds.cases[0].name, "a"),
           "BOM, comment and CRLF: %s", lpm_last_error());
+    lpm_dataset_free(&ds);
+    f = fopen(path, "w");
+    fprintf(f, "a,b,out,mask\nx/a.nii,x/b.nii,o.nii,m.nii\n");
+    fclose(f);
+    st = lpm_dataset_open(&ds, path, NULL, NULL, NULL);
+    CHECK(st == LPM_OK && ds.n == 1 && strstr(ds.cases[0].out, "/o.nii") && strstr(ds.cases[0].mask, "/m.nii"),
+          "out and mask columns in either order: %s", lpm_last_error());
     lpm_dataset_free(&ds);
     f = fopen(path, "w");
     fprintf(f, "a,b,mask\nx/a.nii,x/b.nii,\n");
@@ -185,6 +249,7 @@ int main(void) {
     mkdir(tmp, 0755);
     test_folder_dataset();
     test_csv_dataset();
+    test_csv_names();
     test_epoch_order();
     test_resize();
     return test_summary();

@@ -66,9 +66,11 @@ printf 'a,b\n%s,%s\n' "$A" "$B" > "$tmp/one.csv"
 for mode in exact default; do
   flag=(); [ $mode = exact ] && flag=(--exact)
   if "$bin" eval --data "$tmp/one.csv" --methods lpmnet -m "$W" "${flag[@]}" --save-fused --out "$tmp/ev_$mode" >/dev/null 2>"$tmp/log"; then
+    # the one case's fused volume, whatever eval names the case
     "$py" -c "
-import sys, numpy as np, nibabel as nib
-a = nib.load('$tmp/ev_$mode/row1_lpmnet.nii.gz').get_fdata(); b = nib.load('$tmp/$mode.nii.gz').get_fdata()
+import glob, sys, numpy as np, nibabel as nib
+saved = glob.glob('$tmp/ev_$mode/*_lpmnet.nii.gz'); assert len(saved) == 1, saved
+a = nib.load(saved[0]).get_fdata(); b = nib.load('$tmp/$mode.nii.gz').get_fdata()
 sys.exit(0 if np.array_equal(a, b) else 1)" && ok "eval ${flag[*]:-(default)} fuses exactly as fuse does" || bad "eval $mode differs from fuse $mode"
   else
     bad "eval $mode: $(cat "$tmp/log")"

@@ -215,11 +215,12 @@ head -c 400 /dev/urandom > garbage.nii.gz
 "$py" vol.py truncated
 printf 'a,b\np1/t1.nii.gz,p1/t2.nii.gz\ngarbage.nii.gz,p1/t2.nii.gz\np2/t1.nii.gz,p2/t2.nii.gz\np1/t1.nii.gz,trunc.nii\n' > ev.csv
 check 2 "2 of 4 case\(s\) failed" "eval with a garbage and a truncated case" -- run eval --data ev.csv --out ev --methods average,max
-[ "$(rows ev/metrics.csv)" -eq 4 ] && [ "$(cut -d, -f1 ev/metrics.csv | sort -u | tr '\n' ' ')" = "case row1 row3 " ] \
+# the A files' names repeat (t1 in p1 twice), so the cases are named by file and line
+[ "$(rows ev/metrics.csv)" -eq 4 ] && [ "$(cut -d, -f1 ev/metrics.csv | sort -u | tr '\n' ' ')" = "case t1_line2 t1_line4 " ] \
   && ok "metrics.csv has the two good cases x two methods" || bad "metrics.csv: $(cat ev/metrics.csv 2>&1)"
-grep -q "## Failed cases" ev/summary.md && grep -q "row2: .*garbage.nii.gz" ev/summary.md && grep -q "row4: .*trunc.nii" ev/summary.md \
+grep -q "## Failed cases" ev/summary.md && grep -q "garbage_line3: .*garbage.nii.gz" ev/summary.md && grep -q "t1_line5: .*trunc.nii" ev/summary.md \
   && ok "summary.md lists both failures with the reason" || bad "summary.md: $(cat ev/summary.md 2>&1)"
-[ -s ev/montage_row1.png ] && [ -s ev/montage_row3.png ] && [ ! -e ev/montage_row2.png ] && ok "montages of the good cases only" \
+[ -s ev/montage_t1_line2.png ] && [ -s ev/montage_t1_line4.png ] && [ ! -e ev/montage_garbage_line3.png ] && ok "montages of the good cases only" \
   || bad "montages: $(ls ev)"
 check 0 "wrote" "eval with good cases only" -- run eval --data pairs.csv --out ev_ok --methods average
 run eval --help | grep -q "2 a data error (any case failed" && ok "eval --help states exit 2 for a failed case" || bad "eval --help"

@@ -520,23 +520,25 @@ static void test_mask_read(void) {
           "missing: %s", lpm_last_error());
     lpm_volume_free(&like), lpm_volume_free(&m), lpm_volume_free(&o);
 
-    /* cli_prep_inputs reads the mask on A's grid and applies it to both */
-    lpm_volume a, b;
+    /* lpm_prepare_pair reads the mask file on A's grid and applies it to both (a clip of
+     * 0,100 is min-max inside the mask) */
+    lpm_volume a, b, a01, b01;
     lpm_volume_alloc(&a, 4, 3, 2), lpm_volume_alloc(&b, 4, 3, 2);
     for (int i = 0; i < 24; i++) a.data[i] = (float)i, b.data[i] = (float)(100 - i);
-    lpm_prep p = {.mask_path = good};
-    CHECK(cli_prep_inputs(&p, &a, "a.nii", &b, "b.nii", -1) == LPM_OK, "%s", lpm_last_error());
+    lpm_fuse_settings p = {.mask_path = good, .clip_lo = 0, .clip_hi = 100};
+    CHECK(lpm_prepare_pair(&a, "a.nii", &b, "b.nii", &p, &a01, &b01) == LPM_OK, "%s", lpm_last_error());
     /* inside: i % 3 != 0, i from 1 to 23, so a = i -> (i - 1) / 22 and b = 100 - i (77 to 99) ->
      * (100 - i - 77) / 22 = (23 - i) / 22; 0 outside */
     int ok = 1;
     for (int i = 0; i < 24; i++) {
         float wa = i % 3 ? (float)(i - 1) / 22 : 0, wb = i % 3 ? (float)(23 - i) / 22 : 0;
-        ok &= fabsf(a.data[i] - wa) < 1e-6f && fabsf(b.data[i] - wb) < 1e-6f;
+        ok &= fabsf(a01.data[i] - wa) < 1e-6f && fabsf(b01.data[i] - wb) < 1e-6f;
     }
-    CHECK(ok, "cli_prep_inputs with a mask");
+    CHECK(ok, "lpm_prepare_pair with a mask file");
+    lpm_volume_free(&a01), lpm_volume_free(&b01);
     p.mask_path = missing;
-    CHECK(cli_prep_inputs(&p, &a, "a.nii", &b, "b.nii", -1) == LPM_ERR_INPUT && error_has(missing),
-          "cli_prep_inputs, missing mask: %s", lpm_last_error());
+    CHECK(lpm_prepare_pair(&a, "a.nii", &b, "b.nii", &p, &a01, &b01) == LPM_ERR_INPUT && error_has(missing) &&
+              !a01.data && !b01.data, "lpm_prepare_pair, missing mask: %s", lpm_last_error());
     lpm_volume_free(&a), lpm_volume_free(&b);
     remove(good), remove(empty), remove(other), remove(nan_file), rmdir(dir);
 }
@@ -544,7 +546,7 @@ static void test_mask_read(void) {
 /* ------------------------------------------------------------------ the command line */
 
 /* Runs cli_prep_option on argv with stderr captured into msg. */
-static int run_option(int argc, char **argv, int *i, lpm_prep *p, char *msg, size_t size) {
+static int run_option(int argc, char **argv, int *i, lpm_fuse_settings *p, char *msg, size_t size) {
     fflush(stderr);
     FILE *tmp = tmpfile();
     int saved = dup(STDERR_FILENO);
@@ -563,17 +565,17 @@ static int run_option(int argc, char **argv, int *i, lpm_prep *p, char *msg, siz
 static void test_cli_option(void) {
     printf("cli_prep_option\n");
     char msg[1024];
-    lpm_prep p = {0};
+    lpm_fuse_settings p = {0};
     char *args[] = {"a.nii", "--clip", "0.5,99.5", "--ct-window", "lung", "--mask", "brain.nii", "--clipx", "1"};
     int argc = sizeof args / sizeof args[0];
     int i = 0;
     CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 0 && i == 0 && !msg[0], "a positional is not ours");
     i = 1;
-    CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 1 && i == 2 && p.clip && p.clip_lo == 0.5 &&
+    CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 1 && i == 2 && p.clip_lo == 0.5 &&
               p.clip_hi == 99.5, "--clip 0.5,99.5");
     i = 3;
-    CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 1 && i == 4 && p.ct_window && p.ct_width == 1500 &&
-              p.ct_level == -600, "--ct-window lung");
+    CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 1 && i == 4 && p.ct_window == args[4],
+          "--ct-window lung");
     i = 5;
     CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 1 && i == 6 && p.mask_path == args[6],
           "--mask brain.nii");
@@ -581,7 +583,7 @@ static void test_cli_option(void) {
     CHECK(run_option(argc, args, &i, &p, msg, sizeof msg) == 0 && i == 7, "--clipx is not ours");
 
     /* bad or missing values: CLI_PREP_BAD, a message naming the option and the value, p unchanged */
-    const lpm_prep before = p;
+    const lpm_fuse_settings before = p;
     char *bad[][2] = {{"--clip", "99.5,0.5"}, {"--clip", "0.5"}, {"--clip", "0,101"},
                       {"--ct-window", "brain"}, {"--ct-window", "0,40"}, {"--mask", ""}};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -598,6 +600,18 @@ static void test_cli_option(void) {
           "missing value: '%s'", msg);
     CHECK(strstr(CLI_PREP_HELP, "--clip LOW,HIGH") && strstr(CLI_PREP_HELP, "--ct-window") &&
               strstr(CLI_PREP_HELP, "--mask FILE"), "help lists the three options");
+
+    /* --exact with any of them is refused after the loop; the public parsers are the prep ones */
+    lpm_fuse_settings exact = {.exact = 1};
+    CHECK(cli_prep_finish("fuse", &exact) == 0, "--exact alone");
+    exact.mask_path = "brain.nii";
+    CHECK(cli_prep_finish("fuse", &exact) == LPM_ERR_USAGE, "--exact --mask");
+    double width = 0, level = 0, lo = 0, hi = 0;
+    CHECK(lpm_ct_window_parse("lung", &width, &level) == LPM_OK && width == 1500 && level == -600 &&
+              lpm_ct_window_parse("0,40", &width, &level) == LPM_ERR_USAGE && width == 1500,
+          "lpm_ct_window_parse");
+    CHECK(lpm_clip_parse("0.5,99.5", &lo, &hi) == LPM_OK && lo == 0.5 && hi == 99.5 &&
+              lpm_clip_parse("0,101", &lo, &hi) == LPM_ERR_USAGE && hi == 99.5, "lpm_clip_parse");
 }
 
 int main(void) {

@@ -295,3 +295,34 @@ def test_train_session_steps():
         assert np.isfinite(after).all() and not np.array_equal(before, after)
     finally:
         lib.lpm_train_session_free(session)
+
+
+def test_struct_mirrors_match_the_header():
+    """Every public struct the package mirrors has the header's size and field offsets, so a
+    field added to include/lpmnet.h without its ctypes twin (or the other way) is caught here
+    rather than by a call that reads past the end of a settings struct."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler to read the header's layout with")
+    mirrors = {"lpm_volume": lpmnet._Volume, "lpm_weights": lpmnet._Weights,
+               "lpm_fuse_settings": lpmnet._FuseSettings, "lpm_step_losses": lpmnet._StepLosses,
+               "lpm_train_report": lpmnet._TrainReport, "lpm_train_options": lpmnet._TrainOptions,
+               "lpm_model_family": lpmnet._ModelFamily}
+    lines = ["#include <lpmnet.h>", "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]
+    for c_name, cls in mirrors.items():
+        lines.append(f'    printf("{c_name} size %zu\\n", sizeof({c_name}));')
+        for field, _ in cls._fields_:
+            lines.append(f'    printf("{c_name} {field} %zu\\n", offsetof({c_name}, {field}));')
+    lines += ["    return 0;", "}"]
+    os.makedirs(TMP, exist_ok=True)
+    src, exe = os.path.join(TMP, "layout.c"), os.path.join(TMP, "layout")
+    with open(src, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([cc, "-I", os.path.join(SOURCE, "include"), "-o", exe, src], capture_output=True, text=True)
+    assert r.returncode == 0, f"a mirrored field is not in the header: {r.stderr}"
+    c_layout = dict(line.rsplit(" ", 1) for line in subprocess.run([exe], capture_output=True, text=True,
+                                                                   check=True).stdout.splitlines())
+    for c_name, cls in mirrors.items():
+        assert int(c_layout[f"{c_name} size"]) == ctypes.sizeof(cls), f"{c_name}: size differs from {cls.__name__}"
+        for field, _ in cls._fields_:
+            assert int(c_layout[f"{c_name} {field}"]) == getattr(cls, field).offset, f"{c_name}.{field}"

@@ -222,10 +222,11 @@ def test_eval():
         summary = fp.read()
     line = [ln for ln in summary.splitlines() if ln.startswith("| average |")][0]
     cells = [c.strip().strip("*").split()[0].strip("*") for c in line.strip("|").split("|")]
-    # the CSV's rows are cases row1 (long) and row2 (thin, no seam_z): the mean is row1's alone
-    seam_z = want["row1"][2][0]
+    # the cases are named by their A files: long_0 and thin_0 (no seam_z): the mean is long_0's alone
+    check(sorted(want) == ["long_0", "thin_0"], "eval names the cases by their A files: %s" % sorted(want))
+    seam_z = want["long_0"][2][0]
     check(abs(float(cells[-1]) - seam_z) <= 6e-5, "summary.md seam_z %s = the defined case's %.4f" % (cells[-1], seam_z))
-    seam_x = (want["row1"][0][0] + want["row2"][0][0]) / 2
+    seam_x = (want["long_0"][0][0] + want["thin_0"][0][0]) / 2
     check(abs(float(cells[-3]) - seam_x) <= 6e-5, "summary.md seam_x %s = mean %.4f" % (cells[-3], seam_x))
 
 

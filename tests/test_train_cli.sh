@@ -93,6 +93,27 @@ refuse 2 "missing.nii.gz" "a CSV naming a missing file" -- --data "$tmp/missing.
 refuse 2 "smaller than the crop" "crop larger than the volume" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 48,48,48
 refuse 2 "not-a-dir" "output folder under a file" -- --data "$tmp/pairs.csv" --out "$tmp/pairs.csv/not-a-dir" --crop 16,16,16
 
+# the last of --crop and --shape decides: recorded as the checkpoint's sample
+"$bin" train --data "$tmp/pairs.csv" --iters 1 --crop 16,16,16 --shape 16,32,32 --quiet --out "$tmp/sh" 2>"$tmp/log" &&
+  "$bin" train --data "$tmp/pairs.csv" --iters 1 --shape 16,32,32 --crop 16,16,16 --quiet --out "$tmp/cr" 2>>"$tmp/log" \
+  || bad "--crop/--shape runs: $(cat "$tmp/log")"
+sample_of() { "$py" - "$1" <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    print(json.loads(f.read(n))["__metadata__"]["sample"])
+PY
+}
+py="${LPM_PYTHON:-/usr/bin/python3}"
+[ "$(sample_of "$tmp/sh/checkpoint.safetensors")" = "shape 16,32,32" ] && [ "$(sample_of "$tmp/cr/checkpoint.safetensors")" = "crop 16,16,16" ] \
+  && ok "--crop then --shape resizes, --shape then --crop crops" \
+  || bad "sample records: $(sample_of "$tmp/sh/checkpoint.safetensors") / $(sample_of "$tmp/cr/checkpoint.safetensors")"
+# --init takes a bundled model's name as fuse -m does
+if "$bin" models >/dev/null 2>&1 && "$bin" info --model >/dev/null 2>&1; then
+  "$bin" train --data "$tmp/pairs.csv" --iters 1 --crop 16,16,16 --quiet --init mri --out "$tmp/im" 2>"$tmp/log" \
+    && ok "--init mri (the bundled model)" || bad "--init mri: $(cat "$tmp/log")"
+fi
+
 rm -rf "$tmp"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -20,7 +20,8 @@ rm -f "$out"/*.png
 for f in $families; do
   "$bin" eval --data "$work/splits/$f/test.csv" --methods "$methods" -m "$f" --out "$work/$f" 2>/dev/null
   "$bin" eval --data "$work/splits/$f/test.csv" --methods lpmnet --exact -m "$f" --out "$work/$f-exact" 2>/dev/null
-  cp "$work/$f/montage_row1.png" "$out/test_$f.png"
+  first=$(awk -F, 'NR == 2 { print $1; exit }' "$work/$f/metrics.csv")  # the first test pair's case name
+  cp "$work/$f/montage_$first.png" "$out/test_$f.png"
 done
 t="$real/mni2mm_templates_mr_pet_spect_ct"
 p="$real/petct_lung_2subj/A-IA001491"

@@ -68,7 +68,7 @@ class _FuseSettings(ctypes.Structure):
                 ("ct_window", ctypes.c_char_p), ("resample", ctypes.c_int),
                 ("mask", ctypes.POINTER(ctypes.c_uint8)), ("mask_path", ctypes.c_char_p),
                 ("threads", ctypes.c_int), ("progress", _PROGRESS),
-                ("progress_ctx", ctypes.c_void_p)]
+                ("progress_ctx", ctypes.c_void_p), ("device", ctypes.c_int)]
 
 
 class _StepLosses(ctypes.Structure):
@@ -96,7 +96,8 @@ class _TrainOptions(ctypes.Structure):
                 ("gamma", ctypes.c_double), ("edge", ctypes.c_double), ("rec", ctypes.c_double),
                 ("seed", ctypes.c_uint64), ("resume", ctypes.c_int), ("threads", ctypes.c_int),
                 ("quiet", ctypes.c_int), ("progress", _PROGRESS), ("on_step", _STEP_FN),
-                ("ctx", ctypes.c_void_p)]
+                ("ctx", ctypes.c_void_p), ("force", ctypes.c_int), ("device", ctypes.c_int),
+                ("stop", ctypes.c_void_p), ("comm", ctypes.c_void_p)]
 
 
 class _ModelFamily(ctypes.Structure):

@@ -1,7 +1,9 @@
 /* The public API's fusion as the tool does it (include/lpmnet.h): the inputs scaled to [0, 1]
- * by src/prep, then LPM-Net (src/model) or a classical method (src/classical). */
+ * by src/prep, then LPM-Net (src/model on the CPU, src/cuda on a GPU) or a classical method
+ * (src/classical). */
 #include "classical/classical.h"
 #include "core/core.h"
+#include "cuda/cuda.h"
 #include "io/io.h"
 #include "prep/prep.h"
 
@@ -27,6 +29,12 @@ static lpm_status check_settings(const lpm_fuse_settings *s, lpm_prep *p) {
     if (s->passes && (s->passes < 1 || s->passes > 16 || 16 % s->passes))
         return lpm_fail(LPM_ERR_USAGE, "passes must be 1, 2, 4, 8 or 16, got %d", s->passes);
     if (s->exact && s->passes > 1) return lpm_fail(LPM_ERR_USAGE, "exact runs one pass; leave passes at 0");
+    if (s->device != 0 && s->device != 1)
+        return lpm_fail(LPM_ERR_USAGE, "device must be 0 (the CPU) or 1 (an NVIDIA GPU), got %d", s->device);
+    if (s->device == 1 && !is_lpmnet(s))
+        return lpm_fail(LPM_ERR_USAGE, "the GPU runs LPM-Net only (the classical methods are CPU code)");
+    if (s->device == 1 && s->passes > 1)
+        return lpm_fail(LPM_ERR_USAGE, "the GPU runs one pass; leave passes at 0 or 1");
     const int clip = s->clip_lo != 0 || s->clip_hi != 0;
     if (s->exact && (clip || s->ct_window || s->mask || s->mask_path))
         return lpm_fail(LPM_ERR_USAGE, "exact normalises each input min-max as the authors do; leave "
@@ -66,6 +74,16 @@ static lpm_status check_finite(const lpm_volume *v, int from_model) {
     return lpm_fail(from_model ? LPM_ERR_INPUT : LPM_ERR_INTERNAL,
                     "the fused volume has %lld non-finite voxels (NaN/Inf)%s", (long long)bad,
                     from_model ? " (are the model's weights finite?)" : "");
+}
+
+lpm_status lpm_ct_window_parse(const char *s, double *width, double *level) {
+    if (!s || !width || !level) return lpm_fail(LPM_ERR_USAGE, "lpm_ct_window_parse: a NULL argument");
+    return lpm_prep_parse_ct_window(s, width, level);
+}
+
+lpm_status lpm_clip_parse(const char *s, double *lo, double *hi) {
+    if (!s || !lo || !hi) return lpm_fail(LPM_ERR_USAGE, "lpm_clip_parse: a NULL argument");
+    return lpm_prep_parse_clip(s, lo, hi);
 }
 
 lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_volume *b,
@@ -130,7 +148,10 @@ lpm_status lpm_fuse_prepared(const lpm_weights *w, const lpm_volume *a01, const 
         return lpm_fail(LPM_ERR_USAGE, "lpm_fuse_prepared: base and detail come from LPM-Net only");
     const int prev_threads = lpm_get_threads();
     lpm_set_threads(s.threads);
-    if (is_lpmnet(&s)) {
+    if (is_lpmnet(&s) && s.device == 1) {
+        /* the authors' single pass, without the background rule (src/cuda) */
+        st = lpm_fuse_cuda(w, a01, b01, fused, base, detail);
+    } else if (is_lpmnet(&s)) {
         lpm_fuse_options opt = s.exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
         if (s.passes) opt.passes = s.passes;
         st = lpm_fuse(w, a01, b01, fused, base, detail, &opt, s.threads, s.progress, s.progress_ctx);

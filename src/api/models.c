@@ -62,6 +62,52 @@ static int code_folder(char *dir, size_t n) {
     return 1;
 }
 
+/* The source tree (a build tree's files): LPM_SOURCE_MODELS is <source>/models. */
+static int source_folder(char *dir, size_t n) {
+#ifdef LPM_SOURCE_MODELS
+    int len = snprintf(dir, n, "%s", LPM_SOURCE_MODELS);
+    char *slash = strrchr(dir, '/');
+    if (len < 0 || (size_t)len >= n || !slash) return 0;
+    *slash = '\0';
+    return 1;
+#else
+    (void)dir, (void)n;
+    return 0;
+#endif
+}
+
+lpm_status lpm_share_path(const char *relative, char *path, size_t size) {
+    if (!relative || !*relative || !path) return lpm_fail(LPM_ERR_USAGE, "lpm_share_path: no file name");
+    char dir[PATH_MAX], where[6][PATH_MAX + 32];
+    int n = 0;
+    if (code_folder(dir, sizeof dir)) {
+        snprintf(where[n++], sizeof where[0], "%s/%s", dir, LPM_LIB_TO_MODELS);
+        if (strcmp(LPM_LIB_TO_MODELS, LPM_BIN_TO_MODELS) != 0)
+            snprintf(where[n++], sizeof where[0], "%s/%s", dir, LPM_BIN_TO_MODELS);
+    }
+    /* a build tree's own files before those of an older install in the configured prefix */
+    if (source_folder(dir, sizeof dir)) {
+        snprintf(where[n++], sizeof where[0], "%s/models", dir);
+        snprintf(where[n++], sizeof where[0], "%s/vendor", dir);
+    }
+#ifdef LPM_INSTALL_MODELS
+    snprintf(where[n++], sizeof where[0], "%s", LPM_INSTALL_MODELS);
+#endif
+    for (int k = 0; k < n; k++) {
+        char candidate[2 * PATH_MAX];
+        int len = snprintf(candidate, sizeof candidate, "%s/%s", where[k], relative);
+        if (len < 0 || (size_t)len >= sizeof candidate || access(candidate, R_OK) != 0) continue;
+        if ((size_t)len >= size)
+            return lpm_fail(LPM_ERR_USAGE, "%s: the path does not fit in %zu bytes", candidate, size);
+        memcpy(path, candidate, (size_t)len + 1);
+        return LPM_OK;
+    }
+    char looked[6 * (PATH_MAX + 34)] = "";
+    for (int k = 0; k < n; k++)
+        snprintf(looked + strlen(looked), sizeof looked - strlen(looked), "%s%s", k ? ", " : "", where[k]);
+    return lpm_fail(LPM_ERR_INPUT, "no %s in %s", relative, looked[0] ? looked : "(no folder to look in)");
+}
+
 lpm_status lpm_model_path(const char *family, const char *ext, char *path, size_t size) {
     if (!lpm_model_known(family)) {
         char names[128];
@@ -69,36 +115,16 @@ lpm_status lpm_model_path(const char *family, const char *ext, char *path, size_
         return lpm_fail(LPM_ERR_USAGE, "unknown model '%s': the bundled models are %s (or pass a "
                         ".safetensors file)", family ? family : "(null)", names);
     }
-    if (!ext) ext = ".safetensors";
-    char dir[PATH_MAX], where[4][PATH_MAX + 32];
-    int n = 0;
-    if (code_folder(dir, sizeof dir)) {
-        snprintf(where[n++], sizeof where[0], "%s/%s", dir, LPM_LIB_TO_MODELS);
-        if (strcmp(LPM_LIB_TO_MODELS, LPM_BIN_TO_MODELS) != 0)
-            snprintf(where[n++], sizeof where[0], "%s/%s", dir, LPM_BIN_TO_MODELS);
+    char file[128];
+    snprintf(file, sizeof file, "lpmnet-%s%s", family, ext ? ext : ".safetensors");
+    lpm_status st = lpm_share_path(file, path, size);
+    if (st == LPM_ERR_INPUT) {
+        char msg[4096];
+        snprintf(msg, sizeof msg, "%s", lpm_last_error());
+        /* the tool's exit code for it: a name that cannot be used here, as an unknown one */
+        return lpm_fail(LPM_ERR_USAGE, "model '%s' is not installed here: %s", family, msg);
     }
-    /* a build tree's own models before those of an older install in the configured prefix */
-#ifdef LPM_SOURCE_MODELS
-    snprintf(where[n++], sizeof where[0], "%s", LPM_SOURCE_MODELS);
-#endif
-#ifdef LPM_INSTALL_MODELS
-    snprintf(where[n++], sizeof where[0], "%s", LPM_INSTALL_MODELS);
-#endif
-    for (int k = 0; k < n; k++) {
-        char candidate[PATH_MAX + 64];
-        int len = snprintf(candidate, sizeof candidate, "%s/lpmnet-%s%s", where[k], family, ext);
-        if (len < 0 || (size_t)len >= sizeof candidate || access(candidate, R_OK) != 0) continue;
-        if ((size_t)len >= size)
-            return lpm_fail(LPM_ERR_USAGE, "%s: the path does not fit in %zu bytes", candidate, size);
-        memcpy(path, candidate, (size_t)len + 1);
-        return LPM_OK;
-    }
-    char looked[4 * (PATH_MAX + 34)] = "";
-    for (int k = 0; k < n; k++)
-        snprintf(looked + strlen(looked), sizeof looked - strlen(looked), "%s%s", k ? ", " : "", where[k]);
-    /* the tool's exit code for it: a name that cannot be used here, as an unknown one */
-    return lpm_fail(LPM_ERR_USAGE, "model '%s' is not installed here: no lpmnet-%s%s in %s", family,
-                    family, ext, looked);
+    return st;
 }
 
 lpm_status lpm_model_resolve(const char *name_or_file, char *path, size_t size) {

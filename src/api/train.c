@@ -1,6 +1,7 @@
 /* The public API's training (include/lpmnet.h): lpm_train maps its options onto the run of
- * src/train (lpm_train_config, as `lpmnet train` fills it); a session wraps lpm_trainer and
- * lpm_train_step for callers that bring their own pairs. */
+ * src/train (lpm_train_config; `lpmnet train` is built on lpm_train); a session wraps
+ * lpm_trainer and lpm_train_step for callers that bring their own pairs. */
+#include "cuda/cuda.h"
 #include "train/train.h"
 
 #include <limits.h>
@@ -41,7 +42,18 @@ static lpm_status check_options(const lpm_train_options *o, const int64_t **size
     const double values[] = {o->alpha, o->beta, o->gamma, o->edge};
     for (int i = 0; i < 4 && !st; i++) st = check_range(names[i], values[i], 0, 0, 1000);
     if (!st && !(o->rec >= 0 && o->rec < 1)) st = lpm_fail(LPM_ERR_USAGE, "rec %g: must be in [0, 1)", o->rec);
-    return st;
+    if (st) return st;
+    if (o->force && !o->resume) return lpm_fail(LPM_ERR_USAGE, "force applies only with resume");
+    if (o->device != 0 && o->device != 1)
+        return lpm_fail(LPM_ERR_USAGE, "device %d: 0 (the CPU) or 1 (CUDA)", o->device);
+    if (o->comm && (o->comm->size < 1 || o->comm->rank < 0 || o->comm->rank >= o->comm->size ||
+                    (o->comm->size > 1 && !o->comm->allgather)))
+        return lpm_fail(LPM_ERR_USAGE, "comm: rank %d of %d processes, or no allgather", o->comm->rank,
+                        o->comm->size);
+    char why[512];
+    if (o->device == 1 && !lpm_cuda_available(why, sizeof why))
+        return lpm_fail(LPM_ERR_USAGE, "device cuda: %s", why);
+    return LPM_OK;
 }
 
 /* The run's per-step hook (lpm_train_config.on_step) -> the caller's callbacks. */
@@ -67,7 +79,10 @@ lpm_status lpm_train(const lpm_train_options *o) {
                           .val_every = o->val_every, .ckpt_every = o->ckpt_every ? o->ckpt_every : 25,
                           .ckpt_seconds = 300, .lr = o->lr, .alpha = o->alpha, .beta = o->beta,
                           .gamma = o->gamma, .edge = o->edge, .rec = o->rec, .seed = o->seed,
-                          .resume = o->resume, .quiet = o->quiet, .batch = o->batch};
+                          .resume = o->resume, .force = o->force, .quiet = o->quiet, .stop = o->stop,
+                          .batch = o->batch, .comm = o->comm};
+    /* the backend is chosen here, so the training loop and the caller depend on none */
+    c.device = o->device == 1 ? lpm_cuda_train_device() : NULL;
     c.sample.mode = size == o->crop;
     c.sample.flip = o->flip;
     memcpy(size == o->crop ? c.sample.crop : c.sample.shape, size, 3 * sizeof(int64_t));

@@ -111,18 +111,19 @@ int cli_refuse_input_as_output(const char *cmd, const char *output, const char *
  * the status of the first that failed, A's before B's, with its message. */
 lpm_status cli_read_pair(const char *path_a, lpm_volume *a, const char *path_b, lpm_volume *b);
 
-/* Intensity preprocessing options of fuse, eval and train (src/prep/prep.h, docs/preprocessing.md).
- * Start from lpm_prep p = {0} (plain min-max) and, in the option loop,
- *     int r = cli_prep_option(CMD, argc, argv, &i, &p);
+/* Intensity preprocessing options of fuse, eval and train (docs/preprocessing.md), read into
+ * the library's lpm_fuse_settings. Start from lpm_fuse_settings s = {0} (the defaults) and, in
+ * the option loop,
+ *     int r = cli_prep_option(CMD, argc, argv, &i, &s);
  *     if (r == CLI_PREP_BAD) return LPM_ERR_USAGE;
  *     if (r) continue;
- * cli_prep_option returns 1 when argv[*i] was --clip, --ct-window or --mask and its value was
- * good (*i then points at the value; p is updated), 0 when argv[*i] is none of them (nothing
- * changed), CLI_PREP_BAD when the value is missing or bad (the message is printed; p unchanged).
- * CLI_PREP_HELP is the options' lines for a usage text. */
-#include "prep/prep.h"
+ * cli_prep_option returns 1 when argv[*i] was --clip LOW,HIGH (s->clip_lo, s->clip_hi),
+ * --ct-window W (s->ct_window: bone, soft, lung or WIDTH,LEVEL with WIDTH > 0) or --mask FILE
+ * (s->mask_path) and its value was good (*i then points at the value), 0 when argv[*i] is none
+ * of them (nothing changed), CLI_PREP_BAD when the value is missing or bad (the message is
+ * printed; s unchanged). CLI_PREP_HELP is the options' lines for a usage text. */
 #define CLI_PREP_BAD (-1)
-int cli_prep_option(const char *cmd, int argc, char **argv, int *i, lpm_prep *p);
+int cli_prep_option(const char *cmd, int argc, char **argv, int *i, lpm_fuse_settings *s);
 #define CLI_PREP_HELP                                                                      \
     "  --clip LOW,HIGH       clip each input to its LOW-th..HIGH-th intensity percentiles\n" \
     "                        before scaling to [0,1] (e.g. 0.5,99.5; PET: 0,99.5)\n"         \
@@ -130,18 +131,11 @@ int cli_prep_option(const char *cmd, int argc, char **argv, int *i, lpm_prep *p)
     "                        (2000,500), soft (400,40), lung (1500,-600) or WIDTH,LEVEL\n"   \
     "  --mask FILE           normalise inside FILE's nonzero voxels (A's grid), 0 outside\n" \
     "                        [default: --clip 0.5,100]\n"
-/* Applies p to a pair after reading (and resampling): reads p->mask_path on A's grid when set,
- * then lpm_prep_pair (ct_input: 0 = A is the CT, 1 = B, -1 = whichever looks like CT). Returns
- * the status with the message recorded (print it with cli_fail). */
-lpm_status cli_prep_inputs(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
-                           const char *name_b, int ct_input);
-/* The default when neither --clip nor --ct-window is given: the lowest 0.5 % of each input's
- * voxels clipped, then min-max, so that a few outliers below the background (negative
- * values of a resampled scan) leave the background at 0 (docs/preprocessing.md says how it
- * was chosen). exact: no preprocessing option allowed, plain min-max. Returns 0, or prints
- * the error and returns LPM_ERR_USAGE. */
-#define CLI_PREP_DEFAULT_CLIP_LO 0.5
-int cli_prep_finish(const char *cmd, lpm_prep *p, int exact);
+/* After the option loop: s->exact with --clip, --ct-window or --mask is a usage error (exact
+ * is the authors' plain min-max). Returns 0, or prints the error and returns LPM_ERR_USAGE.
+ * Neither --clip nor --ct-window: the library's default (the lowest 0.5 % of each input's
+ * voxels clipped, then min-max; docs/preprocessing.md says how it was chosen). */
+int cli_prep_finish(const char *cmd, const lpm_fuse_settings *s);
 
 /* lpmnet fuse --xml: the Slicer Execution Model description of fuse (slicer.c), so that 3D
  * Slicer runs lpmnet fuse as a command-line module (docs/cli.md says how to install it). */

@@ -1,6 +1,4 @@
 #include "cli.h"
-#include "core/core.h"
-#include "cuda/cuda.h"
 
 #include <errno.h>
 #include <math.h>

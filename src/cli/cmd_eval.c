@@ -1,24 +1,19 @@
 /* lpmnet eval: fuse every case of a dataset with several methods, score, and report. */
-#include "classical/classical.h"
 #include "cli.h"
-#include "cuda/cuda.h"
 #include "dist.h"
-#include "io/io.h"
-#include "io/montage.h"
-#include "metrics/metrics.h"
 #include "report_html.h"
-#include "train/data.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static const char *CMD = "eval";
 enum { MAX_METHODS = 16 };
 /* the columns of the reports: the twelve metrics, then the seam index along x, y, z */
-enum { N_COLUMNS = LPM_NUM_METRICS + 3 };
+enum { N_COLUMNS = LPM_METRIC_COUNT + 3 };
 static const char *const SEAM_NAMES[3] = {"seam_x", "seam_y", "seam_z"};
 
 static void usage(FILE *out) {
@@ -28,7 +23,9 @@ static void usage(FILE *out) {
             "the window-seam index along x, y, z (1.0 = no seam at planes 16, 32, ...) and write\n"
             "DIR/metrics.csv (one row per case and method), DIR/summary.md (mean and SD per\n"
             "method, the best marked) and DIR/montage_<case>.png (mid-slices of A, B and every\n"
-            "result).\n\n"
+            "result). A case is named after its subject folder or, in a CSV, after its A file\n"
+            "(t1.nii.gz -> t1; when these repeat, folder and file: sub01_t1; else file and line:\n"
+            "t1_line3), with characters other than letters, digits, - _ . made _.\n\n"
             "  --data SPEC        folder of subject folders (with --pair) or a CSV file a,b[,mask]\n"
             "  --pair A,B         modality keys for a folder dataset\n"
             "  --methods LIST     [lpmnet,average,max,pca,dwt,laplacian]; also: guided\n"
@@ -57,35 +54,36 @@ static void usage(FILE *out) {
 typedef struct {
     const char *data, *pair, *methods, *model, *mask_key, *out, *split;
     const char *html; /* --html [HDIR]: the pages' folder (DIR when no HDIR) */
-    int save_fused, cuda, exact, want_html;
+    int save_fused, cuda, want_html;
     long threads, passes;
-    lpm_prep prep;
+    lpm_fuse_settings fuse; /* the preprocessing and LPM-Net's options; the method is set per run */
 } eval_args;
 
 typedef struct {
     int n_methods, n_cases;
     char method[MAX_METHODS][32];
-    lpm_metrics *m;    /* [case][method] */
-    double *seam;      /* [case][method][axis] */
+    double *values;    /* [case][method][column]: the metrics, then the seam indices */
     double *seconds;   /* [case][method] */
     char **failed;     /* [case]: why the case failed, NULL when it was scored */
     int n_failed;
 } results;
 
 static const char *column_name(int k) {
-    return k < LPM_NUM_METRICS ? lpm_metric_name(k) : SEAM_NAMES[k - LPM_NUM_METRICS];
+    return k < LPM_METRIC_COUNT ? lpm_metric_name(k) : SEAM_NAMES[k - LPM_METRIC_COUNT];
+}
+
+/* The columns of case c, method j. */
+static double *columns(const results *r, int c, int j) {
+    return &r->values[((size_t)c * (size_t)r->n_methods + (size_t)j) * N_COLUMNS];
 }
 
 /* Column k of case c, method j. */
-static double column_value(const results *r, int c, int j, int k) {
-    int at = c * r->n_methods + j;
-    return k < LPM_NUM_METRICS ? lpm_metric_value(&r->m[at], k) : r->seam[at * 3 + k - LPM_NUM_METRICS];
-}
+static double column_value(const results *r, int c, int j, int k) { return columns(r, c, j)[k]; }
 
 /* Whether case c, method j counts in column k's mean: every scored case, but a seam index
  * only where it is defined (an axis shorter than 18 voxels has none). */
 static int in_mean(const results *r, int c, int j, int k) {
-    return !r->failed[c] && (k < LPM_NUM_METRICS || !isnan(column_value(r, c, j, k)));
+    return !r->failed[c] && (k < LPM_METRIC_COUNT || !isnan(column_value(r, c, j, k)));
 }
 
 /* Higher is better except NABF (artefacts), rSFe (ranked by |rSFe|) and the seam indices
@@ -94,18 +92,8 @@ static double score_for_ranking(int column, double v) {
     const char *name = column_name(column);
     if (!strcmp(name, "nabf")) return -v;
     if (!strcmp(name, "rsfe")) return -fabs(v);
-    if (column >= LPM_NUM_METRICS) return -fabs(v - 1);
+    if (column >= LPM_METRIC_COUNT) return -fabs(v - 1);
     return v;
-}
-
-static const char *safe_name(const char *s, char *buf, size_t n) {
-    size_t i = 0;
-    for (; s[i] && i + 1 < n; i++) {
-        char c = s[i];
-        buf[i] = (c == '/' || c == ' ' || c == '\\') ? '_' : c;
-    }
-    buf[i] = '\0';
-    return buf;
 }
 
 static lpm_status write_csv(const char *dir, const lpm_dataset *ds, const results *r) {
@@ -119,7 +107,7 @@ static lpm_status write_csv(const char *dir, const lpm_dataset *ds, const result
     fputc('\n', f.fp);
     for (int c = 0; c < r->n_cases; c++)
         for (int j = 0; j < r->n_methods && !r->failed[c]; j++) {
-            fprintf(f.fp, "%s,%s,%.3f", ds->name[c], r->method[j], r->seconds[c * r->n_methods + j]);
+            fprintf(f.fp, "%s,%s,%.3f", ds->cases[c].name, r->method[j], r->seconds[c * r->n_methods + j]);
             for (int k = 0; k < N_COLUMNS; k++) fprintf(f.fp, ",%.8g", column_value(r, c, j, k));
             fputc('\n', f.fp);
         }
@@ -183,12 +171,12 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
     }
     fprintf(f.fp, "\nCases:");
     for (int c = 0, shown = 0; c < r->n_cases; c++)
-        if (!r->failed[c]) fprintf(f.fp, "%s %s", shown++ ? "," : "", ds->name[c]);
+        if (!r->failed[c]) fprintf(f.fp, "%s %s", shown++ ? "," : "", ds->cases[c].name);
     fprintf(f.fp, "%s\n", n_ok ? "." : " none.");
     if (r->n_failed) {
         fprintf(f.fp, "\n## Failed cases\n\n");
         for (int c = 0; c < r->n_cases; c++)
-            if (r->failed[c]) fprintf(f.fp, "- %s: %s\n", ds->name[c], r->failed[c]);
+            if (r->failed[c]) fprintf(f.fp, "- %s: %s\n", ds->cases[c].name, r->failed[c]);
     }
     return lpm_atomic_commit(&f);
 }
@@ -196,13 +184,13 @@ static lpm_status write_summary(const char *dir, const eval_args *o, const lpm_d
 /* --html: HDIR/viewer_<case>.html, the montage's volumes (labels[0..1] name A and B) in
  * linked views and the case's rows of metrics.csv. */
 static lpm_status write_case_page(const eval_args *o, const lpm_dataset *ds, int c, const results *r,
-                                  const char *name, const char *const *labels, const float *const *vols,
+                                  const char *const *labels, const float *const *vols,
                                   const lpm_volume *grid) {
     const int nm = r->n_methods, n_cols = 1 + N_COLUMNS;
     cli_html_volume views[MAX_METHODS + 2];
     char label_a[300], label_b[300], path[4200], title[400];
-    snprintf(label_a, sizeof label_a, "%s: %s", labels[0], cli_base_name(ds->a[c]));
-    snprintf(label_b, sizeof label_b, "%s: %s", labels[1], cli_base_name(ds->b[c]));
+    snprintf(label_a, sizeof label_a, "%s: %s", labels[0], cli_base_name(ds->cases[c].a));
+    snprintf(label_b, sizeof label_b, "%s: %s", labels[1], cli_base_name(ds->cases[c].b));
     views[0] = (cli_html_volume){label_a, vols[0]};
     views[1] = (cli_html_volume){label_b, vols[1]};
     for (int j = 0; j < nm; j++) views[j + 2] = (cli_html_volume){labels[j + 2], vols[j + 2]};
@@ -215,8 +203,8 @@ static lpm_status write_case_page(const eval_args *o, const lpm_dataset *ds, int
         for (int k = 0; k < N_COLUMNS; k++) values[j * n_cols + 1 + k] = column_value(r, c, j, k);
     }
     const cli_html_table table = {nm, n_cols, rows, cols, values, "method"};
-    snprintf(path, sizeof path, "%s/viewer_%s.html", o->html, name);
-    snprintf(title, sizeof title, "lpmnet eval: %s", ds->name[c]);
+    snprintf(path, sizeof path, "%s/viewer_%s.html", o->html, ds->cases[c].name);
+    snprintf(title, sizeof title, "lpmnet eval: %s", ds->cases[c].name);
     return cli_html_report(path, title, "A and B as scaled for the methods; the metrics score each result "
                            "against them (metrics.csv).", grid, views, nm + 2, &table);
 }
@@ -236,12 +224,11 @@ static lpm_status write_index_page(const eval_args *o, const lpm_dataset *ds, co
     int n_links = 0, n_rows = 0;
     for (int c = 0; c < r->n_cases && !st; c++) {
         if (r->failed[c]) continue;
-        char name[256];
-        snprintf(hrefs[n_links], sizeof hrefs[0], "viewer_%s.html", safe_name(ds->name[c], name, sizeof name));
-        links[n_links] = (cli_html_link){hrefs[n_links], ds->name[c]};
+        snprintf(hrefs[n_links], sizeof hrefs[0], "viewer_%s.html", ds->cases[c].name);
+        links[n_links] = (cli_html_link){hrefs[n_links], ds->cases[c].name};
         n_links++;
         for (int j = 0; j < nm; j++, n_rows++) {
-            snprintf(row_names[n_rows], sizeof row_names[0], "%s / %s", ds->name[c], r->method[j]);
+            snprintf(row_names[n_rows], sizeof row_names[0], "%s / %s", ds->cases[c].name, r->method[j]);
             rows[n_rows] = row_names[n_rows];
             values[n_rows * n_cols] = r->seconds[c * nm + j];
             for (int k = 0; k < N_COLUMNS; k++) values[n_rows * n_cols + 1 + k] = column_value(r, c, j, k);
@@ -257,48 +244,49 @@ static lpm_status write_index_page(const eval_args *o, const lpm_dataset *ds, co
     return st;
 }
 
+/* Fuses case c with every method on the same prepared inputs and scores each result. */
 static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_dataset *ds, int c,
                             results *r) {
+    const lpm_case *cs = &ds->cases[c];
     lpm_volume a = {0}, b = {0}, fused[MAX_METHODS] = {{0}};
     uint8_t *mask = NULL;
-    char name[256];
-    safe_name(ds->name[c], name, sizeof name);
-    lpm_status st = cli_read_pair(ds->a[c], &a, ds->b[c], &b);
-    if (!st) st = lpm_check_same_grid(&a, &b, ds->a[c], ds->b[c]);
-    if (!st) st = cli_prep_inputs(&o->prep, &a, ds->a[c], &b, ds->b[c], -1);
-    if (!st && ds->mask[c]) st = lpm_mask_read(ds->mask[c], &a, ds->a[c], &mask);
+    {   /* the inputs as read are freed once scaled */
+        lpm_volume a_read = {0}, b_read = {0};
+        lpm_status st = cli_read_pair(cs->a, &a_read, cs->b, &b_read);
+        if (!st) st = lpm_prepare_pair(&a_read, cs->a, &b_read, cs->b, &o->fuse, &a, &b);
+        lpm_volume_free(&a_read);
+        lpm_volume_free(&b_read);
+        if (st) return st;
+    }
+    /* the case's mask says where to score, not how to scale */
+    lpm_status st = cs->mask ? lpm_mask_read(cs->mask, &a, cs->a, &mask) : LPM_OK;
     for (int j = 0; j < r->n_methods && !st; j++) {
         const char *method = r->method[j];
+        const int lpmnet = !strcmp(method, "lpmnet");
+        lpm_fuse_settings s = o->fuse;
+        s.method = method;
+        s.device = lpmnet ? o->cuda : 0;
         /* several processes: one whole line per result, so that their lines do not interleave */
         int whole_lines = dist_size() > 1;
-        if (!whole_lines) fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, ds->name[c], method);
+        if (!whole_lines) fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, cs->name, method);
         double t0 = lpm_seconds();
-        if (!strcmp(method, "lpmnet") && o->cuda) {
-            st = lpm_fuse_cuda(w, &a, &b, &fused[j], NULL, NULL);
-        } else if (!strcmp(method, "lpmnet")) {
-            lpm_fuse_options opt = o->exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
-            if (o->passes) opt.passes = (int)o->passes;
-            st = lpm_fuse(w, &a, &b, &fused[j], NULL, NULL, &opt, (int)o->threads, NULL, NULL);
-            if (st == LPM_ERR_INPUT) st = cli_prefix_error(st, o->model);
-        } else {
-            st = lpm_volume_alloc_like(&fused[j], &a);
-            if (!st) st = lpm_classical_fuse(method, a.data, b.data, fused[j].data, a.nz, a.ny, a.nx);
-        }
+        st = lpm_fuse_prepared(w, &a, &b, &s, &fused[j], NULL, NULL);
+        if (st == LPM_ERR_INPUT && lpmnet) st = cli_prefix_error(st, o->model);
         double secs = lpm_seconds() - t0;
         r->seconds[c * r->n_methods + j] = secs;
-        if (!st) st = lpm_metrics_compute(&r->m[c * r->n_methods + j], a.data, b.data, fused[j].data, a.nz,
-                                          a.ny, a.nx, mask, LPM_M_ALL);
-        if (!st) st = lpm_seam_index(&r->seam[(c * r->n_methods + j) * 3], fused[j].data, a.nz, a.ny, a.nx, mask);
+        double *v = columns(r, c, j);
+        if (!st) st = lpm_metrics_select(v, &a, &b, &fused[j], mask, 0, LPM_METRICS_ALL);
+        if (!st) st = lpm_seam_volume(v + LPM_METRIC_COUNT, &fused[j], mask, 0);
         if (!st && o->save_fused) {
             char path[4200];
-            snprintf(path, sizeof path, "%s/%s_%s.nii.gz", o->out, name, method);
+            snprintf(path, sizeof path, "%s/%s_%s.nii.gz", o->out, cs->name, method);
             st = lpm_volume_write(path, &fused[j], &a);
         }
         if (whole_lines && !st)
             fprintf(stderr, "lpmnet eval: case %d/%d %s: %s (rank %d) %.2f s, ssim %.4f\n", c + 1, r->n_cases,
-                    ds->name[c], method, dist_rank(), secs, r->m[c * r->n_methods + j].ssim);
+                    cs->name, method, dist_rank(), secs, v[0]);
         else if (!whole_lines && !st)
-            fprintf(stderr, " %.2f s, ssim %.4f\n", secs, r->m[c * r->n_methods + j].ssim);
+            fprintf(stderr, " %.2f s, ssim %.4f\n", secs, v[0]);
         else if (!whole_lines)
             fputc('\n', stderr);
     }
@@ -309,8 +297,8 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         const float *vols[MAX_METHODS + 2];
         lpm_montage_column cols[MAX_METHODS + 2];
         char name_a[128], name_b[128], title[300];
-        cli_file_stem(ds->a[c], name_a, sizeof name_a);
-        cli_file_stem(ds->b[c], name_b, sizeof name_b);
+        cli_file_stem(cs->a, name_a, sizeof name_a);
+        cli_file_stem(cs->b, name_b, sizeof name_b);
         const char *comma = o->pair ? strchr(o->pair, ',') : NULL;
         if (comma) {
             snprintf(name_a, sizeof name_a, "%.*s", (int)(comma - o->pair), o->pair);
@@ -324,11 +312,11 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
             labels[j + 2] = r->method[j], vols[j + 2] = fused[j].data;
             cols[j + 2] = (lpm_montage_column){r->method[j], fused[j].data, NULL};
         }
-        snprintf(title, sizeof title, "case %s", ds->name[c]);
+        snprintf(title, sizeof title, "case %s", cs->name);
         char path[4200];
-        snprintf(path, sizeof path, "%s/montage_%s.png", o->out, name);
+        snprintf(path, sizeof path, "%s/montage_%s.png", o->out, cs->name);
         st = lpm_montage_write_titled(path, title, cols, r->n_methods + 2, a.nz, a.ny, a.nx);
-        if (!st && o->html) st = write_case_page(o, ds, c, r, name, labels, vols, &a);
+        if (!st && o->html) st = write_case_page(o, ds, c, r, labels, vols, &a);
     }
     for (int j = 0; j < r->n_methods; j++) lpm_volume_free(&fused[j]);
     lpm_volume_free(&a);
@@ -339,7 +327,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
 
 /* One case's files, from the headers (lpm_dataset_check on that case alone). */
 static lpm_status check_case(const lpm_dataset *ds, int c) {
-    lpm_dataset one = {.n = 1, .name = &ds->name[c], .a = &ds->a[c], .b = &ds->b[c], .mask = &ds->mask[c]};
+    const lpm_dataset one = {1, &ds->cases[c]};
     return lpm_dataset_check(&one, NULL);
 }
 
@@ -352,8 +340,7 @@ typedef struct {
     int32_t failed;
     char why[1020];
     double seconds[MAX_METHODS];
-    lpm_metrics m[MAX_METHODS];
-    double seam[MAX_METHODS][3];
+    double values[MAX_METHODS][N_COLUMNS];
 } case_record;
 
 /* Every process's cases to every process, so that rank 0 writes the reports of all of them,
@@ -374,8 +361,7 @@ static lpm_status gather_results(const lpm_dataset *ds, results *r) {
         if (r->failed[c]) snprintf(rec->why, sizeof rec->why, "%s", r->failed[c]);
         for (int j = 0; j < nm; j++) {
             rec->seconds[j] = r->seconds[c * nm + j];
-            rec->m[j] = r->m[c * nm + j];
-            memcpy(rec->seam[j], &r->seam[(c * nm + j) * 3], sizeof rec->seam[j]);
+            memcpy(rec->values[j], columns(r, c, j), sizeof rec->values[j]);
         }
     }
     if (!st) st = dist_allgather(NULL, mine, all, counts);
@@ -395,8 +381,7 @@ static lpm_status gather_results(const lpm_dataset *ds, results *r) {
         }
         for (int j = 0; j < nm; j++) {
             r->seconds[c * nm + j] = rec->seconds[j];
-            r->m[c * nm + j] = rec->m[j];
-            memcpy(&r->seam[(c * nm + j) * 3], rec->seam[j], sizeof rec->seam[j]);
+            memcpy(columns(r, c, j), rec->values[j], sizeof rec->values[j]);
         }
     }
     free(counts), free(mine), free(all);
@@ -412,7 +397,7 @@ static lpm_status note_failure(results *r, const lpm_dataset *ds, int c, lpm_sta
     if (!(r->failed[c] = malloc(n))) return lpm_fail(LPM_ERR_INTERNAL, "out of memory");
     memcpy(r->failed[c], why, n);
     r->n_failed++;
-    fprintf(stderr, "lpmnet eval: case %s failed, going on without it: %s\n", ds->name[c], why);
+    fprintf(stderr, "lpmnet eval: case %s failed, going on without it: %s\n", ds->cases[c].name, why);
     return LPM_OK;
 }
 
@@ -453,11 +438,11 @@ int cmd_eval(int argc, char **argv) {
             o.want_html = 1;
             if (i + 1 < argc && argv[i + 1][0] != '-') o.html = argv[++i];
         }
-        else if (!strcmp(s, "--exact")) o.exact = 1;
+        else if (!strcmp(s, "--exact")) o.fuse.exact = 1;
         else if (!strcmp(s, "--passes")) { VALUE(); if (cli_parse_passes(CMD, v, &o.passes)) return 1; }
         else if (!strcmp(s, "--mask"))
             return cli_error(CMD, LPM_ERR_USAGE, "--mask: give each case's mask in the CSV's mask column (or --mask-key)");
-        else if ((taken = cli_prep_option(CMD, argc, argv, &i, &o.prep)) != 0) { if (taken == CLI_PREP_BAD) return 1; }
+        else if ((taken = cli_prep_option(CMD, argc, argv, &i, &o.fuse)) != 0) { if (taken == CLI_PREP_BAD) return 1; }
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &o.cuda)) return 1; }
         else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_threads(CMD, v, &o.threads)) return 1; }
         else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet eval --help)", s);
@@ -469,18 +454,20 @@ int cmd_eval(int argc, char **argv) {
     }
     if (o.split && strcmp(o.split, "all") && strcmp(o.split, "train") && strcmp(o.split, "test"))
         return cli_error(CMD, LPM_ERR_USAGE, "--split must be all, train or test");
-    if (cli_prep_finish(CMD, &o.prep, o.exact)) return LPM_ERR_USAGE;
-    if (o.exact && o.passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
+    if (cli_prep_finish(CMD, &o.fuse)) return LPM_ERR_USAGE;
+    if (o.fuse.exact && o.passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
+    if (o.cuda && o.passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--device cuda runs one pass; leave out --passes");
     if (o.want_html && !o.html) o.html = o.out;
     if (o.html && !cli_niivue_script())
-        return cli_error(CMD, LPM_ERR_INPUT, "--html: the viewer script niivue.umd.js is not installed (looked in "
-                          "<bindir>/../share/lpmnet/niivue/ and the source tree's vendor/niivue/)");
+        return cli_error(CMD, LPM_ERR_INPUT, "--html: the viewer script is not installed: %s", lpm_last_error());
     results r = {0};
     if (parse_methods(o.methods, &r)) return LPM_ERR_USAGE;
     lpm_status st = dist_start();
     if (st) return dist_end(cli_fail(CMD, st));
     if (!o.threads && dist_size() > 1) o.threads = dist_default_threads();
     lpm_set_threads((int)o.threads);
+    o.fuse.threads = (int)o.threads;
+    o.fuse.passes = (int)o.passes;
 
     lpm_weights w = {0};
     lpm_dataset ds = {0};
@@ -496,11 +483,10 @@ int cmd_eval(int argc, char **argv) {
     if (!st) st = lpm_dataset_open(&ds, o.data, o.pair, o.mask_key, o.split && strcmp(o.split, "all") ? o.split : NULL);
     if (!st) {
         r.n_cases = ds.n;
-        r.m = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.m);
-        r.seam = lpm_calloc((size_t)(ds.n * r.n_methods) * 3, sizeof *r.seam);
-        r.seconds = lpm_calloc((size_t)(ds.n * r.n_methods), sizeof *r.seconds);
-        r.failed = lpm_calloc((size_t)ds.n, sizeof *r.failed);
-        if (!r.m || !r.seam || !r.seconds || !r.failed) st = LPM_ERR_INTERNAL;
+        r.values = calloc((size_t)ds.n * (size_t)r.n_methods * N_COLUMNS, sizeof *r.values);
+        r.seconds = calloc((size_t)ds.n * (size_t)r.n_methods, sizeof *r.seconds);
+        r.failed = calloc((size_t)ds.n, sizeof *r.failed);
+        if (!r.values || !r.seconds || !r.failed) st = lpm_fail(LPM_ERR_INTERNAL, "out of memory");
     }
     /* Every case's headers first, so that a bad file is reported before hours of work. Under
      * mpirun each process checks and scores its own cases; then rank 0 writes the reports. */
@@ -522,8 +508,7 @@ int cmd_eval(int argc, char **argv) {
         st = lpm_fail(LPM_ERR_INPUT, "%d of %d case(s) failed (listed in %s/summary.md)", r.n_failed, ds.n, o.out);
     for (int c = 0; r.failed && c < ds.n; c++) free(r.failed[c]);
     free(r.failed);
-    free(r.m);
-    free(r.seam);
+    free(r.values);
     free(r.seconds);
     lpm_dataset_free(&ds);
     lpm_weights_free(&w);

@@ -1,17 +1,10 @@
-/* lpmnet fuse A B -o OUT: LPM-Net (default) or a classical method. */
-#include "classical/classical.h"
+/* lpmnet fuse A B -o OUT: LPM-Net (default) or a classical method, on the public API:
+ * lpm_prepare_pair scales the inputs, lpm_fuse_prepared fuses them. */
 #include "cli.h"
-#include "core/core.h"
-#include "cuda/cuda.h"
-#include "io/io.h"
-#include "io/montage.h"
-#include "metrics/metrics.h"
 #include "report_html.h"
-#include "prep/color.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,7 +62,7 @@ static void usage(FILE *out) {
 typedef struct {
     const char *a, *b, *out, *model, *method, *components, *preview, *color;
     const char *html; /* --html DIR */
-    lpm_prep prep;
+    lpm_fuse_settings settings; /* --clip, --ct-window, --mask; the rest set in run() */
     int resample, cuda, exact, functional_a;
     long threads, passes; /* passes 0: auto */
     char out_name[4200];  /* OUT with .nii.gz added when it had no volume extension */
@@ -127,7 +120,7 @@ static int parse(int argc, char **argv, fuse_args *o) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v || cli_parse_threads(CMD, v, &o->threads)) return LPM_ERR_USAGE;
         } else if (s[0] == '-' && s[1]) {
-            const int taken = cli_prep_option(CMD, argc, argv, &i, &o->prep);
+            const int taken = cli_prep_option(CMD, argc, argv, &i, &o->settings);
             if (taken == CLI_PREP_BAD) return LPM_ERR_USAGE;
             if (!taken)
                 return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s' (see lpmnet fuse --help)", s);
@@ -162,7 +155,8 @@ static int parse(int argc, char **argv, fuse_args *o) {
         return cli_error(CMD, LPM_ERR_USAGE, "--components needs --method lpmnet");
     if (o->exact && o->passes > 1)
         return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes (or --passes auto)");
-    if (cli_prep_finish(CMD, &o->prep, o->exact)) return LPM_ERR_USAGE;
+    o->settings.exact = o->exact;
+    if (cli_prep_finish(CMD, &o->settings)) return LPM_ERR_USAGE;
     if (o->cuda && o->passes > 1)
         return cli_error(CMD, LPM_ERR_USAGE, "--device cuda runs one pass (--passes 1 or auto)");
     return 0;
@@ -186,7 +180,7 @@ static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const l
                                         {name_b, b->data, NULL},
                                         {o->method, f->data, NULL},
                                         {o->color, NULL, rgb}};
-    return lpm_montage_write_columns(o->preview, cols, rgb ? 4 : 3, a->nz, a->ny, a->nx);
+    return lpm_montage_write_titled(o->preview, NULL, cols, rgb ? 4 : 3, a->nz, a->ny, a->nx);
 }
 
 /* The bundled model's family name, or NULL for a weights file given by path. */
@@ -232,24 +226,12 @@ static int refuse_overwriting_inputs(const fuse_args *o, const char *model, cons
     return 0;
 }
 
-/* A NaN or Inf voxel in a result is never written (a reader would take it for data). */
-static lpm_status check_finite_result(const char *path, const lpm_volume *v, const char *what,
-                                      int from_model) {
-    int64_t n = lpm_volume_numel(v), bad = 0;
-    for (int64_t i = 0; i < n; i++) bad += !isfinite(v->data[i]);
-    if (!bad) return LPM_OK;
-    /* the inputs were checked finite: a model's weights are then the likely cause */
-    return lpm_fail(from_model ? LPM_ERR_INPUT : LPM_ERR_INTERNAL,
-                    "%s: the %s volume has %lld non-finite voxels (NaN/Inf)%s; nothing written", path,
-                    what, (long long)bad, from_model ? " (are the model's weights finite?)" : "");
-}
-
 /* --html DIR: DIR/index.html with A and B (as scaled for the fusion) and the result in linked
  * views, and the result's twelve metrics and seam indices against the scaled inputs (a few
  * seconds on a brain volume; the numbers lpmnet eval gives for the same pair). */
 static lpm_status write_html(const fuse_args *o, const char *path, const lpm_volume *a, const lpm_volume *b,
                              const lpm_volume *f, const char *model) {
-    enum { N_COLS = LPM_NUM_METRICS + 3 };
+    enum { N_COLS = LPM_METRIC_COUNT + 3 };
     const char *method = model ? "lpmnet" : o->method;
     char label_a[300], label_b[300], label_f[300], title[700];
     snprintf(label_a, sizeof label_a, "A: %s", cli_base_name(o->a));
@@ -257,13 +239,13 @@ static lpm_status write_html(const fuse_args *o, const char *path, const lpm_vol
     snprintf(label_f, sizeof label_f, "%s: %s", method, cli_base_name(o->out));
     snprintf(title, sizeof title, "lpmnet fuse: %s + %s", cli_base_name(o->a), cli_base_name(o->b));
     const cli_html_volume vols[3] = {{label_a, a->data}, {label_b, b->data}, {label_f, f->data}};
-    const char *cols[N_COLS] = {[LPM_NUM_METRICS] = "seam_x", "seam_y", "seam_z"};
+    const char *cols[N_COLS] = {[LPM_METRIC_COUNT] = "seam_x", "seam_y", "seam_z"};
     double values[N_COLS];
-    lpm_metrics m;
-    lpm_status st = lpm_metrics_compute(&m, a->data, b->data, f->data, a->nz, a->ny, a->nx, NULL, LPM_M_ALL);
-    if (!st) st = lpm_seam_index(&values[LPM_NUM_METRICS], f->data, a->nz, a->ny, a->nx, NULL);
+    /* normalize 0: a and b are the scaled inputs and f is in [0, 1] already */
+    lpm_status st = lpm_metrics_volumes(values, a, b, f, NULL, 0);
+    if (!st) st = lpm_seam_volume(&values[LPM_METRIC_COUNT], f, NULL, 0);
     if (st) return st;
-    for (int k = 0; k < LPM_NUM_METRICS; k++) cols[k] = lpm_metric_name(k), values[k] = lpm_metric_value(&m, k);
+    for (int k = 0; k < LPM_METRIC_COUNT; k++) cols[k] = lpm_metric_name(k);
     const cli_html_table table = {1, N_COLS, &method, cols, values, "method"};
     return cli_html_report(path, title,
                            "A and B as scaled for the fusion; the metrics score the result against them, as "
@@ -271,7 +253,7 @@ static lpm_status write_html(const fuse_args *o, const char *path, const lpm_vol
 }
 
 static int run(const fuse_args *o) {
-    lpm_volume a = {0}, b = {0}, b_on_a = {0}, fused = {0}, base = {0}, detail = {0};
+    lpm_volume a = {0}, b = {0}, a01 = {0}, b01 = {0}, fused = {0}, base = {0}, detail = {0};
     lpm_weights w = {0};
     uint8_t *rgb = NULL;
     char base_path[4096], detail_path[4096];
@@ -308,8 +290,7 @@ static int run(const fuse_args *o) {
     if (o->html) {
         snprintf(html_path, sizeof html_path, "%s/index.html", o->html);
         if (!cli_niivue_script()) {
-            st = lpm_fail(LPM_ERR_INPUT, "--html: the viewer script niivue.umd.js is not installed (looked in "
-                          "<bindir>/../share/lpmnet/niivue/ and the source tree's vendor/niivue/)");
+            st = lpm_fail(LPM_ERR_INPUT, "--html: the viewer script is not installed: %s", lpm_last_error());
             goto done;
         }
         if (mkdir(o->html, 0755) != 0 && errno != EEXIST) {
@@ -325,41 +306,35 @@ static int run(const fuse_args *o) {
                (long long)a.ny, (long long)a.nz, o->b, (long long)b.nx, (long long)b.ny,
                (long long)b.nz, lpm_seconds() - t);
     t = lpm_seconds();
-    if (o->resample) {
-        if ((st = lpm_resample_to(&b, &a, &b_on_a))) {
-            char both[8300];
-            snprintf(both, sizeof both, "%s onto %s", o->b, o->a);
-            st = cli_prefix_error(st, both);
-            goto done;
-        }
-        lpm_volume_free(&b);
-        b = b_on_a;
-        b_on_a = (lpm_volume){0};
-        cli_detail(CMD, "resampled %s onto %s's grid in %.2f s", o->b, o->a, lpm_seconds() - t);
-        t = lpm_seconds();
-    } else if ((st = lpm_check_same_grid(&a, &b, o->a, o->b))) {
-        goto done;
-    }
-
+    lpm_fuse_settings s = o->settings; /* --clip, --ct-window, --mask */
+    s.method = o->method;
+    s.exact = o->exact;
+    s.passes = (int)o->passes;
+    s.resample = o->resample;
+    s.threads = (int)o->threads;
+    s.device = o->cuda;
+    s.progress = cli_progress;
+    s.progress_ctx = &progress;
+    /* scaled with the file names at hand, so that a grid mismatch, a constant or non-finite
+     * input or a bad mask is reported by name */
+    if ((st = lpm_prepare_pair(&a, o->a, &b, o->b, &s, &a01, &b01))) goto done;
+    if (o->resample)
+        cli_detail(CMD, "resampled %s onto %s's grid and scaled both inputs to [0,1] in %.2f s", o->b, o->a,
+                   lpm_seconds() - t);
+    else
+        cli_detail(CMD, "scaled both inputs to [0,1] in %.2f s", lpm_seconds() - t);
     if (model) warn_if_unlike_model(o, &a, &b);
-    /* Scale here, where the file names are known, so a constant or non-finite input is
-     * reported by name; lpm_fuse's own min-max then leaves the [0,1] data unchanged. */
-    if ((st = cli_prep_inputs(&o->prep, &a, o->a, &b, o->b, -1))) goto done;
-    cli_detail(CMD, "scaled both inputs to [0,1] in %.2f s", lpm_seconds() - t);
+    /* from here on the scaled copies (with A's geometry) are all that is needed */
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
+
     t = lpm_seconds();
-    if (model && o->cuda) {
-        st = lpm_fuse_cuda(&w, &a, &b, &fused, o->components ? &base : NULL, o->components ? &detail : NULL);
-    } else if (model) {
-        lpm_fuse_options opt = o->exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
-        if (o->passes) opt.passes = (int)o->passes;
-        st = lpm_fuse(&w, &a, &b, &fused, o->components ? &base : NULL,
-                      o->components ? &detail : NULL, &opt, (int)o->threads, cli_progress, &progress);
-        cli_progress_end(&progress);
-    } else {
-        st = lpm_volume_alloc_like(&fused, &a);
-        if (!st) st = lpm_classical_fuse(o->method, a.data, b.data, fused.data, a.nz, a.ny, a.nx);
-    }
-    if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);  /* the weights' fault */
+    st = lpm_fuse_prepared(model ? &w : NULL, &a01, &b01, &s, &fused, o->components ? &base : NULL,
+                           o->components ? &detail : NULL);
+    cli_progress_end(&progress);
+    /* a non-finite result (refused by the library, so nothing is written) or a network that
+     * overflows: the weights' fault */
+    if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);
     if (st) goto done;
     if (model)
         cli_detail(CMD, "LPM-Net%s, %d pass(es), on %s in %.2f s", o->exact ? " exact" : "",
@@ -368,42 +343,41 @@ static int run(const fuse_args *o) {
     else
         cli_detail(CMD, "%s on %d thread(s) in %.2f s", o->method, lpm_get_threads(), lpm_seconds() - t);
     t = lpm_seconds();
-    if ((st = check_finite_result(o->out, &fused, "fused", model != NULL)) ||
-        (o->components && ((st = check_finite_result(base_path, &base, "base", 1)) ||
-                           (st = check_finite_result(detail_path, &detail, "detail", 1)))))
-        goto done;
 
     /* side outputs first: a failure then leaves OUT as it was */
     if (o->components &&
-        ((st = lpm_volume_write(base_path, &base, &a)) || (st = lpm_volume_write(detail_path, &detail, &a))))
+        ((st = lpm_volume_write(base_path, &base, &a01)) || (st = lpm_volume_write(detail_path, &detail, &a01))))
         goto done;
     if (o->color) {
-        if (!(rgb = lpm_malloc((size_t)lpm_volume_numel(&a), 3))) {
-            st = LPM_ERR_INTERNAL;
+        const int64_t n = lpm_volume_numel(&a01);
+        if (!(rgb = malloc((size_t)n * 3))) {
+            st = lpm_fail(LPM_ERR_INTERNAL, "out of memory for the colour volume (%lld voxels)", (long long)n);
             goto done;
         }
-        const lpm_volume *func = o->functional_a ? &a : &b;
-        if ((st = lpm_color_fuse(rgb, fused.data, func->data, lpm_volume_numel(&a), o->color))) goto done;
+        const lpm_volume *func = o->functional_a ? &a01 : &b01;
+        if ((st = lpm_color_fuse(rgb, fused.data, func->data, n, o->color))) goto done;
     }
     char descrip[80];
     describe(descrip, sizeof descrip, o, model);
-    if (o->preview && (st = write_preview(o, &a, &b, &fused, rgb))) goto done;
-    if (o->html && (st = write_html(o, html_path, &a, &b, &fused, model))) goto done;
-    if ((st = o->color ? lpm_volume_write_rgb(o->out, rgb, &a, descrip)
-                       : lpm_volume_write_described(o->out, &fused, &a, descrip)))
+    if (o->preview && (st = write_preview(o, &a01, &b01, &fused, rgb))) goto done;
+    if (o->html && (st = write_html(o, html_path, &a01, &b01, &fused, model))) goto done;
+    if ((st = o->color ? lpm_volume_write_rgb(o->out, rgb, &a01, descrip)
+                       : lpm_volume_write_described(o->out, &fused, &a01, descrip)))
         goto done;
     cli_detail(CMD, "wrote the outputs in %.2f s", lpm_seconds() - t);
     if (model)
         cli_info(CMD, "LPM-Net, model %s (%s), %s (%lldx%lldx%lld) -> %s in %.2f s",
                  family(o) ? family(o) : "from a file", model, o->exact ? "exact" : "default",
-                 (long long)a.nx, (long long)a.ny, (long long)a.nz, o->out, lpm_seconds() - t0);
+                 (long long)a01.nx, (long long)a01.ny, (long long)a01.nz, o->out, lpm_seconds() - t0);
     else
-        cli_info(CMD, "%s (%lldx%lldx%lld) -> %s in %.2f s", o->method, (long long)a.nx,
-                 (long long)a.ny, (long long)a.nz, o->out, lpm_seconds() - t0);
+        cli_info(CMD, "%s (%lldx%lldx%lld) -> %s in %.2f s", o->method, (long long)a01.nx,
+                 (long long)a01.ny, (long long)a01.nz, o->out, lpm_seconds() - t0);
 
 done:
     lpm_volume_free(&a);
     lpm_volume_free(&b);
+    lpm_volume_free(&a01);
+    lpm_volume_free(&b01);
     lpm_volume_free(&fused);
     lpm_volume_free(&base);
     lpm_volume_free(&detail);

@@ -1,13 +1,9 @@
 /* lpmnet fuse --list PAIRS.csv --out DIR: fuse many pairs in one process, the model loaded
  * once; under mpirun the pairs are dealt out over the processes. */
-#include "classical/classical.h"
 #include "cli.h"
 #include "dist.h"
-#include "io/io.h"
-#include "train/data.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +40,7 @@ static void usage(FILE *out) {
 
 typedef struct {
     const char *list, *out, *model, *method;
-    lpm_prep prep;
-    int exact;
+    lpm_fuse_settings fuse; /* the preprocessing options and --exact */
     long threads, passes;
 } list_args;
 
@@ -61,7 +56,7 @@ static int parse(int argc, char **argv, list_args *o) {
         else if (!strcmp(s, "--out") || !strcmp(s, "-o")) { VALUE(o->out); }
         else if (!strcmp(s, "-m") || !strcmp(s, "--model")) { VALUE(o->model); }
         else if (!strcmp(s, "--method")) { VALUE(o->method); }
-        else if (!strcmp(s, "--exact")) o->exact = 1;
+        else if (!strcmp(s, "--exact")) o->fuse.exact = 1;
         else if (!strcmp(s, "--passes")) {
             const char *v;
             VALUE(v);
@@ -73,7 +68,7 @@ static int parse(int argc, char **argv, list_args *o) {
         } else if (!strcmp(s, "--mask")) {
             return cli_error(CMD, LPM_ERR_USAGE, "--mask with --list: give each pair's mask in the CSV's mask column");
         } else if (s[0] == '-' && s[1]) {
-            int taken = cli_prep_option(CMD, argc, argv, &i, &o->prep);
+            int taken = cli_prep_option(CMD, argc, argv, &i, &o->fuse);
             if (taken == CLI_PREP_BAD) return LPM_ERR_USAGE;
             if (!taken)
                 return cli_error(CMD, LPM_ERR_USAGE, "unknown option '%s' with --list (see lpmnet fuse --list --help)", s);
@@ -90,26 +85,22 @@ static int parse(int argc, char **argv, list_args *o) {
     if (strcmp(o->method, "lpmnet") != 0 && !lpm_classical_known(o->method))
         return cli_error(CMD, LPM_ERR_USAGE, "unknown method '%s' (valid: lpmnet, %s)", o->method,
                          lpm_classical_names());
-    if (o->exact && o->passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
-    if (cli_prep_finish(CMD, &o->prep, o->exact)) return LPM_ERR_USAGE;
+    if (o->fuse.exact && o->passes > 1) return cli_error(CMD, LPM_ERR_USAGE, "--exact runs one pass; leave out --passes");
+    if (cli_prep_finish(CMD, &o->fuse)) return LPM_ERR_USAGE;
+    o->fuse.method = o->method;
+    o->fuse.passes = (int)o->passes;
     return 0;
-}
-
-/* The line of PAIRS.csv that case c came from (lpm_dataset names CSV cases "rowN", N = line - 1). */
-static int line_of(const lpm_dataset *ds, int c) {
-    int n = 0;
-    return sscanf(ds->name[c], "row%d", &n) == 1 ? n + 1 : c + 2;
 }
 
 /* Every pair's output path: the CSV's out, or DIR/<stem a>_<stem b>.nii.gz. */
 static lpm_status output_paths(const list_args *o, const lpm_dataset *ds, char **paths) {
     for (int c = 0; c < ds->n; c++) {
         char sa[1024], sb[1024], buf[4200];
-        if (ds->out && ds->out[c]) {
-            snprintf(buf, sizeof buf, "%s", ds->out[c]);
+        if (ds->cases[c].out) {
+            snprintf(buf, sizeof buf, "%s", ds->cases[c].out);
         } else {
-            cli_file_stem(ds->a[c], sa, sizeof sa);
-            cli_file_stem(ds->b[c], sb, sizeof sb);
+            cli_file_stem(ds->cases[c].a, sa, sizeof sa);
+            cli_file_stem(ds->cases[c].b, sb, sizeof sb);
             snprintf(buf, sizeof buf, "%s/%s_%s.nii.gz", o->out, sa, sb);
         }
         if (!(paths[c] = malloc(strlen(buf) + 1))) return lpm_fail(LPM_ERR_INTERNAL, "out of memory");
@@ -124,38 +115,26 @@ static int refuse_duplicate_outputs(const list_args *o, const lpm_dataset *ds, c
         for (int d = 0; d < c; d++)
             if (!strcmp(paths[c], paths[d]))
                 return cli_error(CMD, LPM_ERR_USAGE, "%s: lines %d and %d both write %s; give the rows an out column",
-                                 o->list, line_of(ds, d), line_of(ds, c), paths[c]);
+                                 o->list, ds->cases[d].line, ds->cases[c].line, paths[c]);
     return 0;
 }
 
 /* Fuse pair c into path. */
 static lpm_status fuse_pair(const list_args *o, const lpm_weights *w, const char *model, const lpm_dataset *ds,
                             int c, const char *path) {
+    const lpm_case *cs = &ds->cases[c];
     lpm_volume a = {0}, b = {0}, fused = {0};
-    lpm_prep prep = o->prep;
-    if (ds->mask[c]) prep.mask_path = ds->mask[c];
-    lpm_status st = cli_read_pair(ds->a[c], &a, ds->b[c], &b);
-    if (!st) st = lpm_check_same_grid(&a, &b, ds->a[c], ds->b[c]);
-    if (!st) st = cli_prep_inputs(&prep, &a, ds->a[c], &b, ds->b[c], -1);
-    if (!st && model) {
-        lpm_fuse_options opt = o->exact ? LPM_FUSE_EXACT : LPM_FUSE_DEFAULT;
-        if (o->passes) opt.passes = (int)o->passes;
-        st = lpm_fuse(w, &a, &b, &fused, NULL, NULL, &opt, (int)o->threads, NULL, NULL);
-        if (st == LPM_ERR_INPUT) st = cli_prefix_error(st, model);
-    } else if (!st) {
-        st = lpm_volume_alloc_like(&fused, &a);
-        if (!st) st = lpm_classical_fuse(o->method, a.data, b.data, fused.data, a.nz, a.ny, a.nx);
-    }
-    if (!st) {
-        int64_t n = lpm_volume_numel(&fused), bad = 0;
-        for (int64_t i = 0; i < n; i++) bad += !isfinite(fused.data[i]);
-        if (bad) st = lpm_fail(LPM_ERR_INPUT, "%s: the fused volume has %lld non-finite voxels; nothing written", path,
-                               (long long)bad);
-    }
+    lpm_fuse_settings s = o->fuse;
+    s.mask_path = cs->mask;
+    s.threads = (int)o->threads;
+    lpm_status st = cli_read_pair(cs->a, &a, cs->b, &b);
+    if (!st) st = lpm_fuse_pair(w, &a, cs->a, &b, cs->b, &fused, &s);
+    /* a non-finite result of LPM-Net is the weights' fault: name them */
+    if (st == LPM_ERR_INPUT && model && strstr(lpm_last_error(), "non-finite")) st = cli_prefix_error(st, model);
     if (!st) {
         char descrip[80];
         snprintf(descrip, sizeof descrip, "lpmnet %s %s%s", LPM_VERSION, model ? "LPM-Net" : o->method,
-                 o->exact ? " exact" : "");
+                 s.exact ? " exact" : "");
         st = lpm_volume_write_described(path, &fused, &a, descrip);
     }
     lpm_volume_free(&a);
@@ -194,7 +173,7 @@ int cmd_fuse_list(int argc, char **argv) {
         goto done;
     }
     for (int c = 0; !st && c < ds.n; c++) {
-        const char *inputs[4] = {ds.a[c], ds.b[c], model, ds.mask[c]};
+        const char *inputs[4] = {ds.cases[c].a, ds.cases[c].b, model, ds.cases[c].mask};
         if (cli_refuse_input_as_output(CMD, paths[c], inputs, 4)) {
             rc = LPM_ERR_USAGE;
             goto done;
@@ -216,11 +195,11 @@ int cmd_fuse_list(int argc, char **argv) {
         if (pst == LPM_OK) {
             n_done++;
             fprintf(stderr, "lpmnet fuse: pair %d/%d (%s line %d) -> %s in %.2f s\n", c + 1, ds.n, o.list,
-                    line_of(&ds, c), paths[c], lpm_seconds() - t0);
+                    ds.cases[c].line, paths[c], lpm_seconds() - t0);
         } else if (pst == LPM_ERR_INPUT) {  /* this pair's data: report it, fuse the others */
             n_failed++;
             fprintf(stderr, "lpmnet fuse: %s:%d: pair %d/%d failed, going on without it: %s\n", o.list,
-                    line_of(&ds, c), c + 1, ds.n, lpm_last_error());
+                    ds.cases[c].line, c + 1, ds.n, lpm_last_error());
         } else {
             st = pst;  /* out of memory or an internal error: stop */
         }

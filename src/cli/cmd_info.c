@@ -1,12 +1,8 @@
 /* lpmnet info FILE | --model | --device: describe a NIfTI volume or a weights file, name the
  * bundled model, or say which GPU --device cuda would use. */
 #include "cli.h"
-#include "cuda/cuda.h"
-#include "io/io.h"
-#include "model/kernels.h"
 
 #include <math.h>
-#include <nifti2_io.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,45 +55,24 @@ static int info_weights(const char *path) {
     return 0;
 }
 
-/* nifti_clib's MSB_FIRST, which its header defines only for the library's own sources. */
-enum { NIFTI_MSB_FIRST = 2 };
-
-/* What the file is, from the header's own magic (read_volume sets nifti_type from it), the
- * files' names and the byte order: "NIfTI-2 single file (.nii), gzip-compressed, big-endian". */
-static void format_name(char *buf, size_t n, const nifti_image *h) {
-    int v2 = h->nifti_type == NIFTI_FTYPE_NIFTI2_1 || h->nifti_type == NIFTI_FTYPE_NIFTI2_2;
-    int pair = h->nifti_type == NIFTI_FTYPE_NIFTI1_2 || h->nifti_type == NIFTI_FTYPE_NIFTI2_2;
-    int gz_hdr = nifti_is_gzfile(h->fname), gz_img = nifti_is_gzfile(h->iname);
-    const char *version = h->nifti_type == NIFTI_FTYPE_ANALYZE ? "ANALYZE 7.5" : v2 ? "NIfTI-2" : "NIfTI-1";
-    pair = pair || h->nifti_type == NIFTI_FTYPE_ANALYZE;
-    snprintf(buf, n, "%s %s, %s, %s-endian", version, pair ? "pair (.hdr/.img)" : "single file (.nii)",
-             gz_hdr && gz_img ? "gzip-compressed"
-             : gz_img         ? "image gzip-compressed"
-             : gz_hdr         ? "header gzip-compressed"
-                              : "uncompressed",
-             h->byteorder == NIFTI_MSB_FIRST ? "big" : "little");
-}
-
 /* The header alone unless stats asks for the intensities: a small .nii.gz can declare a
  * volume of gigabytes, and describing it should not read it. */
 static int info_volume(const char *path, int stats) {
     lpm_volume v = {0};
     lpm_status st = stats ? lpm_volume_read(path, &v) : lpm_volume_read_header(path, &v);
     if (st) return cli_fail(CMD, st);
-    const nifti_image *h = v.header;
+    lpm_volume_file_info h;
+    const int described = lpm_volume_file_info_get(&v, &h) == LPM_OK;
     int64_t n = lpm_volume_numel(&v);
     printf("%s\n", path);
-    if (h) {
-        char format[96];
-        format_name(format, sizeof format, h);
-        printf("  format      %s\n", format);
-        printf("  datatype    %s, scl_slope %g, scl_inter %g\n", nifti_datatype_to_string(h->datatype),
-               h->scl_slope, h->scl_inter);
-        printf("  data        %lld voxels x %d bytes at offset %lld of %s\n", (long long)n, h->nbyper,
-               (long long)h->iname_offset, h->iname);
-        printf("  qform_code  %d (%s), sform_code %d (%s)\n", h->qform_code,
-               nifti_xform_string(h->qform_code), h->sform_code, nifti_xform_string(h->sform_code));
-        if (h->descrip[0]) printf("  description %s\n", h->descrip);
+    if (described) {
+        printf("  format      %s\n", h.format);
+        printf("  datatype    %s, scl_slope %g, scl_inter %g\n", h.datatype, h.scl_slope, h.scl_inter);
+        printf("  data        %lld voxels x %d bytes at offset %lld of %s\n", (long long)n, h.bytes_per_voxel,
+               (long long)h.data_offset, h.data_file);
+        printf("  qform_code  %d (%s), sform_code %d (%s)\n", h.qform_code, h.qform_name, h.sform_code,
+               h.sform_name);
+        if (h.description[0]) printf("  description %s\n", h.description);
     }
     printf("  dims        %lld x %lld x %lld (x, y, z) = D,H,W %lld,%lld,%lld\n", (long long)v.nx,
            (long long)v.ny, (long long)v.nz, (long long)v.nz, (long long)v.ny, (long long)v.nx);
@@ -139,14 +114,11 @@ int cmd_info(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[0], "--cpu")) {
-        char name[256], offered[96];
-        lpm_cpu_name(name, sizeof name);
-        lpm_isa_offered(offered, sizeof offered);
-        printf("cpu      %s (%d threads by default)\noffers   %s\n", name, lpm_get_threads(),
-               offered);
-        const lpm_kernels *k;
-        if (lpm_kernels_get(&k) != LPM_OK) return cli_error(CMD, LPM_ERR_USAGE, "%s", lpm_last_error());
-        printf("kernels  %s\nchosen   by %s\n", k->what, lpm_kernels_reason());
+        lpm_cpu_info cpu;
+        lpm_status st = lpm_cpu_info_get(&cpu);
+        printf("cpu      %s (%d threads by default)\noffers   %s\n", cpu.cpu, lpm_get_threads(), cpu.offered);
+        if (st) return cli_error(CMD, LPM_ERR_USAGE, "%s", lpm_last_error());
+        printf("kernels  %s\nchosen   by %s\n", cpu.kernels, cpu.reason);
         return 0;
     }
     if (!strcmp(argv[0], "--device")) {

@@ -1,11 +1,10 @@
 /* lpmnet metrics A B F: score a fused volume F against its sources A and B. */
 #include "cli.h"
-#include "core/core.h"
-#include "metrics/metrics.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *CMD = "metrics";
@@ -106,7 +105,7 @@ int cmd_metrics(int argc, char **argv) {
     const char *path[3] = {NULL, NULL, NULL}, *mask_path = NULL;
     int json = 0, normalize = 1, npos = 0;
     long threads = 0;
-    unsigned which = LPM_M_ALL;
+    unsigned which = LPM_METRICS_ALL;
     int seam = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -148,7 +147,7 @@ int cmd_metrics(int argc, char **argv) {
 
     lpm_volume v[3] = {{0}};
     uint8_t *mask = NULL;
-    lpm_metrics r;
+    double values[LPM_METRIC_COUNT];
     double seam_index[3] = {NAN, NAN, NAN};
     const char *seam_why[3] = {NULL, NULL, NULL};
     lpm_status st = LPM_OK;
@@ -157,20 +156,18 @@ int cmd_metrics(int argc, char **argv) {
     if (!st) cli_detail(CMD, "read A, B and F in %.2f s", lpm_seconds() - t0);
     double t_score = lpm_seconds();
     if (!st && mask_path) st = lpm_mask_read(mask_path, &v[0], path[0], &mask);
+    /* normalised here, in place (no copies), so that a message names the file */
     for (int k = 0; k < 3 && !st && normalize; k++) st = lpm_normalize_minmax(&v[k], path[k]);
-    if (!st && which)
-        st = lpm_metrics_compute(&r, v[0].data, v[1].data, v[2].data, v[0].nz, v[0].ny, v[0].nx,
-                                 mask, which);
-    if (!st && seam)
-        st = lpm_seam_index_why(seam_index, seam_why, v[2].data, v[0].nz, v[0].ny, v[0].nx, mask);
+    if (!st && which) st = lpm_metrics_select(values, &v[0], &v[1], &v[2], mask, 0, which);
+    if (!st && seam) st = lpm_seam_volume_why(seam_index, seam_why, &v[2], mask, 0);
     /* a metric that is not finite is undefined for these volumes: say so and why */
-    char why[LPM_NUM_METRICS][160];
+    char why[LPM_METRIC_COUNT][160];
     int n_undefined = 0, constant[3] = {0, 0, 0};
     if (!st) find_constant(constant, v, mask);
-    for (int i = 0; i < LPM_NUM_METRICS && !st; i++) {
+    for (int i = 0; i < LPM_METRIC_COUNT && !st; i++) {
         why[i][0] = '\0';
-        if (!(which & (1u << i)) || isfinite(lpm_metric_value(&r, i))) continue;
-        undefined_reason(why[i], sizeof why[i], i, lpm_metric_value(&r, i), constant, mask != NULL);
+        if (!(which & (1u << i)) || isfinite(values[i])) continue;
+        undefined_reason(why[i], sizeof why[i], i, values[i], constant, mask != NULL);
         if (cli_verbosity >= CLI_NORMAL)
             fprintf(stderr, "lpmnet metrics: %s is undefined: %s\n", lpm_metric_name(i), why[i]);
         n_undefined++;
@@ -189,10 +186,10 @@ int cmd_metrics(int argc, char **argv) {
 
     if (json) {
         printf("{");
-        for (int i = 0; i < LPM_NUM_METRICS; i++) {
+        for (int i = 0; i < LPM_METRIC_COUNT; i++) {
             if (!(which & (1u << i))) continue;
             if (why[i][0]) printf("\"%s\": null, ", lpm_metric_name(i));
-            else printf("\"%s\": %.10g, ", lpm_metric_name(i), lpm_metric_value(&r, i));
+            else printf("\"%s\": %.10g, ", lpm_metric_name(i), values[i]);
         }
         for (int k = 0; k < 3 && seam; k++) {
             if (seam_why[k]) printf("\"%s\": null, ", SEAM_NAMES[k]);
@@ -202,7 +199,7 @@ int cmd_metrics(int argc, char **argv) {
             /* the reasons hold no quote or backslash: plain JSON strings */
             printf("\"undefined\": {");
             int k = 0;
-            for (int i = 0; i < LPM_NUM_METRICS; i++)
+            for (int i = 0; i < LPM_METRIC_COUNT; i++)
                 if ((which & (1u << i)) && why[i][0])
                     printf("%s\"%s\": \"%s\"", k++ ? ", " : "", lpm_metric_name(i), why[i]);
             for (int i = 0; i < 3 && seam; i++)
@@ -211,10 +208,10 @@ int cmd_metrics(int argc, char **argv) {
         }
         printf("\"seconds\": %.3f}\n", secs);
     } else {
-        for (int i = 0; i < LPM_NUM_METRICS; i++) {
+        for (int i = 0; i < LPM_METRIC_COUNT; i++) {
             if (!(which & (1u << i))) continue;
             if (why[i][0]) printf("%-6s undefined (%s)\n", lpm_metric_name(i), why[i]);
-            else printf("%-6s %.10g\n", lpm_metric_name(i), lpm_metric_value(&r, i));
+            else printf("%-6s %.10g\n", lpm_metric_name(i), values[i]);
         }
         for (int k = 0; k < 3 && seam; k++) {
             if (seam_why[k]) printf("%-6s undefined (%s)\n", SEAM_NAMES[k], seam_why[k]);

@@ -1,7 +1,5 @@
 /* lpmnet phantom --out DIR: write a synthetic multimodal head or thorax phantom. */
 #include "cli.h"
-#include "core/core.h"
-#include "prep/phantom.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,8 +1,6 @@
 /* lpmnet train: train LPM-Net (fusion + reconstruction) on the user's pairs. */
 #include "cli.h"
 #include "dist.h"
-#include "cuda/cuda.h"
-#include "train/train.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -41,8 +39,9 @@ static void usage(FILE *out) {
             "                       authors' objective; the bundled model used 300]\n"
             "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
             "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
-            "  --init FILE          start from these weights instead of a fresh initialisation\n"
-            "                       (not a file this run writes in --out)\n"
+            "  --init FILE          start from these weights instead of a fresh initialisation:\n"
+            "                       a file (not one this run writes in --out) or a bundled\n"
+            "                       model's name, as for fuse -m (mri, ct-mr, pet-mr, pet-ct)\n"
             "  --val-every N        validate every N steps on --val SPEC, or on the folder's\n"
             "                       IndicesTest.txt cases (all cases when there is none)\n"
             "  --val SPEC           validation data (same --pair)\n"
@@ -79,7 +78,7 @@ static int check_range(const char *opt, double value, double lo, int lo_open, do
     return 1;
 }
 
-static int check_ranges(const lpm_train_config *c) {
+static int check_ranges(const lpm_train_options *c) {
     if (check_range("--lr", c->lr, 0, 1, 1)) return 1;
     const char *names[] = {"--alpha", "--beta", "--gamma", "--edge"};
     const double values[] = {c->alpha, c->beta, c->gamma, c->edge};
@@ -93,7 +92,7 @@ static int check_ranges(const lpm_train_config *c) {
 /* --init must not be a file the run overwrites: a rerun would read its own output, and a
  * failed run would destroy the weights it started from. cli_refuse_input_as_output compares
  * by device and inode, so links and other spellings of the path are caught. */
-static int check_init_not_output(const lpm_train_config *c) {
+static int check_init_not_output(const lpm_train_options *c) {
     const char *written[] = {"model.safetensors", "checkpoint.safetensors", "best.safetensors"};
     for (int i = 0; c->init && i < (c->val_every > 0 ? 3 : 2); i++) {
         char path[4200];
@@ -112,7 +111,7 @@ static void on_signal(int sig) { stop_requested = sig; }
 typedef struct {
     int64_t batch, first_step, last_step, iters;
     double start, last;
-    lpm_loss_terms terms;
+    lpm_step_losses losses;
     int shown;
 } train_progress;
 
@@ -121,28 +120,27 @@ static void progress_line(train_progress *p, int last) {
     const double now = lpm_seconds(), rate = (double)(p->last_step - p->first_step) / (now - p->start);
     const double eta = rate > 0 ? (double)(p->iters - p->last_step) / rate : 0;
     fprintf(stderr, "%slpmnet train: step %" PRId64 "/%" PRId64 "  loss %.5f  ssim %.4f  %.3f steps/s",
-            tty ? "\r" : "", p->last_step, p->iters, p->terms.total, (p->terms.ssim_af + p->terms.ssim_bf) / 2, rate);
+            tty ? "\r" : "", p->last_step, p->iters, p->losses.total, (p->losses.ssim_af + p->losses.ssim_bf) / 2,
+            rate);
     if (p->batch > 1) fprintf(stderr, " (%.2f samples/s)", rate * (double)p->batch);
     fprintf(stderr, "  ETA %.0f s%s", eta, tty && !last ? "   " : "\n");
     fflush(stderr);
     p->last = now, p->shown = 1;
 }
 
-static int on_step(void *ctx, int64_t step, int64_t iters, int64_t epoch, double lr, double seconds,
-                   const lpm_loss_terms *terms) {
+static int on_step(void *ctx, const lpm_train_report *r) {
     train_progress *p = ctx;
     const double now = lpm_seconds();
-    if (!p->start) p->start = p->last = now - seconds, p->first_step = step - 1;
-    p->last_step = step, p->iters = iters, p->terms = *terms;
+    if (!p->start) p->start = p->last = now - r->seconds, p->first_step = r->step - 1;
+    p->last_step = r->step, p->iters = r->iters, p->losses = r->losses;
     if (now - p->last >= (isatty(STDERR_FILENO) ? 0.5 : cli_progress_interval())) progress_line(p, 0);
     return 0;
 }
 
 int cmd_train(int argc, char **argv) {
-    lpm_train_config c = {.iters = 3000, .ckpt_every = 25, .ckpt_seconds = 300, .lr = 1e-4,
-                          .alpha = 0.05, .beta = 1, .gamma = 0.5, .rec = 0.2, .seed = 1};
-    c.sample.mode = 0, c.sample.flip = 1;
-    c.sample.shape[0] = 96, c.sample.shape[1] = 160, c.sample.shape[2] = 160;
+    lpm_train_options c;
+    lpm_train_options_init(&c);  /* the defaults of --help */
+    int crop = 0;                /* --crop given after any --shape: random crops */
     long n;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i], *v = NULL;
@@ -162,8 +160,8 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--batch")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, MAX_BATCH, &n)) return 1; c.batch = n; }
         else if (!strcmp(s, "--ckpt-every")) { VALUE(); if (cli_parse_int(CMD, s, v, 1, 100000000, &n)) return 1; c.ckpt_every = n; }
         else if (!strcmp(s, "--threads")) { VALUE(); if (cli_parse_threads(CMD, v, &n)) return 1; c.threads = (int)n; }
-        else if (!strcmp(s, "--shape")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.sample.shape)) return 1; c.sample.mode = 0; }
-        else if (!strcmp(s, "--crop")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.sample.crop)) return 1; c.sample.mode = 1; }
+        else if (!strcmp(s, "--shape")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.shape)) return 1; crop = 0; }
+        else if (!strcmp(s, "--crop")) { VALUE(); if (cli_parse_shape(CMD, s, v, c.crop)) return 1; crop = 1; }
         else if (!strcmp(s, "--lr")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.lr)) return 1; }
         else if (!strcmp(s, "--alpha")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.alpha)) return 1; }
         else if (!strcmp(s, "--beta")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.beta)) return 1; }
@@ -171,13 +169,8 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--edge")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.edge)) return 1; }
         else if (!strcmp(s, "--rec")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.rec)) return 1; }
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
-        else if (!strcmp(s, "--device")) {
-            int cuda;
-            VALUE();
-            if (cli_parse_device(CMD, v, &cuda)) return 1;
-            c.device = cuda ? lpm_cuda_train_device() : NULL;
-        }
-        else if (!strcmp(s, "--no-flip")) c.sample.flip = 0;
+        else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.device)) return 1; }
+        else if (!strcmp(s, "--no-flip")) c.flip = 0;
         else if (!strcmp(s, "--resume")) c.resume = 1;
         else if (!strcmp(s, "--force")) c.force = 1;
         else if (!strcmp(s, "--quiet")) c.quiet = 1;
@@ -188,34 +181,35 @@ int cmd_train(int argc, char **argv) {
         usage(stderr);
         return LPM_ERR_USAGE;
     }
-    const int64_t *size = c.sample.mode == 1 ? c.sample.crop : c.sample.shape;
+    /* lpm_train crops when all of crop are set: a --shape after --crop resizes */
+    if (!crop) c.crop[0] = c.crop[1] = c.crop[2] = 0;
+    const int64_t *size = crop ? c.crop : c.shape;
     for (int k = 0; k < 3; k++)
         if (size[k] % 16)
             return cli_error(CMD, LPM_ERR_USAGE, "%s %lld,%lld,%lld: each side must be a multiple of 16",
-                             c.sample.mode == 1 ? "--crop" : "--shape", (long long)size[0],
-                             (long long)size[1], (long long)size[2]);
+                             crop ? "--crop" : "--shape", (long long)size[0], (long long)size[1],
+                             (long long)size[2]);
     for (int k = 0; k < 3; k++)
         if (size[k] > MAX_SIDE)
             return cli_error(CMD, LPM_ERR_USAGE, "%s %lld,%lld,%lld: each side must be at most %d",
-                             c.sample.mode == 1 ? "--crop" : "--shape", (long long)size[0],
-                             (long long)size[1], (long long)size[2], MAX_SIDE);
+                             crop ? "--crop" : "--shape", (long long)size[0], (long long)size[1],
+                             (long long)size[2], MAX_SIDE);
     if (check_ranges(&c)) return LPM_ERR_USAGE;
     if (c.force && !c.resume) return cli_error(CMD, LPM_ERR_USAGE, "--force applies only with --resume");
     if (check_init_not_output(&c)) return LPM_ERR_USAGE;
     lpm_status st = dist_start();
     if (st) return dist_end(cli_fail(CMD, st));
     if (!c.threads && dist_size() > 1) c.threads = dist_default_threads();
-    c.threads = lpm_set_threads(c.threads);
     c.comm = dist_train_comm();
     if (cli_verbosity == CLI_QUIET) c.quiet = 1;
     if (dist_rank() != 0) c.quiet = 1;  /* rank 0 speaks for the run */
     train_progress progress = {.batch = c.batch};
-    if (!c.quiet) c.on_step = on_step, c.on_step_ctx = &progress;
+    if (!c.quiet) c.on_step = on_step, c.ctx = &progress;
     stop_requested = 0;
     c.stop = &stop_requested;
     void (*old_int)(int) = signal(SIGINT, on_signal);
     void (*old_term)(int) = signal(SIGTERM, on_signal);
-    st = lpm_train_run(&c);
+    st = lpm_train(&c);
     signal(SIGINT, old_int);
     signal(SIGTERM, old_term);
     if (progress.start) progress_line(&progress, 1);

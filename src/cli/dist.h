@@ -1,12 +1,12 @@
 /* The processes of one lpmnet run: under an MPI launcher (mpirun, srun) every process is a
  * rank of MPI_COMM_WORLD and train, eval and fuse --list share their work out; otherwise (or
  * in a build without MPI, see cmake/mpi.cmake) the tool is one process, rank 0 of 1.
- * The library (src/train) knows nothing of MPI: it gets dist_train_comm(). */
+ * The library knows nothing of MPI: lpm_train gets dist_train_comm(), the public
+ * lpm_train_comm hook (include/lpmnet.h) filled with this file's allgather. */
 #ifndef LPM_DIST_H
 #define LPM_DIST_H
 
 #include "lpmnet.h"
-#include "train/train.h"
 
 #include <stddef.h>
 
@@ -33,7 +33,7 @@ lpm_status dist_allgather(void *ctx, const void *mine, void *all, const size_t *
  * rank that failed, with its message ("rank R of P: ..." when P > 1), or LPM_OK. */
 lpm_status dist_agree(lpm_status mine);
 
-/* The communicator for lpm_train_config.comm: NULL in one process. */
+/* The communicator for lpm_train_options.comm: NULL in one process. */
 const lpm_train_comm *dist_train_comm(void);
 
 /* The first item of process rank's share of n items: process r takes

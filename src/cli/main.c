@@ -1,7 +1,5 @@
 /* lpmnet: fuse co-registered 3-D medical volumes with LPM-Net. */
 #include "cli.h"
-#include "core/core.h"
-#include "io/io.h"
 
 #include <ctype.h>
 #include <errno.h>

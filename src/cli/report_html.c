@@ -1,6 +1,5 @@
 /* The report page of fuse --html and eval --html (report_html.h, docs/viewer.md). */
 #include "report_html.h"
-#include "io/io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,22 +17,7 @@
 
 const char *cli_niivue_script(void) {
     static char path[4200];
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(path, sizeof path, "%s/../share/lpmnet/niivue/" NIIVUE_FILE, exe);
-            if (access(path, R_OK) == 0) return path;
-        }
-    }
-#ifdef LPM_SOURCE_DIR
-    snprintf(path, sizeof path, "%s/vendor/niivue/" NIIVUE_FILE, LPM_SOURCE_DIR);
-    if (access(path, R_OK) == 0) return path;
-#endif
-    return NULL;
+    return lpm_share_path("niivue/" NIIVUE_FILE, path, sizeof path) == LPM_OK ? path : NULL;
 }
 
 /* ------------------------------------------------------------ the volumes */

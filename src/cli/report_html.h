@@ -29,9 +29,10 @@ typedef struct {
     const char *corner;
 } cli_html_table;
 
-/* The NiiVue script found at run time: <bindir>/../share/lpmnet/niivue/niivue.umd.js when
- * installed, else the source tree's vendor/niivue/niivue.umd.js; NULL when neither exists.
- * The path is in a static buffer. */
+/* The NiiVue script found at run time: lpm_share_path("niivue/niivue.umd.js"), i.e.
+ * <prefix>/share/lpmnet/niivue/ when installed, else the source tree's vendor/niivue/; NULL
+ * when it is nowhere (lpm_last_error() then lists the places). The path is in a static
+ * buffer. */
 const char *cli_niivue_script(void);
 
 /* Writes the page to path (atomically; the parent folder is created when missing).

@@ -9,9 +9,7 @@
  *   - an image is handed over as a temporary file named with the first of its fileExtensions
  *     (.nrrd when none is given): .nii here, since lpmnet reads NIfTI only.
  * tests/test_slicer_xml.sh checks that every option of lpmnet fuse --help is described here. */
-#include "classical/classical.h"
 #include "cli.h"
-#include "prep/color.h"
 
 #include <string.h>
 

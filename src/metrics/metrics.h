@@ -38,13 +38,10 @@ enum {
     LPM_M_ALL = (1u << LPM_NUM_METRICS) - 1
 };
 
-/* Lower-case name of metric i (bit 1u << i), NULL when out of range. */
-const char *lpm_metric_name(int i);
+/* lpm_metric_name and lpm_metrics_parse (names and bit masks: bit 1u << i is metric i) are
+ * public: include/lpmnet.h. */
 /* Value of metric i in m. */
 double lpm_metric_value(const lpm_metrics *m, int i);
-/* "ssim,qabf,..." (case-insensitive, "all" allowed) -> bit mask; LPM_ERR_USAGE names an
- * unknown entry. */
-lpm_status lpm_metrics_parse(const char *list, unsigned *which);
 
 /* Scores F against A and B. Metrics not in `which` are NAN. mask may be NULL.
  * Memory: the crop (when masked) plus a few float64 slices per thread and, for VIF, a ring of

@@ -151,10 +151,4 @@ lpm_status lpm_net_backward(lpm_net *n, const lpm_params *p, lpm_params *grad,
 void lpm_recon_masks(float *m1, float *m2, int64_t D, int64_t H, int64_t W, double rec,
                      lpm_rng *rng);
 
-/* The kernels' instruction-set path this process runs (chosen once: LPM_ISA or the CPU),
- * as a line for people, and the CPU's model name (/proc/cpuinfo; "unknown" where there is
- * none) (isa.c). The dispatch table itself is in kernels.h. */
-const char *lpm_kernel_path(void);
-void lpm_cpu_name(char *buf, size_t n);
-
 #endif

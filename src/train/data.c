@@ -1,10 +1,14 @@
+/* realpath (the build defines _POSIX_C_SOURCE, which hides it) */
+#define _DEFAULT_SOURCE
 #include "data.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -103,42 +107,149 @@ static char **list_dir(const char *dir, int *n) {
 
 /* ------------------------------------------------------------------ dataset */
 
-static lpm_status add_case_out(lpm_dataset *ds, const char *name, char *a, char *b, char *mask, char *out) {
-    int n = ds->n + 1;
-    if (out || ds->out) {  /* the out column: NULL until a case has one */
-        char **no = realloc(ds->out, sizeof(char *) * (size_t)n);
-        if (!no) {
-            free(a), free(b), free(mask), free(out);
-            return lpm_fail(LPM_ERR_INTERNAL, "out of memory building the dataset");
-        }
-        if (!ds->out) memset(no, 0, sizeof(char *) * (size_t)n);
-        ds->out = no;
-        ds->out[ds->n] = out;
-    }
-    char **nn = realloc(ds->name, sizeof(char *) * (size_t)n);
-    if (nn) ds->name = nn;
-    char **na = realloc(ds->a, sizeof(char *) * (size_t)n);
-    if (na) ds->a = na;
-    char **nb = realloc(ds->b, sizeof(char *) * (size_t)n);
-    if (nb) ds->b = nb;
-    char **nm = realloc(ds->mask, sizeof(char *) * (size_t)n);
-    if (nm) ds->mask = nm;
-    char *nm_copy = dup_str(name);
-    if (!nn || !na || !nb || !nm || !nm_copy || !a || !b) {
-        free(nm_copy), free(a), free(b), free(mask);
-        if (ds->out) ds->out[ds->n] = NULL, free(out);
+/* Appends a case; takes ownership of a, b, mask and out (freed on failure). The name is
+ * copied (NULL: named later, as a CSV's cases are). */
+static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, char *mask, char *out,
+                           int line) {
+    lpm_case *grown = realloc(ds->cases, sizeof *grown * ((size_t)ds->n + 1));
+    if (grown) ds->cases = grown;
+    char *name_copy = name ? dup_str(name) : NULL;
+    if (!grown || (name && !name_copy) || !a || !b) {
+        free(name_copy), free(a), free(b), free(mask), free(out);
         return lpm_fail(LPM_ERR_INTERNAL, "out of memory building the dataset");
     }
-    ds->name[ds->n] = nm_copy;
-    ds->a[ds->n] = a;
-    ds->b[ds->n] = b;
-    ds->mask[ds->n] = mask;
-    ds->n = n;
+    ds->cases[ds->n++] = (lpm_case){name_copy, a, b, mask, out, line};
     return LPM_OK;
 }
 
-static lpm_status add_case(lpm_dataset *ds, const char *name, char *a, char *b, char *mask) {
-    return add_case_out(ds, name, a, b, mask, NULL);
+/* ------------------------------------------------------------ case names */
+
+/* A case's name names output files: letters, digits, '-', '_' and '.' are kept, anything else
+ * (a '/', a space, a quote) becomes '_'. */
+static void make_filename_safe(char *s) {
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.') *s = '_';
+}
+
+/* Longest part of a file or folder name kept in a case name, so that NAME_METHOD.nii.gz stays
+ * well within a file system's 255 bytes. */
+enum { NAME_PART_MAX = 80 };
+
+/* path's file name without folder and volume extension (.nii, .hdr, .img, each with or
+ * without .gz, any case; or a bare .gz), at most NAME_PART_MAX characters, into out; "case"
+ * when nothing is left (a path ending in '/'). */
+static void volume_stem(const char *path, char *out, size_t n) {
+    static const char *exts[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", ".gz"};
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (ends_with_ci(base, exts[i]) && len > strlen(exts[i])) {
+            len -= strlen(exts[i]);
+            break;
+        }
+    if (len > NAME_PART_MAX) len = NAME_PART_MAX;
+    snprintf(out, n, "%.*s", (int)len, base);
+    if (!len) snprintf(out, n, "case");
+}
+
+/* The name of the folder holding path ("" when there is none), at most NAME_PART_MAX
+ * characters, into out. */
+static void parent_name(const char *path, char *out, size_t n) {
+    const char *end = strrchr(path, '/'), *start = end;
+    out[0] = '\0';
+    if (!end) return;
+    while (start > path && start[-1] != '/') start--;
+    size_t len = (size_t)(end - start);
+    if (len > NAME_PART_MAX) len = NAME_PART_MAX;
+    snprintf(out, n, "%.*s", (int)len, start);
+}
+
+/* The last component of a folder's path ("data/sub01/" -> "sub01"), at most NAME_PART_MAX
+ * characters, into out; "case" when it has none ("/", "."). */
+static void last_component(const char *path, char *out, size_t n) {
+    const char *end = path + strlen(path);
+    while (end > path && end[-1] == '/') end--;
+    const char *start = end;
+    while (start > path && start[-1] != '/') start--;
+    size_t len = (size_t)(end - start);
+    if (len > NAME_PART_MAX) len = NAME_PART_MAX;
+    snprintf(out, n, "%.*s", (int)len, start);
+    if (!out[0] || !strcmp(out, ".") || !strcmp(out, "..")) snprintf(out, n, "case");
+}
+
+static int all_different(char **names, int n) {
+    char **sorted = malloc(sizeof *sorted * ((size_t)n + 1));
+    if (!sorted) return -1;
+    memcpy(sorted, names, sizeof *sorted * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_str);
+    int different = 1;
+    for (int i = 1; i < n && different; i++) different = strcmp(sorted[i - 1], sorted[i]) != 0;
+    free(sorted);
+    return different;
+}
+
+/* Names every case by the first of these schemes that gives every case its own name:
+ * scheme 0: A's file stem ("t1"); 1: A's folder and stem ("sub01_t1"); 2: A's stem and the
+ * CSV line ("t1_line3", always distinct: the text after the last '_' is the line number). */
+static lpm_status name_csv_cases(lpm_dataset *ds) {
+    char **names = calloc((size_t)ds->n + 1, sizeof *names);
+    if (!names) return lpm_fail(LPM_ERR_INTERNAL, "out of memory naming the cases");
+    lpm_status st = LPM_OK;
+    for (int scheme = 0; scheme < 3 && !st; scheme++) {
+        for (int i = 0; i < ds->n && !st; i++) {
+            char stem[NAME_PART_MAX + 1], parent[NAME_PART_MAX + 1], name[2 * NAME_PART_MAX + 32];
+            volume_stem(ds->cases[i].a, stem, sizeof stem);
+            if (scheme == 0) {
+                snprintf(name, sizeof name, "%s", stem);
+            } else if (scheme == 1) {
+                parent_name(ds->cases[i].a, parent, sizeof parent);
+                snprintf(name, sizeof name, "%s_%s", parent, stem);
+            } else {
+                snprintf(name, sizeof name, "%s_line%d", stem, ds->cases[i].line);
+            }
+            make_filename_safe(name);
+            free(names[i]);
+            if (!(names[i] = dup_str(name))) st = LPM_ERR_INTERNAL;
+        }
+        int different = st ? 0 : all_different(names, ds->n);
+        if (different < 0) st = lpm_fail(LPM_ERR_INTERNAL, "out of memory naming the cases");
+        if (different > 0) break;
+    }
+    for (int i = 0; i < ds->n; i++) {
+        if (!st) ds->cases[i].name = names[i];
+        else free(names[i]);
+    }
+    free(names);
+    return st;
+}
+
+/* A folder dataset's cases keep their subject folders' names, made filename-safe (and cut at
+ * NAME_PART_MAX); should two then be equal ("a b" and "a_b"), each gets its position:
+ * "a_b_1", "a_b_2". */
+static lpm_status make_folder_names_safe(lpm_dataset *ds) {
+    char **names = calloc((size_t)ds->n + 1, sizeof *names);
+    if (!names) return lpm_fail(LPM_ERR_INTERNAL, "out of memory naming the cases");
+    for (int i = 0; i < ds->n; i++) names[i] = ds->cases[i].name;
+    for (int i = 0; i < ds->n; i++) {
+        if (strlen(names[i]) > NAME_PART_MAX) names[i][NAME_PART_MAX] = '\0';
+        make_filename_safe(names[i]);
+    }
+    int different = all_different(names, ds->n);
+    lpm_status st = different < 0 ? lpm_fail(LPM_ERR_INTERNAL, "out of memory naming the cases") : LPM_OK;
+    for (int i = 0; i < ds->n && !st && !different; i++) {
+        size_t n = strlen(names[i]) + 16;
+        char *numbered = malloc(n);
+        if (!numbered) {
+            st = lpm_fail(LPM_ERR_INTERNAL, "out of memory naming the cases");
+            break;
+        }
+        snprintf(numbered, n, "%s_%d", names[i], i + 1);
+        free(ds->cases[i].name);
+        ds->cases[i].name = numbered;
+    }
+    free(names);
+    return st;
 }
 
 /* Find the one file in dir carrying key; NULL with *status set when none or several. */
@@ -176,7 +287,7 @@ static lpm_status scan_subject(lpm_dataset *ds, const char *dir, const char *nam
         return st;
     }
     *added = 1;
-    return add_case(ds, name, a, b, m);
+    return add_case(ds, name, a, b, m, NULL, 0);
 }
 
 static lpm_status open_folder(lpm_dataset *ds, const char *dir, const char *pair,
@@ -190,9 +301,11 @@ static lpm_status open_folder(lpm_dataset *ds, const char *dir, const char *pair
     key_a[comma - pair] = '\0';
     strcpy(key_b, comma + 1);
 
-    /* The folder itself may be one subject (e.g. a phantom folder). */
+    /* The folder itself may be one subject (e.g. a phantom folder), named after it. */
+    char own_name[NAME_PART_MAX + 1], resolved[PATH_MAX];
+    last_component(realpath(dir, resolved) ? resolved : dir, own_name, sizeof own_name);
     int added = 0;
-    lpm_status st = scan_subject(ds, dir, dir, key_a, key_b, mask_key, &added);
+    lpm_status st = scan_subject(ds, dir, own_name, key_a, key_b, mask_key, &added);
     if (st || added) return st;
 
     int n;
@@ -278,14 +391,13 @@ static lpm_status open_csv(lpm_dataset *ds, const char *path) {
                           mask_col ? ",mask" : "", out_col ? ",out" : "");
             break;
         }
-        char name[64];
-        snprintf(name, sizeof name, "row%d", lineno - 1);
-        st = add_case_out(ds, name, join_path(dir, fields[0]), join_path(dir, fields[1]),
-                          mask_col ? join_path(dir, fields[mask_col]) : NULL,
-                          out_col ? join_path(dir, fields[out_col]) : NULL);
+        st = add_case(ds, NULL, join_path(dir, fields[0]), join_path(dir, fields[1]),
+                      mask_col ? join_path(dir, fields[mask_col]) : NULL,
+                      out_col ? join_path(dir, fields[out_col]) : NULL, lineno);
     }
     fclose(f);
     if (!st && ds->n == 0) st = lpm_fail(LPM_ERR_INPUT, "%s: no rows", path);
+    if (!st) st = name_csv_cases(ds);
     return st;
 }
 
@@ -311,19 +423,16 @@ static lpm_status apply_split(lpm_dataset *ds, const char *dir, const char *spli
         /* a subject name first (folders named 001, 002, ... are names, not indices) */
         int named = 0;
         for (int i = 0; i < ds->n; i++)
-            if (!strcmp(ds->name[i], s)) keep[i] = named = 1;
+            if (!strcmp(ds->cases[i].name, s)) keep[i] = named = 1;
         long idx = strtol(s, &end, 10);
         if (!named && !*end && idx >= 0 && idx < ds->n) keep[idx] = 1;
     }
     fclose(f);
     int j = 0;
     for (int i = 0; i < ds->n; i++) {
-        if (keep[i]) {
-            ds->name[j] = ds->name[i], ds->a[j] = ds->a[i], ds->b[j] = ds->b[i], ds->mask[j] = ds->mask[i];
-            j++;
-        } else {
-            free(ds->name[i]), free(ds->a[i]), free(ds->b[i]), free(ds->mask[i]);
-        }
+        lpm_case *c = &ds->cases[i];
+        if (keep[i]) ds->cases[j++] = *c;
+        else free(c->name), free(c->a), free(c->b), free(c->mask), free(c->out);
     }
     ds->n = j;
     free(keep);
@@ -336,7 +445,8 @@ lpm_status lpm_dataset_open(lpm_dataset *ds, const char *spec, const char *pair,
     lpm_status st;
     if (is_dir(spec)) {
         st = open_folder(ds, spec, pair, mask_key);
-        if (!st && split) st = apply_split(ds, spec, split);
+        if (!st && split) st = apply_split(ds, spec, split);  /* on the folders' own names */
+        if (!st) st = make_folder_names_safe(ds);
     } else if (ends_with_ci(spec, ".csv")) {
         st = open_csv(ds, spec);
     } else {
@@ -347,12 +457,12 @@ lpm_status lpm_dataset_open(lpm_dataset *ds, const char *spec, const char *pair,
 }
 
 void lpm_dataset_free(lpm_dataset *ds) {
-    for (int i = 0; i < ds->n; i++) {
-        free(ds->name[i]), free(ds->a[i]), free(ds->b[i]);
-        if (ds->mask) free(ds->mask[i]);
+    if (!ds) return;
+    for (int i = 0; ds->cases && i < ds->n; i++) {
+        lpm_case *c = &ds->cases[i];
+        free(c->name), free(c->a), free(c->b), free(c->mask), free(c->out);
     }
-    for (int i = 0; ds->out && i < ds->n; i++) free(ds->out[i]);
-    free(ds->name), free(ds->a), free(ds->b), free(ds->mask), free(ds->out);
+    free(ds->cases);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -380,14 +490,15 @@ lpm_status lpm_dataset_hash(const lpm_dataset *ds, const char *spec, uint64_t *h
     }
     uint64_t h = 0xCBF29CE484222325ULL;
     for (int i = 0; i < ds->n; i++) {
-        const char *files[3] = {ds->a[i], ds->b[i], ds->mask[i]};
+        const char *files[3] = {ds->cases[i].a, ds->cases[i].b, ds->cases[i].mask};
         for (int k = 0; k < 3; k++) {
             const char *rel = files[k] ? relative_to(files[k], prefix) : "-";
             h = fnv1a(h, rel, strlen(rel) + 1);
             struct stat info;
             if (!files[k]) continue;
             if (stat(files[k], &info) != 0)
-                return lpm_fail(LPM_ERR_INPUT, "case %s: %s: cannot read (%s)", ds->name[i], files[k], strerror(errno));
+                return lpm_fail(LPM_ERR_INPUT, "case %s: %s: cannot read (%s)", ds->cases[i].name, files[k],
+                                strerror(errno));
             uint64_t size = (uint64_t)info.st_size;
             h = fnv1a(h, &size, sizeof size);
         }
@@ -398,16 +509,17 @@ lpm_status lpm_dataset_hash(const lpm_dataset *ds, const char *spec, uint64_t *h
 
 lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop) {
     for (int i = 0; i < ds->n; i++) {
+        const lpm_case *c = &ds->cases[i];
         lpm_volume a = {0}, b = {0}, m = {0};
         /* the header reader refuses a FIFO (which would wait forever) and any other non-file */
-        lpm_status st = lpm_volume_read_header(ds->a[i], &a);
-        if (!st) st = lpm_volume_read_header(ds->b[i], &b);
-        if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
-        if (!st && ds->mask[i]) st = lpm_volume_read_header(ds->mask[i], &m);
-        if (!st && ds->mask[i]) st = lpm_check_same_grid(&a, &m, ds->a[i], ds->mask[i]);
+        lpm_status st = lpm_volume_read_header(c->a, &a);
+        if (!st) st = lpm_volume_read_header(c->b, &b);
+        if (!st) st = lpm_check_same_grid(&a, &b, c->a, c->b);
+        if (!st && c->mask) st = lpm_volume_read_header(c->mask, &m);
+        if (!st && c->mask) st = lpm_check_same_grid(&a, &m, c->a, c->mask);
         if (!st && crop && (a.nz < crop[0] || a.ny < crop[1] || a.nx < crop[2]))
             st = lpm_fail(LPM_ERR_INPUT, "%s: %lldx%lldx%lld (D,H,W) is smaller than the crop %lldx%lldx%lld",
-                          ds->a[i], (long long)a.nz, (long long)a.ny, (long long)a.nx, (long long)crop[0],
+                          c->a, (long long)a.nz, (long long)a.ny, (long long)a.nx, (long long)crop[0],
                           (long long)crop[1], (long long)crop[2]);
         lpm_volume_free(&a);
         lpm_volume_free(&b);
@@ -415,7 +527,7 @@ lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop) {
         if (st) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", lpm_last_error());
-            return lpm_fail(st, "case %s: %s", ds->name[i], msg);
+            return lpm_fail(st, "case %s: %s", c->name, msg);
         }
     }
     return LPM_OK;
@@ -610,14 +722,15 @@ static lpm_status normalize_in_mask(lpm_volume *v, const lpm_volume *mask, const
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng) {
     lpm_volume a = {0}, b = {0}, m = {0};
-    const char *mask = ds->mask ? ds->mask[i] : NULL;
+    const lpm_case *c = &ds->cases[i];
+    const char *mask = c->mask;
     memset(out, 0, sizeof *out);
     out->case_index = i;
-    lpm_status st = lpm_volume_read(ds->a[i], &a);
-    if (!st) st = lpm_volume_read(ds->b[i], &b);
-    if (!st) st = lpm_check_same_grid(&a, &b, ds->a[i], ds->b[i]);
+    lpm_status st = lpm_volume_read(c->a, &a);
+    if (!st) st = lpm_volume_read(c->b, &b);
+    if (!st) st = lpm_check_same_grid(&a, &b, c->a, c->b);
     if (!st && mask) st = lpm_volume_read(mask, &m);
-    if (!st && mask) st = lpm_check_same_grid(&a, &m, ds->a[i], mask);
+    if (!st && mask) st = lpm_check_same_grid(&a, &m, c->a, mask);
     if (!st && spec->flip)
         for (int ax = 0; ax < 3; ax++)
             if (lpm_rng_uniform(rng) < 0.5) {
@@ -626,11 +739,11 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                 if (mask) flip_axis(m.data, m.nz, m.ny, m.nx, ax);
             }
     if (!st && mask) {
-        st = normalize_in_mask(&a, &m, ds->a[i], mask);
-        if (!st) st = normalize_in_mask(&b, &m, ds->b[i], mask);
+        st = normalize_in_mask(&a, &m, c->a, mask);
+        if (!st) st = normalize_in_mask(&b, &m, c->b, mask);
     } else if (!st) {
-        st = lpm_normalize_minmax(&a, ds->a[i]);
-        if (!st) st = lpm_normalize_minmax(&b, ds->b[i]);
+        st = lpm_normalize_minmax(&a, c->a);
+        if (!st) st = lpm_normalize_minmax(&b, c->b);
     }
     if (!st && spec->mode == 1) {
         st = crop_pair(out, &a, &b, spec->crop, rng);

@@ -5,33 +5,8 @@
 #include "../core/core.h"
 #include <pthread.h>
 
-/* A list of cases, each a pair of volume files (and an optional mask). */
-typedef struct {
-    int n;
-    char **name;   /* case name (subject folder or CSV row) */
-    char **a, **b; /* paths */
-    char **mask;   /* paths or NULL entries */
-    char **out;    /* a CSV's out column (lpmnet fuse --list): paths or NULL entries; NULL when
-                    * no case has one */
-} lpm_dataset;
-
-/* spec is (a) a folder of subject folders (or one subject folder) whose NIfTI files carry the
- * modality key as a word of the file name ("BraTS-00001-t1n.nii.gz", "sub_t2.nii", "t1.nii.gz",
- * "Flair_subtrMeanDivStd.nii.gz"; words split at '_', '-', '.', case-insensitive), with
- * pair = "KEYA,KEYB" (and mask_key, may be NULL); or (b) a .csv file with a header "a,b",
- * "a,b,mask", "a,b,out" or "a,b,mask,out" and paths relative to the CSV's folder (out is read
- * for lpmnet fuse --list; training ignores it); its cases are named "rowN", N the line number
- * minus one. split: NULL for all cases, "train" or
- * "test" to apply the authors' IndicesTrain.txt / IndicesTest.txt found in the folder (each
- * line a 0-based index into the sorted subject list, or a subject name); with no such file,
- * every case is in both. Subjects lacking a modality are skipped with a note on stderr. */
-lpm_status lpm_dataset_open(lpm_dataset *ds, const char *spec, const char *pair,
-                            const char *mask_key, const char *split);
-void lpm_dataset_free(lpm_dataset *ds);
-/* Check every case before work starts, from the headers only: each file readable as a 3-D
- * NIfTI volume, A, B (and the mask) on one grid, and, when crop is not NULL, every side at
- * least the crop's (D,H,W). The message names the case and file. */
-lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop);
+/* Datasets (lpm_dataset, lpm_case, lpm_dataset_open, lpm_dataset_free, lpm_dataset_check) are
+ * public: include/lpmnet.h. What training adds to them follows. */
 
 /* Identity of the case list for a checkpoint's record: each case's file names (relative to
  * the dataset folder, or to the CSV's folder) and file sizes, hashed (FNV-1a 64). spec is

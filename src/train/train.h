@@ -40,17 +40,8 @@ lpm_status lpm_train_grad(lpm_trainer *t, const float *a, const float *b, const 
                           const float *m2, lpm_rng *rng, double rec, const lpm_loss_weights *lw,
                           lpm_loss_terms *terms);
 
-/* One process's part in a run over several processes (data-parallel training). The library
- * does no communication itself: the caller supplies it (lpmnet: src/cli/dist.c over MPI).
- * Every process runs lpm_train_run with the same configuration and its own rank. */
-typedef struct {
-    int rank, size;           /* this process (0 .. size-1) and the number of processes */
-    void *ctx;                /* passed to allgather */
-    /* Collective: every process passes its block (counts[rank] bytes at mine); on return all
-     * holds every process's block in rank order (block r: counts[r] bytes). All processes
-     * call it the same number of times with the same counts. A failure ends the run. */
-    lpm_status (*allgather)(void *ctx, const void *mine, void *all, const size_t *counts);
-} lpm_train_comm;
+/* lpm_train_comm, one process's part in a data-parallel run (the caller's allgather), is
+ * public: include/lpmnet.h. */
 
 /* A device that keeps the weights and Adam state and takes whole steps itself, one sample
  * each (the CUDA backend: lpm_cuda_train_device() in src/cuda/cuda.h). The caller passes it,
@@ -102,7 +93,6 @@ typedef struct {
                    const lpm_loss_terms *terms);
     void *on_step_ctx;
 } lpm_train_config;
-#define LPM_TRAIN_ON_STEP 1  /* lpm_train_config has on_step (for src/api/train.c) */
 
 lpm_status lpm_train_run(const lpm_train_config *cfg);
 
