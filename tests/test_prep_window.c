@@ -278,27 +278,27 @@ static void test_window(void) {
 static void test_parse(void) {
     printf("parsing --clip and --ct-window values\n");
     double w = -1, l = -1;
-    CHECK(lpm_prep_parse_ct_window("bone", &w, &l) == LPM_OK && w == 2000 && l == 500, "bone");
-    CHECK(lpm_prep_parse_ct_window("soft", &w, &l) == LPM_OK && w == 400 && l == 40, "soft");
-    CHECK(lpm_prep_parse_ct_window("lung", &w, &l) == LPM_OK && w == 1500 && l == -600, "lung");
-    CHECK(lpm_prep_parse_ct_window("350,50", &w, &l) == LPM_OK && w == 350 && l == 50, "350,50");
-    CHECK(lpm_prep_parse_ct_window("80,-1e3", &w, &l) == LPM_OK && w == 80 && l == -1000, "80,-1e3");
+    CHECK(lpm_ct_window_parse("bone", &w, &l) == LPM_OK && w == 2000 && l == 500, "bone");
+    CHECK(lpm_ct_window_parse("soft", &w, &l) == LPM_OK && w == 400 && l == 40, "soft");
+    CHECK(lpm_ct_window_parse("lung", &w, &l) == LPM_OK && w == 1500 && l == -600, "lung");
+    CHECK(lpm_ct_window_parse("350,50", &w, &l) == LPM_OK && w == 350 && l == 50, "350,50");
+    CHECK(lpm_ct_window_parse("80,-1e3", &w, &l) == LPM_OK && w == 80 && l == -1000, "80,-1e3");
     const char *bad_windows[] = {"", "Bone", "brain", "400", "400,", ",40", "400,40,1", "0,40", "-400,40",
                                  "nan,40", "400,inf", "400 40", "400,40x", "1e308,1.7e308"};
     for (size_t i = 0; i < sizeof bad_windows / sizeof bad_windows[0]; i++) {
         w = l = -7;
-        CHECK(lpm_prep_parse_ct_window(bad_windows[i], &w, &l) == LPM_ERR_USAGE && w == -7 && l == -7 &&
+        CHECK(lpm_ct_window_parse(bad_windows[i], &w, &l) == LPM_ERR_USAGE && w == -7 && l == -7 &&
                   error_has("WIDTH,LEVEL"), "'%s' accepted or message '%s'", bad_windows[i], lpm_last_error());
     }
     double lo = -1, hi = -1;
-    CHECK(lpm_prep_parse_clip("0.5,99.5", &lo, &hi) == LPM_OK && lo == 0.5 && hi == 99.5, "0.5,99.5");
-    CHECK(lpm_prep_parse_clip("0,100", &lo, &hi) == LPM_OK && lo == 0 && hi == 100, "0,100");
-    CHECK(lpm_prep_parse_clip("0,99.5", &lo, &hi) == LPM_OK && lo == 0 && hi == 99.5, "0,99.5");
+    CHECK(lpm_clip_parse("0.5,99.5", &lo, &hi) == LPM_OK && lo == 0.5 && hi == 99.5, "0.5,99.5");
+    CHECK(lpm_clip_parse("0,100", &lo, &hi) == LPM_OK && lo == 0 && hi == 100, "0,100");
+    CHECK(lpm_clip_parse("0,99.5", &lo, &hi) == LPM_OK && lo == 0 && hi == 99.5, "0,99.5");
     const char *bad_clips[] = {"", "1", "50,50", "60,40", "-1,50", "1,100.01", "a,b", "1,99,", "1;99", "nan,99",
                                "1,inf"};
     for (size_t i = 0; i < sizeof bad_clips / sizeof bad_clips[0]; i++) {
         lo = hi = -7;
-        CHECK(lpm_prep_parse_clip(bad_clips[i], &lo, &hi) == LPM_ERR_USAGE && lo == -7 && hi == -7 &&
+        CHECK(lpm_clip_parse(bad_clips[i], &lo, &hi) == LPM_ERR_USAGE && lo == -7 && hi == -7 &&
                   error_has("LOW,HIGH"), "'%s' accepted or message '%s'", bad_clips[i], lpm_last_error());
     }
 }

@@ -47,7 +47,7 @@ static lpm_status check_settings(const lpm_fuse_settings *s, lpm_prep *p) {
         p->clip = 1, p->clip_lo = s->clip_lo, p->clip_hi = s->clip_hi;
     }
     if (s->ct_window) {
-        lpm_status st = lpm_prep_parse_ct_window(s->ct_window, &p->ct_width, &p->ct_level);
+        lpm_status st = lpm_ct_window_parse(s->ct_window, &p->ct_width, &p->ct_level);
         if (st) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", lpm_last_error());
@@ -74,16 +74,6 @@ static lpm_status check_finite(const lpm_volume *v, int from_model) {
     return lpm_fail(from_model ? LPM_ERR_INPUT : LPM_ERR_INTERNAL,
                     "the fused volume has %lld non-finite voxels (NaN/Inf)%s", (long long)bad,
                     from_model ? " (are the model's weights finite?)" : "");
-}
-
-lpm_status lpm_ct_window_parse(const char *s, double *width, double *level) {
-    if (!s || !width || !level) return lpm_fail(LPM_ERR_USAGE, "lpm_ct_window_parse: a NULL argument");
-    return lpm_prep_parse_ct_window(s, width, level);
-}
-
-lpm_status lpm_clip_parse(const char *s, double *lo, double *hi) {
-    if (!s || !lo || !hi) return lpm_fail(LPM_ERR_USAGE, "lpm_clip_parse: a NULL argument");
-    return lpm_prep_parse_clip(s, lo, hi);
 }
 
 lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_volume *b,

@@ -302,7 +302,8 @@ static int parse_two(const char *s, double *x, double *y) {
     return end != second && *end == '\0' && isfinite(*x) && isfinite(*y);
 }
 
-lpm_status lpm_prep_parse_clip(const char *s, double *lo, double *hi) {
+lpm_status lpm_clip_parse(const char *s, double *lo, double *hi) {
+    if (!s || !lo || !hi) return lpm_fail(LPM_ERR_USAGE, "lpm_clip_parse: a NULL argument");
     double l, h;
     if (!parse_two(s, &l, &h) || !(l >= 0 && l < h && h <= 100))
         return lpm_fail(LPM_ERR_USAGE,
@@ -321,7 +322,8 @@ static const struct {
     {"lung", 1500, -600},
 };
 
-lpm_status lpm_prep_parse_ct_window(const char *s, double *width, double *level) {
+lpm_status lpm_ct_window_parse(const char *s, double *width, double *level) {
+    if (!s || !width || !level) return lpm_fail(LPM_ERR_USAGE, "lpm_ct_window_parse: a NULL argument");
     for (size_t i = 0; i < sizeof ct_presets / sizeof ct_presets[0]; i++)
         if (!strcmp(s, ct_presets[i].name)) {
             *width = ct_presets[i].width, *level = ct_presets[i].level;

@@ -57,11 +57,7 @@ lpm_status lpm_prep_apply(const lpm_prep *p, lpm_volume *v, const uint8_t *mask,
 lpm_status lpm_prep_pair(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
                          const char *name_b, const uint8_t *mask, int ct_input);
 
-/* "LOW,HIGH" percentiles, 0 <= LOW < HIGH <= 100 (e.g. "0.5,99.5"). LPM_ERR_USAGE otherwise,
- * the message saying what is expected; *lo and *hi are set only on success. */
-lpm_status lpm_prep_parse_clip(const char *s, double *lo, double *hi);
-/* A CT window: a preset, "bone" (W 2000, L 500), "soft" (W 400, L 40), "lung" (W 1500, L -600),
- * or "W,L" in HU with W > 0. LPM_ERR_USAGE otherwise; *width and *level set only on success. */
-lpm_status lpm_prep_parse_ct_window(const char *s, double *width, double *level);
+/* The option strings ("LOW,HIGH" percentiles, a CT window) are parsed by the public
+ * lpm_clip_parse and lpm_ct_window_parse (lpmnet.h). */
 
 #endif
