@@ -1,6 +1,7 @@
 /* realpath (the build defines _POSIX_C_SOURCE, which hides it) */
 #define _DEFAULT_SOURCE
 #include "data.h"
+#include "prep/prep.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -695,56 +696,26 @@ static lpm_status crop_pair(lpm_sample *s, const lpm_volume *a, const lpm_volume
 /* Min-max normalise v to [0, 1] over the voxels inside the mask (nonzero) and set the voxels
  * outside it to 0: the network then learns from the masked region only (a brain mask keeps
  * the background, often a constant of a z-scored scan, out of every loss term). */
-static lpm_status normalize_in_mask(lpm_volume *v, const lpm_volume *mask, const char *name,
-                                    const char *mask_name) {
-    int64_t n = v->nx * v->ny * v->nz, inside = 0;
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        if (mask->data[i] == 0) continue;
-        float x = v->data[i];
-        if (!isfinite(x)) return lpm_fail(LPM_ERR_INPUT, "%s: a voxel is not finite (%g)", name, (double)x);
-        lo = x < lo ? x : lo, hi = x > hi ? x : hi;
-        inside++;
-    }
-    if (!inside) return lpm_fail(LPM_ERR_INPUT, "%s: the mask is empty (no nonzero voxel)", mask_name);
-    if (!(hi > lo)) return lpm_fail(LPM_ERR_INPUT, "%s: constant inside the mask %s", name, mask_name);
-    /* as lpm_normalize_minmax: in float, so that a mask of ones changes nothing */
-    float range = hi - lo;
-    for (int64_t i = 0; i < n; i++) {
-        float x = v->data[i];
-        v->data[i] = mask->data[i] == 0 ? 0.0f
-                     : isfinite(range)  ? (x - lo) / range
-                                        : (float)(((double)x - lo) / ((double)hi - lo));
-    }
-    return LPM_OK;
-}
-
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng) {
-    lpm_volume a = {0}, b = {0}, m = {0};
+    lpm_volume a = {0}, b = {0};
+    uint8_t *mask = NULL;
     const lpm_case *c = &ds->cases[i];
-    const char *mask = c->mask;
     memset(out, 0, sizeof *out);
     out->case_index = i;
     lpm_status st = lpm_volume_read(c->a, &a);
     if (!st) st = lpm_volume_read(c->b, &b);
     if (!st) st = lpm_check_same_grid(&a, &b, c->a, c->b);
-    if (!st && mask) st = lpm_volume_read(mask, &m);
-    if (!st && mask) st = lpm_check_same_grid(&a, &m, c->a, mask);
+    if (!st && c->mask) st = lpm_mask_read(c->mask, &a, c->a, &mask);
+    /* min-max (inside the mask, 0 outside) before the flips: the same voxels either way */
+    if (!st) st = lpm_prep_apply(NULL, &a, mask, c->a);
+    if (!st) st = lpm_prep_apply(NULL, &b, mask, c->b);
     if (!st && spec->flip)
         for (int ax = 0; ax < 3; ax++)
             if (lpm_rng_uniform(rng) < 0.5) {
                 flip_axis(a.data, a.nz, a.ny, a.nx, ax);
                 flip_axis(b.data, b.nz, b.ny, b.nx, ax);
-                if (mask) flip_axis(m.data, m.nz, m.ny, m.nx, ax);
             }
-    if (!st && mask) {
-        st = normalize_in_mask(&a, &m, c->a, mask);
-        if (!st) st = normalize_in_mask(&b, &m, c->b, mask);
-    } else if (!st) {
-        st = lpm_normalize_minmax(&a, c->a);
-        if (!st) st = lpm_normalize_minmax(&b, c->b);
-    }
     if (!st && spec->mode == 1) {
         st = crop_pair(out, &a, &b, spec->crop, rng);
     } else if (!st) {
@@ -759,7 +730,7 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
     }
     lpm_volume_free(&a);
     lpm_volume_free(&b);
-    lpm_volume_free(&m);
+    free(mask);
     if (st) lpm_sample_free(out);
     return st;
 }
