@@ -617,6 +617,11 @@ typedef struct {
                             * SIGINT handler): the run stops after the step under way, saves
                             * the checkpoint and returns LPM_OK; continue it with resume */
     const lpm_train_comm *comm;   /* NULL (or size 1): one process; else data-parallel, above */
+    double clip_lo, clip_hi;  /* each input clipped to these percentiles, then scaled to [0, 1]
+                               * (as lpm_fuse_settings; inside a case's mask when it has one);
+                               * both 0: plain min-max, the authors' training [0, 0] */
+    const char *ct_window;    /* NULL, or a CT window for the Hounsfield-like input of each case
+                               * ("bone", "soft", "lung", "WIDTH,LEVEL") [NULL] */
 } lpm_train_options;
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
 LPM_API void lpm_train_options_init(lpm_train_options *o);

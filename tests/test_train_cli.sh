@@ -92,6 +92,23 @@ refuse 2 "grid/t2.nii.gz" "a pair on different grids" -- --data "$tmp/badgrid.cs
 refuse 2 "missing.nii.gz" "a CSV naming a missing file" -- --data "$tmp/missing.csv" --out "$tmp/d" --crop 16,16,16
 refuse 2 "smaller than the crop" "crop larger than the volume" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 48,48,48
 refuse 2 "not-a-dir" "output folder under a file" -- --data "$tmp/pairs.csv" --out "$tmp/pairs.csv/not-a-dir" --crop 16,16,16
+refuse 1 "percentile range" "--clip with one number" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --clip 5
+refuse 1 "masks from the data" "--mask (masks come from the data)" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --mask x.nii
+refuse 2 "looks like CT" "--ct-window without a CT input" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --ct-window bone
+
+# the scaling of the inputs, as fuse's: --clip changes the run and is part of its record
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/cl" --clip 0,99 2>"$tmp/log" || bad "--clip run: $(cat "$tmp/log")"
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/mm" 2>"$tmp/log" || bad "min-max run: $(cat "$tmp/log")"
+cmp -s "$tmp/cl/model.safetensors" "$tmp/mm/model.safetensors" && bad "--clip 0,99 trained the same weights as min-max" \
+  || ok "--clip 0,99 changes the training"
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/cl" --resume 2>"$tmp/log"
+[ $? -eq 1 ] && grep -q "clip 0,99, this run min-max" "$tmp/log" && ok "resume without the run's --clip refused, naming it" \
+  || bad "resume without --clip: $(cat "$tmp/log")"
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/cl" --resume --clip 0,99 2>"$tmp/log" \
+  && ok "resume with the same --clip" || bad "resume with --clip: $(cat "$tmp/log")"
+printf 'a,b\ns1/ct.nii.gz,s1/t1.nii.gz\ns2/t2.nii.gz,s2/ct.nii.gz\n' > "$tmp/ct.csv"
+"$bin" train --data "$tmp/ct.csv" --crop 16,16,16 --iters 2 --quiet --threads 2 --out "$tmp/ctw" --ct-window bone 2>"$tmp/log" \
+  && ok "--ct-window bone on CT/MR pairs" || bad "--ct-window bone: $(cat "$tmp/log")"
 
 # the last of --crop and --shape decides: recorded as the checkpoint's sample
 "$bin" train --data "$tmp/pairs.csv" --iters 1 --crop 16,16,16 --shape 16,32,32 --quiet --out "$tmp/sh" 2>"$tmp/log" &&

@@ -97,7 +97,9 @@ class _TrainOptions(ctypes.Structure):
                 ("seed", ctypes.c_uint64), ("resume", ctypes.c_int), ("threads", ctypes.c_int),
                 ("quiet", ctypes.c_int), ("progress", _PROGRESS), ("on_step", _STEP_FN),
                 ("ctx", ctypes.c_void_p), ("force", ctypes.c_int), ("device", ctypes.c_int),
-                ("stop", ctypes.c_void_p), ("comm", ctypes.c_void_p)]
+                ("stop", ctypes.c_void_p), ("comm", ctypes.c_void_p),
+                ("clip_lo", ctypes.c_double), ("clip_hi", ctypes.c_double),
+                ("ct_window", ctypes.c_char_p)]
 
 
 class _ModelFamily(ctypes.Structure):

@@ -40,21 +40,8 @@ static lpm_status check_settings(const lpm_fuse_settings *s, lpm_prep *p) {
         return lpm_fail(LPM_ERR_USAGE, "exact normalises each input min-max as the authors do; leave "
                         "out the clip, the CT window and the mask");
     if (s->exact) return LPM_OK;
-    if (clip) {
-        if (!(s->clip_lo >= 0 && s->clip_lo < s->clip_hi && s->clip_hi <= 100))
-            return lpm_fail(LPM_ERR_USAGE, "clip %g,%g: expected percentiles 0 <= LOW < HIGH <= 100",
-                            s->clip_lo, s->clip_hi);
-        p->clip = 1, p->clip_lo = s->clip_lo, p->clip_hi = s->clip_hi;
-    }
-    if (s->ct_window) {
-        lpm_status st = lpm_ct_window_parse(s->ct_window, &p->ct_width, &p->ct_level);
-        if (st) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", lpm_last_error());
-            return lpm_fail(st, "CT window: %s", msg);
-        }
-        p->ct_window = 1;
-    }
+    lpm_status st = lpm_prep_from_settings(p, s->clip_lo, s->clip_hi, s->ct_window);
+    if (st) return st;
     if (!p->clip && !p->ct_window) p->clip = 1, p->clip_lo = DEFAULT_CLIP_LO, p->clip_hi = DEFAULT_CLIP_HI;
     return LPM_OK;
 }
@@ -109,9 +96,7 @@ lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_v
     }
     /* scaled here, where the names are known; a window need not reach both ends, so both are
      * stretched to [0, 1] (LPM-Net's own min-max then changes nothing) */
-    if ((st = lpm_prep_pair(&p, a01, name_a, b01, name_b, mask, -1)) ||
-        (st = lpm_normalize_minmax(a01, name_a)) || (st = lpm_normalize_minmax(b01, name_b)))
-        goto done;
+    if ((st = lpm_prep_inputs(&p, a01, name_a, b01, name_b, mask))) goto done;
 done:
     if (st) lpm_volume_free(a01), lpm_volume_free(b01);
     free(mask_read);

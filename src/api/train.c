@@ -83,6 +83,7 @@ lpm_status lpm_train(const lpm_train_options *o) {
                           .batch = o->batch, .comm = o->comm};
     /* the backend is chosen here, so the training loop and the caller depend on none */
     c.device = o->device == 1 ? lpm_cuda_train_device() : NULL;
+    if ((st = lpm_prep_from_settings(&c.sample.prep, o->clip_lo, o->clip_hi, o->ct_window))) return st;
     c.sample.mode = size == o->crop;
     c.sample.flip = o->flip;
     memcpy(size == o->crop ? c.sample.crop : c.sample.shape, size, 3 * sizeof(int64_t));

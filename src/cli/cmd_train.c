@@ -58,8 +58,13 @@ static void usage(FILE *out) {
             "Under mpirun (or srun) every process computes its share of each batch; the\n"
             "gradients are summed in sample order, so any number of processes gives the weights\n"
             "of one process with the same --batch. Rank 0 writes the files.\n"
+            "  --clip LOW,HIGH      clip each input to its LOW-th..HIGH-th intensity percentiles\n"
+            "                       before scaling to [0,1] (as fuse; a model is best used with\n"
+            "                       the scaling it was trained with) [none: plain min-max]\n"
+            "  --ct-window W        map this Hounsfield window of the CT input of each case to\n"
+            "                       [0,1]: bone, soft, lung or WIDTH,LEVEL (as fuse)\n"
             "A CSV mask column (or --mask-key) restricts training to the mask: A and B are each\n"
-            "min-max normalised inside it and set to 0 outside it.\n"
+            "scaled inside it and set to 0 outside it.\n"
             "Exit codes: 0 done, 1 usage error, 2 data error, or a non-finite loss or a weight\n"
             "that is not finite or beyond +-10000 (the run stops at that step; the checkpoint\n"
             "and model file stay the last good ones), 3 internal error.\n");
@@ -142,6 +147,8 @@ int cmd_train(int argc, char **argv) {
     lpm_train_options_init(&c);  /* the defaults of --help */
     int crop = 0;                /* --crop given after any --shape: random crops */
     long n;
+    int taken;
+    lpm_fuse_settings scaling = {0};  /* --clip, --ct-window (as fuse parses them) */
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i], *v = NULL;
         if (cli_is_help(s)) {
@@ -174,13 +181,18 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--resume")) c.resume = 1;
         else if (!strcmp(s, "--force")) c.force = 1;
         else if (!strcmp(s, "--quiet")) c.quiet = 1;
-        else return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet train --help)", s);
+        else if (!strcmp(s, "--mask"))
+            return cli_error(CMD, LPM_ERR_USAGE, "--mask: training takes its masks from the data (a CSV's "
+                             "mask column, or --mask-key in a folder dataset)");
+        else if ((taken = cli_prep_option(CMD, argc, argv, &i, &scaling)) == CLI_PREP_BAD) return 1;
+        else if (!taken) return cli_error(CMD, LPM_ERR_USAGE, "unknown argument '%s' (see lpmnet train --help)", s);
 #undef VALUE
     }
     if (!c.data || !c.out) {
         usage(stderr);
         return LPM_ERR_USAGE;
     }
+    c.clip_lo = scaling.clip_lo, c.clip_hi = scaling.clip_hi, c.ct_window = scaling.ct_window;
     /* lpm_train crops when all of crop are set: a --shape after --crop resizes */
     if (!crop) c.crop[0] = c.crop[1] = c.crop[2] = 0;
     const int64_t *size = crop ? c.crop : c.shape;

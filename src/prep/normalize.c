@@ -290,6 +290,36 @@ lpm_status lpm_prep_pair(const lpm_prep *p, lpm_volume *a, const char *name_a, l
     return st;
 }
 
+lpm_status lpm_prep_from_settings(lpm_prep *p, double clip_lo, double clip_hi, const char *ct_window) {
+    *p = (lpm_prep){0};
+    if (clip_lo != 0 || clip_hi != 0) {
+        if (!(clip_lo >= 0 && clip_lo < clip_hi && clip_hi <= 100))
+            return lpm_fail(LPM_ERR_USAGE, "clip %g,%g: expected percentiles 0 <= LOW < HIGH <= 100",
+                            clip_lo, clip_hi);
+        p->clip = 1, p->clip_lo = clip_lo, p->clip_hi = clip_hi;
+    }
+    if (ct_window) {
+        lpm_status st = lpm_ct_window_parse(ct_window, &p->ct_width, &p->ct_level);
+        if (st) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", lpm_last_error());
+            return lpm_fail(st, "CT window: %s", msg);
+        }
+        p->ct_window = 1;
+    }
+    return LPM_OK;
+}
+
+lpm_status lpm_prep_inputs(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
+                           const char *name_b, const uint8_t *mask) {
+    lpm_status st = lpm_prep_pair(p, a, name_a, b, name_b, mask, -1);
+    /* a window need not reach both of its ends in a volume: stretch each to [0, 1] (after plain
+     * min-max, inside a mask or not, this changes no value: (x - 0) / (1 - 0) = x) */
+    if (!st) st = lpm_normalize_minmax(a, name_a);
+    if (!st) st = lpm_normalize_minmax(b, name_b);
+    return st;
+}
+
 /* ------------------------------------------------------------------ parsing */
 
 /* "X,Y": two finite numbers and nothing else. */

@@ -57,6 +57,17 @@ lpm_status lpm_prep_apply(const lpm_prep *p, lpm_volume *v, const uint8_t *mask,
 lpm_status lpm_prep_pair(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
                          const char *name_b, const uint8_t *mask, int ct_input);
 
+/* The public settings' clip percentiles (both 0: no clip) and CT window string (NULL: none;
+ * lpm_ct_window_parse's forms) as an lpm_prep (p->mask_path NULL). LPM_ERR_USAGE names a bad
+ * value. Nothing is chosen by default here: fuse adds its default clip, train keeps min-max. */
+lpm_status lpm_prep_from_settings(lpm_prep *p, double clip_lo, double clip_hi, const char *ct_window);
+
+/* What fuse, eval and train do to a pair before the network: lpm_prep_pair (the CT window to
+ * whichever input looks like CT), then each input stretched to [0, 1] over all its voxels.
+ * p NULL (or all zero) is plain min-max, inside the mask when there is one. */
+lpm_status lpm_prep_inputs(const lpm_prep *p, lpm_volume *a, const char *name_a, lpm_volume *b,
+                           const char *name_b, const uint8_t *mask);
+
 /* The option strings ("LOW,HIGH" percentiles, a CT window) are parsed by the public
  * lpm_clip_parse and lpm_ct_window_parse (lpmnet.h). */
 

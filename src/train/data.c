@@ -1,7 +1,6 @@
 /* realpath (the build defines _POSIX_C_SOURCE, which hides it) */
 #define _DEFAULT_SOURCE
 #include "data.h"
-#include "prep/prep.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -707,9 +706,8 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
     if (!st) st = lpm_volume_read(c->b, &b);
     if (!st) st = lpm_check_same_grid(&a, &b, c->a, c->b);
     if (!st && c->mask) st = lpm_mask_read(c->mask, &a, c->a, &mask);
-    /* min-max (inside the mask, 0 outside) before the flips: the same voxels either way */
-    if (!st) st = lpm_prep_apply(NULL, &a, mask, c->a);
-    if (!st) st = lpm_prep_apply(NULL, &b, mask, c->b);
+    /* scaled (inside the mask, 0 outside) before the flips: the same voxels either way */
+    if (!st) st = lpm_prep_inputs(&spec->prep, &a, c->a, &b, c->b, mask);
     if (!st && spec->flip)
         for (int ax = 0; ax < 3; ax++)
             if (lpm_rng_uniform(rng) < 0.5) {

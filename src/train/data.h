@@ -3,6 +3,7 @@
 #define LPM_DATA_H
 
 #include "../core/core.h"
+#include "../prep/prep.h"
 #include <pthread.h>
 
 /* Datasets (lpm_dataset, lpm_case, lpm_dataset_open, lpm_dataset_free, lpm_dataset_check) are
@@ -19,6 +20,7 @@ typedef struct {
     int64_t crop[3];   /* random crop D,H,W, when mode == 1 */
     int mode;          /* 0 resize, 1 crop */
     int flip;          /* random flip of each axis with p = 0.5 (same for A and B) */
+    lpm_prep prep;     /* how A and B are brought to [0, 1] (lpm_prep_inputs); zero: min-max */
 } lpm_sample_spec;
 
 /* One sample: A and B as (D,H,W) in [0,1]. */
@@ -30,8 +32,8 @@ typedef struct {
 void lpm_sample_free(lpm_sample *s);
 
 /* Read case i and make a sample (flip, min-max normalise, resize or crop), with randomness
- * from rng only, so a sample is a function of (case, rng state). A case with a mask is
- * normalised inside the mask and set to 0 outside it. */
+ * from rng only, so a sample is a function of (case, rng state). The pair is brought to [0, 1]
+ * as spec->prep says (lpm_prep_inputs): inside the case's mask, 0 outside, when it has one. */
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng);
 

@@ -125,11 +125,11 @@ static lpm_status sync_from_gpu(run_state *r) {
 
 /* The data and the options that define a run, as its checkpoint records them: resuming with
  * other data or options would silently continue a different run. */
-enum { RECORD_KEYS = 15 };
+enum { RECORD_KEYS = 16 };
 typedef struct {
     const char *key;      /* metadata key */
     const char *option;   /* what the user changes, for messages */
-    char value[96];
+    char value[160];
 } record_entry;
 
 static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
@@ -154,6 +154,14 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("edge", "--edge", "%.17g", c->edge);
     ENTRY("rec", "--rec", "%.17g", c->rec);
     ENTRY("batch", "--batch", "%" PRId64, r->batch);  /* not the number of processes: any resumes */
+    const lpm_prep *p = &sp->prep;
+    if (p->ct_window)
+        ENTRY("scaling", "--ct-window/--clip", "ct-window %.17g,%.17g clip %.17g,%.17g", p->ct_width,
+              p->ct_level, p->clip ? p->clip_lo : 0, p->clip ? p->clip_hi : 100);
+    else if (p->clip)
+        ENTRY("scaling", "--clip", "clip %.17g,%.17g", p->clip_lo, p->clip_hi);
+    else
+        ENTRY("scaling", "--clip/--ct-window", "%s", "min-max");
 #undef ENTRY
 }
 
@@ -205,6 +213,7 @@ static lpm_status check_record(const run_state *r, const lpm_st_file *f) {
     for (int i = 0; i < RECORD_KEYS; i++) {
         const char *was = lpm_st_meta(f, rec[i].key);
         if (!was && !strcmp(rec[i].key, "batch")) was = "1";  /* before --batch: one sample per step */
+        if (!was && !strcmp(rec[i].key, "scaling")) was = "min-max";  /* before --clip in train */
         if (was && !strcmp(was, rec[i].value)) continue;
         int n = snprintf(diff + len, sizeof diff - len, "%s%s (checkpoint %s, this run %s)", len ? "; " : "",
                          rec[i].option, was ? was : "not recorded", rec[i].value);
