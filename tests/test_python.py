@@ -263,6 +263,16 @@ def test_train_without_callbacks(phantom):
     assert os.path.exists(model) and os.path.exists(os.path.join(out, "train.csv"))
     with pytest.raises(lpmnet.Error, match="crop"):
         lpmnet.train(csv, out + "_bad", iters=1, crop=(15, 16, 16))
+    # the inputs' scaling, as `lpmnet train --clip 0,99`: other weights, and refused when bad
+    clipped = os.path.join(TMP, "run_clip")
+    shutil.rmtree(clipped, ignore_errors=True)
+    lpmnet.train(csv, clipped, iters=1, crop=(16, 16, 16), threads=2, clip_lo=0, clip_hi=99)
+    with open(model, "rb") as f1, open(os.path.join(clipped, "model.safetensors"), "rb") as f2:
+        assert f1.read() != f2.read()
+    with pytest.raises(lpmnet.Error, match="clip"):
+        lpmnet.train(csv, out + "_badclip", iters=1, crop=(16, 16, 16), clip_lo=50, clip_hi=10)
+    with pytest.raises(lpmnet.Error, match="unknown option 'stop'"):
+        lpmnet.train(csv, out + "_stop", iters=1, crop=(16, 16, 16), stop=1)
 
 
 def test_train_session_steps():

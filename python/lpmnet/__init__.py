@@ -344,7 +344,8 @@ def train(data, out, pair=None, iters=3000, shape=None, crop=None, init=None, re
     (step, iters, epoch, lr, seconds and the loss terms: total, mse_af, ..., mse_rec). A
     callback that returns True, or raises, stops the run after a checkpoint (the exception
     is raised again here). Other options (mask_key, val, val_every, ckpt_every, batch, flip,
-    alpha, beta, gamma, edge, rec) as in lpm_train_options of include/lpmnet.h."""
+    alpha, beta, gamma, edge, rec, force, device, clip_lo, clip_hi, ct_window) as in
+    lpm_train_options of include/lpmnet.h; clip_lo=0, clip_hi=99.5 is `--clip 0,99.5`."""
     lib = _library()
     o = _TrainOptions()
     lib.lpm_train_options_init(ctypes.byref(o))
@@ -361,7 +362,7 @@ def train(data, out, pair=None, iters=3000, shape=None, crop=None, init=None, re
         o.seed = seed
     o.resume, o.threads, o.quiet = int(bool(resume)), threads or 0, int(bool(quiet))
     for key, value in options.items():
-        if key not in dict(_TrainOptions._fields_) or key in ("progress", "on_step", "ctx"):
+        if key not in dict(_TrainOptions._fields_) or key in ("progress", "on_step", "ctx", "stop", "comm"):
             raise Error(f"train: unknown option '{key}'", 1)
         if isinstance(value, str):
             value = _encode(value)
