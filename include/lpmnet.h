@@ -550,6 +550,7 @@ LPM_API lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop)
 typedef struct {
     double total;
     double mse_af, mse_bf, ssim_af, ssim_bf, ssim_adet, ssim_bdet, sf_f, edge_f, mse_rec;
+    double target_f;  /* MSE of the fusion against the fusion target (0 unless target is set) */
 } lpm_step_losses;
 
 /* What the training run reports after each step. */
@@ -622,6 +623,11 @@ typedef struct {
                                * both 0: plain min-max, the authors' training [0, 0] */
     const char *ct_window;    /* NULL, or a CT window for the Hounsfield-like input of each case
                                * ("bone", "soft", "lung", "WIDTH,LEVEL") [NULL] */
+    double target;            /* weight of lpmnet's fusion-target term in [0, 1000]: the mean
+                               * squared gap between the fusion and a classical target (the
+                               * Laplacian-pyramid fusion averaged with the brighter source's
+                               * low frequencies plus the stronger source's details) [0: the
+                               * authors' objective] */
 } lpm_train_options;
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
 LPM_API void lpm_train_options_init(lpm_train_options *o);
@@ -637,7 +643,7 @@ typedef struct lpm_train_session lpm_train_session;
 LPM_API lpm_status lpm_train_session_new(lpm_train_session **session, int64_t nx, int64_t ny,
                                          int64_t nz, const char *weights, uint64_t seed);
 /* One step (fusion pass, reconstruction pass, backward, Adam) on a and b, each nx*ny*nz
- * floats in [0, 1], x fastest. lr, alpha, beta, gamma, edge, rec as in lpm_train_options;
+ * floats in [0, 1], x fastest. lr, alpha, beta, gamma, edge, rec, target as in lpm_train_options;
  * lambda_s weighs the spatial-frequency term (the run uses exp(0.002 (s - E)), s the step in
  * the epoch, E the epochs). losses may be NULL. */
 LPM_API lpm_status lpm_train_session_step(lpm_train_session *session, const float *a,

@@ -58,6 +58,28 @@ def edge(A, B, f):
     return e
 
 
+def triangle9(x):
+    """The 9-voxel triangle filter of lpmnet's fusion target: a 5-voxel mean applied twice
+    along each axis, edges replicated."""
+    k = torch.ones(5, dtype=x.dtype) / 5
+    for _ in range(2):
+        for ax in range(3):
+            shape = [1, 1, 1]
+            shape[ax] = 5
+            pad = [0, 0, 0, 0, 0, 0]
+            pad[2 * (2 - ax)] = pad[2 * (2 - ax) + 1] = 2
+            x = F.conv3d(F.pad(x[None, None], pad, mode="replicate"), k.reshape([1, 1] + shape))[0, 0]
+    return x
+
+
+def target_detail_part(A, B):
+    """S of lpmnet's fusion target: the brighter blurred source plus the stronger detail
+    (A's where |A - a| >= |B - b|)."""
+    a, b = triangle9(A), triangle9(B)
+    da, db = A - a, B - b
+    return torch.maximum(a, b) + torch.where(da.abs() >= db.abs(), da, db)
+
+
 def mse(x, y):
     return ((x - y) ** 2).mean()
 
@@ -103,6 +125,7 @@ def write(outdir):
     sf.{small,big}.{f,value,grad}      SF of f and dSF/df
     edge.{small,big}.{a,b,f,value,grad}  edge term of f against sources a, b and dE/df
     mse.{x,y,value,grad}               (12,14,17), grad = d MSE / dy
+    target.{a,b,s}                     (12,14,17): s = the S part of the fusion target of a, b
     loss.{A,B,F,Det,R}                 (16,16,32), R (2,16,16,32); loss.weights = alpha beta gamma lambda edge
     loss.step                          (s, E) giving lambda = exp(0.002 (s - E))
     loss.terms                         the 10 TERMS in order; loss.{dF,dDet,dR} = d total / d ...
@@ -201,6 +224,9 @@ def write(outdir):
         sched.step()
     out["cosine.lr"] = torch.tensor(lrs, dtype=torch.float64)
     out["cosine.meta"] = torch.tensor([1e-4, E], dtype=torch.float64)
+
+    a, b = volume_pair(g, (12, 14, 17))
+    out.update({"target.a": a, "target.b": b, "target.s": target_detail_part(a, b)})
 
     os.makedirs(outdir, exist_ok=True)
     st.save(os.path.join(outdir, "losses.safetensors"),

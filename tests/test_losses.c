@@ -84,6 +84,32 @@ static void test_edge_known(void) {
     free(a), free(b), free(f), free(df);
 }
 
+/* The fusion target. Of one volume with itself it is that volume (the pyramid fusion and S
+ * both give A back). Of the constants A = 0.3 and B = 0.2 it is (0.25 + 0.3) / 2: the pyramid
+ * averages the flat sources, S takes the brighter one. One bright voxel added to B is kept:
+ * there S is 0.3 plus B's detail, 1.01 - (0.2 + 0.81 / 125). */
+static void test_target_known(void) {
+    int64_t D = 9, H = 10, W = 11, N = D * H * W;
+    float *a = alloc_f(N), *b = alloc_f(N), *t = alloc_f(N);
+    lpm_rng r;
+    lpm_rng_seed(&r, 5);
+    fill_uniform(a, N, &r);
+    CHECK(lpm_fusion_target(t, a, a, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    float worst = 0;
+    for (int64_t i = 0; i < N; i++) worst = fmaxf(worst, fabsf(t[i] - a[i]));
+    CHECK(worst <= 1e-5f, "target(A, A) differs from A by %g", worst);
+    for (int64_t i = 0; i < N; i++) a[i] = 0.3f, b[i] = 0.2f;
+    CHECK(lpm_fusion_target(t, a, b, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    worst = 0;
+    for (int64_t i = 0; i < N; i++) worst = fmaxf(worst, fabsf(t[i] - 0.275f));
+    CHECK(worst <= 1e-6f, "target(0.3, 0.2) differs from 0.275 by %g", worst);
+    int64_t mid = (4 * H + 5) * W + 5;
+    b[mid] = 1.01f;
+    CHECK(lpm_fusion_target(t, a, b, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    CHECK(t[mid] > 0.6f && t[mid] <= 1.0f, "target at the bright voxel = %g, want its detail kept", t[mid]);
+    free(a), free(b), free(t);
+}
+
 static void test_mse_known(void) {
     int64_t n = 1000;
     float *x = alloc_f(n), *y = alloc_f(n), *dy = alloc_f(n);
@@ -271,6 +297,21 @@ static void fx_mse(const lpm_st_file *f) {
     free(dy);
 }
 
+/* S (the brighter blurred source plus the stronger detail) against PyTorch; T must then be
+ * the mean of S and the pyramid fusion (tested in test_classical), clipped to [0, 1]. */
+static void fx_target(const lpm_st_file *f) {
+    int64_t D = 12, H = 14, W = 17;
+    size_t N = (size_t)(D * H * W);
+    const float *a = need(f, "target.a", N), *b = need(f, "target.b", N), *s = need(f, "target.s", N);
+    if (!a || !b || !s) return;
+    float *t = alloc_f(N), *p = alloc_f(N), *want = alloc_f(N);
+    CHECK(lpm_fusion_target(t, a, b, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    CHECK(lpm_classical_fuse("laplacian", a, b, p, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    for (size_t i = 0; i < N; i++) want[i] = fminf(fmaxf(0.5f * (p[i] + s[i]), 0.0f), 1.0f);
+    CHECK_CLOSE("fusion target vs (pyramid + PyTorch's S) / 2", t, want, N, 1e-5, 0.0);
+    free(t), free(p), free(want);
+}
+
 static void fx_loss(const lpm_st_file *f) {
     int64_t D = 16, H = 16, W = 32;
     size_t N = (size_t)(D * H * W);
@@ -306,6 +347,28 @@ static void fx_loss(const lpm_st_file *f) {
     CHECK(lpm_loss_recon(&u, A, B, R, D, H, W, NULL) == LPM_OK, "%s", lpm_last_error());
     CHECK(lpm_loss_total(&u, &w) == t.total, "separate passes: total %.17g vs %.17g",
           lpm_loss_total(&u, &w), t.total);
+
+    /* the target term adds target MSE(T, F) to the total and 2 target (F - T) / N to dF */
+    lpm_loss_weights wt_target = w;
+    wt_target.target = 30.0;
+    float *dF2 = alloc_f(N), *T = alloc_f(N), *want = alloc_f(N);
+    lpm_loss_terms v;
+    memset(&v, 0, sizeof v);
+    CHECK(lpm_loss_fusion(&v, &wt_target, A, B, F, Det, D, H, W, dF2, NULL) == LPM_OK, "%s", lpm_last_error());
+    CHECK(lpm_fusion_target(T, A, B, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    double m = 0;
+    for (size_t i = 0; i < N; i++) {
+        m += ((double)F[i] - T[i]) * ((double)F[i] - T[i]);
+        want[i] = dF[i] + (float)(2.0 * 30.0 * ((double)F[i] - T[i]) / (double)N);
+    }
+    m /= (double)N;
+    CHECK(m > 1e-3 && fabs(v.target_f - m) <= 1e-9 * (1 + m), "target_f %.9g, want MSE(T, F) = %.9g",
+          v.target_f, m);
+    v.mse_rec = u.mse_rec;
+    CHECK(fabs(lpm_loss_total(&v, &wt_target) - (t.total + 30.0 * m)) <= 1e-9,
+          "total with the target term %.12g, want %.12g", lpm_loss_total(&v, &wt_target), t.total + 30.0 * m);
+    CHECK_CLOSE("dL/dF with the target term", dF2, want, N, 1e-6, 1e-5);
+    free(dF2), free(T), free(want);
     free(dF), free(dDet), free(dR);
 }
 
@@ -362,6 +425,7 @@ int main(void) {
     test_ssim_identity();
     test_sf_ramp();
     test_edge_known();
+    test_target_known();
     test_mse_known();
     check_fd("SSIM gradient", ssim_fn, 1e-2f);
     check_fd("SF gradient", sf_fn, 1e-2f);
@@ -393,6 +457,7 @@ int main(void) {
     fx_ssim_sf(f, "small", 12, 14, 17);
     fx_ssim_sf(f, "big", 16, 16, 32);
     fx_mse(f);
+    fx_target(f);
     fx_loss(f);
     fx_adam(f);
     fx_cosine(f);

@@ -28,13 +28,24 @@ if "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 6 --seed 3 --qui
      --val-every 3 --val "$tmp/pairs.csv" 2>"$tmp/log"; then ok "train with validation"; else bad "validation run: $(cat "$tmp/log")"; fi
 [ "$(tail -n +2 "$tmp/v/val.csv" | wc -l)" -eq 2 ] && ok "val.csv has 2 rows" || bad "val.csv rows"
 "$bin" info "$tmp/v/best.safetensors" 2>/dev/null | grep -q "LPM-Net weights: yes" && ok "best.safetensors kept" || bad "best.safetensors"
-# the edge term: logged as the last column, 0 in the authors' objective, positive with --edge
+# the edge term: logged in train.csv, 0 in the authors' objective, positive with --edge
 edge_col() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "edge_f") c = i } NR > 1 { print $c }' "$1"; }
 edge_col "$tmp/a/train.csv" | awk '$1 != 0 { exit 1 }' && ok "edge_f is 0 without --edge" || bad "edge_f without --edge"
 if "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --quiet --out "$tmp/e" --edge 5 \
      2>"$tmp/log"; then ok "train with --edge 5"; else bad "--edge run: $(cat "$tmp/log")"; fi
 [ "$(edge_col "$tmp/e/train.csv" | awk '$1 > 0 && $1 < 1' | wc -l)" -eq 3 ] && ok "edge_f logged, positive" \
   || bad "edge_f with --edge: $(edge_col "$tmp/e/train.csv" | tr '\n' ' ')"
+# the fusion-target term likewise: target_f 0 without --target, positive with it, and part of the record
+target_col() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "target_f") c = i } NR > 1 { print $c }' "$1"; }
+[ "$(target_col "$tmp/a/train.csv" | awk '$1 == 0' | wc -l)" -ge 3 ] && ok "target_f is 0 without --target" \
+  || bad "target_f without --target: $(target_col "$tmp/a/train.csv" | tr '\n' ' ')"
+if "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --quiet --out "$tmp/tg" --target 50 \
+     2>"$tmp/log"; then ok "train with --target 50"; else bad "--target run: $(cat "$tmp/log")"; fi
+[ "$(target_col "$tmp/tg/train.csv" | awk '$1 > 0 && $1 < 1' | wc -l)" -eq 3 ] && ok "target_f logged, positive" \
+  || bad "target_f with --target: $(target_col "$tmp/tg/train.csv" | tr '\n' ' ')"
+"$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --quiet --out "$tmp/tg" --resume 2>"$tmp/log"
+[ $? -eq 1 ] && grep -q -- "--target" "$tmp/log" && ok "resume without the run's --target refused, naming it" \
+  || bad "resume without --target: $(cat "$tmp/log")"
 "$bin" info "$tmp/a/model.safetensors" | grep -q "LPM-Net weights: yes" && ok "model.safetensors loads as LPM-Net weights" || bad "model.safetensors"
 "$bin" fuse "$tmp/s1/t1.nii.gz" "$tmp/s1/t2.nii.gz" -o "$tmp/f.nii.gz" -m "$tmp/a/model.safetensors" 2>/dev/null && ok "fuse with the trained model" || bad "fuse with the trained model"
 
@@ -85,6 +96,7 @@ mkdir -p "$tmp/grid"
 printf 'a,b\ns1/t1.nii.gz,s1/t2.nii.gz\ns1/t1.nii.gz,grid/t2.nii.gz\n' > "$tmp/badgrid.csv"
 printf 'a,b\ns1/t1.nii.gz,s1/missing.nii.gz\n' > "$tmp/missing.csv"
 refuse 1 "edge" "a negative --edge" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --edge -1
+refuse 1 "target" "--target beyond 1000" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --target 1e4
 refuse 1 "multiple of 16" "crop not a multiple of 16" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 20,16,16
 refuse 2 "nope" "missing data folder" -- --data "$tmp/nope" --out "$tmp/d" --crop 16,16,16
 refuse 2 "dwi" "folder without the requested modalities" -- --data "$tmp/s1" --pair t1,dwi --out "$tmp/d" --crop 16,16,16

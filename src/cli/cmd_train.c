@@ -36,7 +36,11 @@ static void usage(FILE *out) {
             "  --alpha X --beta X --gamma X   loss weights, each in [0, 1000] [0.05, 1, 0.5]\n"
             "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
             "                       volume for the stronger source's edges, in [0, 1000] [0: the\n"
-            "                       authors' objective; the bundled model used 300]\n"
+            "                       authors' objective; the bundled models used 300-1000]\n"
+            "  --target X           weight of lpmnet's fusion-target term, which asks the fused\n"
+            "                       volume for a classical target: the Laplacian-pyramid fusion\n"
+            "                       averaged with the brighter source's low frequencies plus the\n"
+            "                       stronger source's details, in [0, 1000] [0: the authors']\n"
             "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
             "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation:\n"
@@ -85,9 +89,9 @@ static int check_range(const char *opt, double value, double lo, int lo_open, do
 
 static int check_ranges(const lpm_train_options *c) {
     if (check_range("--lr", c->lr, 0, 1, 1)) return 1;
-    const char *names[] = {"--alpha", "--beta", "--gamma", "--edge"};
-    const double values[] = {c->alpha, c->beta, c->gamma, c->edge};
-    for (int i = 0; i < 4; i++)
+    const char *names[] = {"--alpha", "--beta", "--gamma", "--edge", "--target"};
+    const double values[] = {c->alpha, c->beta, c->gamma, c->edge, c->target};
+    for (int i = 0; i < 5; i++)
         if (check_range(names[i], values[i], 0, 0, 1000)) return 1;
     if (!(c->rec >= 0 && c->rec < 1))
         return cli_error(CMD, LPM_ERR_USAGE, "--rec %g: must be in [0, 1)", c->rec);
@@ -174,6 +178,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--beta")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.beta)) return 1; }
         else if (!strcmp(s, "--gamma")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.gamma)) return 1; }
         else if (!strcmp(s, "--edge")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.edge)) return 1; }
+        else if (!strcmp(s, "--target")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.target)) return 1; }
         else if (!strcmp(s, "--rec")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.rec)) return 1; }
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.device)) return 1; }

@@ -90,6 +90,75 @@ lpm_status lpm_edge(double *edge, const float *A, const float *B, const float *f
     return LPM_OK;
 }
 
+/* ------------------------------------------------------------------ fusion target */
+
+/* x = the mean of x over [i-2, i+2] along one axis of the (D,H,W) volume, edges replicated.
+ * Returns 0, or -1 when a line buffer could not be allocated. */
+static int mean5_axis(float *x, int64_t D, int64_t H, int64_t W, int axis) {
+    const int64_t n = axis == 0 ? D : axis == 1 ? H : W;
+    const int64_t step = axis == 0 ? H * W : axis == 1 ? W : 1;
+    const int64_t lines = D * H * W / n;
+    int oom = 0;
+#pragma omp parallel
+    {
+        float *line = lpm_malloc((size_t)n, sizeof(float));
+        if (!line) {
+#pragma omp atomic write
+            oom = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < lines; k++) {
+            if (!line) continue;
+            /* the k-th line starts at the voxel whose index along the axis is 0 */
+            int64_t base = axis == 0 ? k : axis == 1 ? (k / W) * H * W + k % W : k * W;
+            for (int64_t i = 0; i < n; i++) line[i] = x[base + i * step];
+            for (int64_t i = 0; i < n; i++) {
+                double s = 0.0;
+                for (int64_t j = i - 2; j <= i + 2; j++) s += line[j < 0 ? 0 : j >= n ? n - 1 : j];
+                x[base + i * step] = (float)(s / 5.0);
+            }
+        }
+        free(line);
+    }
+    return oom ? -1 : 0;
+}
+
+/* The 9-voxel triangle filter: the 5-voxel mean twice along each axis. */
+static int triangle9(float *x, int64_t D, int64_t H, int64_t W) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int axis = 0; axis < 3; axis++)
+            if (mean5_axis(x, D, H, W, axis)) return -1;
+    return 0;
+}
+
+lpm_status lpm_fusion_target(float *T, const float *A, const float *B, int64_t D, int64_t H,
+                             int64_t W) {
+    lpm_status st = check_dims("lpm_fusion_target", A, B, D, H, W);
+    if (st) return st;
+    size_t N = (size_t)(D * H * W);
+    float *a = lpm_malloc(N, sizeof(float)), *b = lpm_malloc(N, sizeof(float));
+    if (!a || !b) {
+        free(a), free(b);
+        return lpm_fail(LPM_ERR_INTERNAL, "lpm_fusion_target: out of memory");
+    }
+    memcpy(a, A, N * sizeof(float));
+    memcpy(b, B, N * sizeof(float));
+    if (triangle9(a, D, H, W) || triangle9(b, D, H, W))
+        st = lpm_fail(LPM_ERR_INTERNAL, "lpm_fusion_target: out of memory");
+    if (!st) st = lpm_classical_fuse("laplacian", A, B, T, D, H, W);
+    if (!st) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < (int64_t)N; i++) {
+            double da = (double)A[i] - a[i], db = (double)B[i] - b[i];
+            double s = (a[i] > b[i] ? a[i] : b[i]) + stronger(da, db);
+            double t = 0.5 * ((double)T[i] + s);
+            T[i] = (float)(t > 0 ? (t < 1 ? t : 1) : 0);
+        }
+    }
+    free(a), free(b);
+    return st;
+}
+
 /* ------------------------------------------------------------------ MSE */
 
 #define MSE_BLOCK ((int64_t)1 << 16)
@@ -151,7 +220,16 @@ lpm_status lpm_loss_fusion(lpm_loss_terms *t, const lpm_loss_weights *w, const f
     if ((st = lpm_sf(&t->sf_f, F, D, H, W, dF, -w->gamma * w->lambda_s))) return st;
     /* + edge E(A,B,F): lpmnet's optional term, 0 in the authors' objective */
     t->edge_f = 0.0;
-    return w->edge == 0.0 ? LPM_OK : lpm_edge(&t->edge_f, A, B, F, D, H, W, dF, w->edge);
+    if (w->edge != 0.0 && (st = lpm_edge(&t->edge_f, A, B, F, D, H, W, dF, w->edge))) return st;
+    /* + target MSE(T,F): lpmnet's optional term, 0 in the authors' objective */
+    t->target_f = 0.0;
+    if (w->target == 0.0) return LPM_OK;
+    float *T = lpm_malloc(N, sizeof(float));
+    if (!T) return lpm_fail(LPM_ERR_INTERNAL, "lpm_loss_fusion: out of memory");
+    st = lpm_fusion_target(T, A, B, D, H, W);
+    if (!st) st = lpm_mse(&t->target_f, T, F, (int64_t)N, dF, w->target);
+    free(T);
+    return st;
 }
 
 lpm_status lpm_loss_recon(lpm_loss_terms *t, const float *A, const float *B, const float *R,
@@ -175,6 +253,7 @@ double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w) {
          + (1 - (t->ssim_adet + t->ssim_bdet) / 2)
          - w->gamma * w->lambda_s * t->sf_f
          + w->edge * t->edge_f
+         + w->target * t->target_f
          + t->mse_rec;
 }
 

@@ -20,14 +20,23 @@
 lpm_status lpm_edge(double *edge, const float *A, const float *B, const float *f, int64_t D,
                     int64_t H, int64_t W, float *df, double scale);
 
+/* The fusion target (lpmnet's addition, not in the authors' objective), held fixed:
+ * T = (P + S) / 2 clipped to [0, 1], P the Laplacian-pyramid fusion of A and B (the classical
+ * method "laplacian") and S = max(a, b) + d, where a and b are A and B blurred by a 9-voxel
+ * triangle filter per axis (a 5-voxel mean applied twice, edges replicated) and d is the
+ * larger in magnitude of A - a and B - b (A wins ties): the brighter source's low
+ * frequencies with the stronger source's details. T is (D,H,W), written by the call. */
+lpm_status lpm_fusion_target(float *T, const float *A, const float *B, int64_t D, int64_t H,
+                             int64_t W);
+
 /* MSE = mean((x - y)^2) over n values; dy += scale * dMSE/dy. */
 lpm_status lpm_mse(double *mse, const float *x, const float *y, int64_t n, float *dy,
                    double scale);
 
-/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5, edge 0 (their objective has
- * no edge term); lambda_s from lpm_lambda_s. */
+/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5, edge 0 and target 0 (their
+ * objective has neither term); lambda_s from lpm_lambda_s. */
 typedef struct {
-    double alpha, beta, gamma, lambda_s, edge;
+    double alpha, beta, gamma, lambda_s, edge, target;
 } lpm_loss_weights;
 
 /* Every term of the objective, and the total (lpm_loss_total). */
@@ -37,6 +46,7 @@ typedef struct {
     double ssim_adet, ssim_bdet;  /* SSIM(A,Det), SSIM(B,Det) */
     double sf_f;                  /* SF(F) */
     double edge_f;                /* E(A,B,F), 0 unless the edge weight is set */
+    double target_f;              /* MSE(T,F), T = lpm_fusion_target(A,B); 0 unless its weight is set */
     double mse_rec;               /* MSE(R, [A,B]), mean over both channels */
     double total;
 } lpm_loss_terms;
@@ -57,7 +67,7 @@ lpm_status lpm_loss_recon(lpm_loss_terms *t, const float *A, const float *B, con
 
 /* L = alpha (MSE(A,F) + MSE(B,F))/2 + beta (1 - (SSIM(A,F) + SSIM(B,F))/2)
  *     + (1 - (SSIM(A,Det) + SSIM(B,Det))/2) - gamma lambda_s SF(F) + edge E(A,B,F)
- *     + MSE(R, [A,B]) */
+ *     + target MSE(T,F) + MSE(R, [A,B]) */
 double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w);
 
 /* Both passes' terms on given outputs, t->total set, dF, dDet, dR written (may be NULL). */

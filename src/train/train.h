@@ -70,6 +70,7 @@ typedef struct {
     int64_t ckpt_every;       /* steps between checkpoints (also every ckpt_seconds); 0: 25 */
     double ckpt_seconds;      /* 0: 300 */
     double lr, alpha, beta, gamma, edge, rec;  /* edge: lpmnet's edge-fidelity weight, 0 = authors' */
+    double target;            /* lpmnet's fusion-target weight (lpm_fusion_target), 0 = authors' */
     uint64_t seed;
     int resume;
     int force;                /* resume even when the data or options differ from the checkpoint's record */
