@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Scores candidate fusion targets (blends of the classical methods) on a family's validation
+pairs by the paper's eight metrics: the study behind `lpmnet train --target` (models/README.md).
+
+Usage: tools/target_study.py SPLITS_DIR FAMILY [MODEL]
+  SPLITS_DIR: what tools/splits.sh wrote; FAMILY: mri, ct-mr, pet-mr or pet-ct; MODEL: the
+  LPM-Net weights scored beside them (default: the family's bundled model).
+Prints, per method and candidate, the medians over the pairs and on how many of the eight
+metrics it beats each classical method (rSFe by |rSFe|). Needs numpy, nibabel and the lpmnet
+Python package (python/, with liblpmnet built)."""
+import csv
+import statistics
+import sys
+
+import nibabel as nib
+import numpy as np
+
+import lpmnet
+
+PAPER = ["ssim", "qabf", "mi", "scd", "vif", "ag", "sd", "rsfe"]
+CLASSIC = ["average", "max", "pca", "dwt", "laplacian", "guided"]
+
+
+def mean5(x, axis):
+    """The 5-voxel mean along one axis, edges replicated."""
+    n = x.shape[axis]
+    pad = [(2, 2) if a == axis else (0, 0) for a in range(3)]
+    c = np.cumsum(np.pad(x, pad, mode="edge"), axis=axis, dtype=np.float64)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    return (np.take(c, np.arange(5, n + 5), axis=axis) - np.take(c, np.arange(n), axis=axis)) / 5
+
+
+def triangle9(x):
+    for _ in range(2):
+        for axis in range(3):
+            x = mean5(x, axis)
+    return x
+
+
+def box3(x):
+    """The 3-voxel mean applied twice per axis (the unsharp masks' blur)."""
+    for _ in range(2):
+        for axis in range(3):
+            n = x.shape[axis]
+            pad = [(1, 1) if a == axis else (0, 0) for a in range(3)]
+            p = np.pad(x, pad, mode="edge")
+            x = sum(np.take(p, np.arange(j, n + j), axis=axis) for j in range(3)) / 3
+    return x
+
+
+def candidates(A, B, fused):
+    """The targets of the study; "mix0.5_maxbase_lap" is what --target asks for."""
+    lap, mx = fused["laplacian"], fused["max"]
+    a, b = triangle9(A), triangle9(B)
+    da, db = A - a, B - b
+    detail = np.where(np.abs(da) >= np.abs(db), da, db)
+    out = {}
+    for g in (1.0, 1.2, 1.5):
+        out[f"maxbase_d{g}"] = np.maximum(a, b) + g * detail
+        out[f"avgbase_d{g}"] = (a + b) / 2 + g * detail
+    for w in (0.5, 0.75):
+        for g in (1.0, 1.2):
+            out[f"mix{w}_maxbase_d{g}_lap"] = w * (np.maximum(a, b) + g * detail) + (1 - w) * lap
+    for k in (0.25, 0.5, 1.0):
+        out[f"max_unsharp{k}"] = mx + k * (mx - box3(mx))
+        out[f"lap_unsharp{k}"] = lap + k * (lap - box3(lap))
+    return {k: np.clip(v, 0, 1).astype(np.float32) for k, v in out.items()}
+
+
+def main():
+    splits, family = sys.argv[1], sys.argv[2]
+    model = sys.argv[3] if len(sys.argv) > 3 else family
+    rows = []
+    for p in csv.DictReader(open(f"{splits}/{family}/val.csv")):
+        a = np.squeeze(nib.load(p["a"]).get_fdata(dtype=np.float32))
+        b = np.squeeze(nib.load(p["b"]).get_fdata(dtype=np.float32))
+        # each input scaled as fuse scales it: the average of a volume with itself
+        A, B = lpmnet.fuse(a, a, method="average"), lpmnet.fuse(b, b, method="average")
+        fused = {m: lpmnet.fuse(a, b, method=m) for m in CLASSIC}
+        fused["lpmnet"] = lpmnet.fuse(a, b, model=model)
+        fused.update(candidates(A, B, fused))
+        for name, f in fused.items():
+            r = lpmnet.metrics(f, A, B, normalize=False, seam=False)
+            rows.append({"method": name, **{k: r[k] for k in PAPER}})
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+
+    def median(m, k):
+        v = [r[k] for r in rows if r["method"] == m]
+        return statistics.median(abs(x) for x in v) if k == "rsfe" else statistics.median(v)
+
+    med = {m: {k: median(m, k) for k in PAPER} for m in methods}
+
+    def wins(x, y):
+        return sum(med[x][k] < med[y][k] if k == "rsfe" else med[x][k] > med[y][k] for k in PAPER)
+
+    print("| method | " + " | ".join(PAPER) + " | wins vs " + " / ".join(CLASSIC) + " | fewest |")
+    print("|---" * (len(PAPER) + 3) + "|")
+    for m in methods:
+        w = [wins(m, c) for c in CLASSIC if c != m]
+        print("| %s | %s | %s | %d |" % (m, " | ".join("%.3f" % med[m][k] for k in PAPER),
+                                         " / ".join(str(wins(m, c)) for c in CLASSIC), min(w)))
+
+
+if __name__ == "__main__":
+    main()
