@@ -5,7 +5,7 @@
 # Usage: tools/results.sh [REAL_DIR]   (default ../shared/data/real; build/lpmnet must exist)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-real="${1:-$root/../shared/data/real}"
+real="$(cd "${1:-$root/../shared/data/real}" && pwd)"  # absolute: the lists hold absolute paths
 bin="$root/build/lpmnet"
 py=/usr/bin/python3
 work="$(mktemp -d)"
