@@ -11,8 +11,8 @@ static const char *CMD = "metrics";
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: lpmnet metrics A B F [--json] [--mask M] [--no-normalize] [--only LIST]\n"
-            "                            [--threads N]\n\n"
+            "usage: lpmnet metrics A B F [--json] [--mask M] [--no-normalize | --clip LOW,HIGH |\n"
+            "                            --ct-window W] [--only LIST] [--threads N]\n\n"
             "Scores the fused volume F against the sources A and B with the fusion metrics of\n"
             "LPM-Net (docs/lpmnet.md section 3): ssim qabf mi scd vif ag psnr en sd sf nabf rsfe.\n"
             "The paper reports ssim, qabf, mi, scd, vif, ag, sd, rsfe (rsfe: 0 is ideal; rank by |rsfe|).\n"
@@ -25,6 +25,10 @@ static void usage(FILE *out) {
             "                  seam indices use mask voxels only\n"
             "  --no-normalize  score the volumes as they are (default: min-max normalise each whole\n"
             "                  volume to [0, 1]; a constant volume is an error)\n"
+            "  --clip LOW,HIGH, --ct-window W\n"
+            "                  scale A and B as lpmnet fuse does with these options (fuse's default\n"
+            "                  is --clip 0.5,100) and score F as it is, which must then lie in\n"
+            "                  [0, 1] as fuse writes it: the numbers lpmnet eval reports\n"
             "  --only LIST     comma-separated metric names, \"seam\" for the three seam indices\n"
             "                  (default: all)\n"
             "  --threads N     worker threads, 0 = all cores [0]\n"
@@ -101,9 +105,33 @@ static void undefined_reason(char *buf, size_t n, int i, double value, const int
         snprintf(buf, n, "not a finite number for these volumes");
 }
 
+/* --clip, --ct-window: A and B replaced by the copies fuse would scale to [0, 1] (without a
+ * mask: metrics' --mask says where to score, as eval's does), F checked to lie in [0, 1]. */
+static lpm_status scale_as_fuse(lpm_volume v[3], const char *const path[3], const lpm_fuse_settings *s) {
+    const int64_t n = lpm_volume_numel(&v[2]);
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        if (v[2].data[i] < lo) lo = v[2].data[i];
+        if (v[2].data[i] > hi) hi = v[2].data[i];
+    }
+    if (!(lo >= 0 && hi <= 1))
+        return lpm_fail(LPM_ERR_INPUT, "%s: values from %g to %g; with --clip or --ct-window F is "
+                        "scored as it is and must lie in [0, 1], as lpmnet fuse writes it (or leave "
+                        "them out to min-max normalise all three)", path[2], lo, hi);
+    lpm_volume a01 = {0}, b01 = {0};
+    lpm_status st = lpm_prepare_pair(&v[0], path[0], &v[1], path[1], s, &a01, &b01);
+    if (st) return st;
+    lpm_volume_free(&v[0]);
+    lpm_volume_free(&v[1]);
+    v[0] = a01, v[1] = b01;
+    return LPM_OK;
+}
+
 int cmd_metrics(int argc, char **argv) {
     const char *path[3] = {NULL, NULL, NULL}, *mask_path = NULL;
     int json = 0, normalize = 1, npos = 0;
+    lpm_fuse_settings scaling = {0}; /* --clip, --ct-window: A and B scaled as fuse does */
+    int as_fuse = 0;
     long threads = 0;
     unsigned which = LPM_METRICS_ALL;
     int seam = 1;
@@ -118,6 +146,9 @@ int cmd_metrics(int argc, char **argv) {
             normalize = 0;
         } else if (strcmp(a, "--mask") == 0) {
             if (!(mask_path = cli_value(CMD, argc, argv, &i))) return LPM_ERR_USAGE;
+        } else if (strcmp(a, "--clip") == 0 || strcmp(a, "--ct-window") == 0) {
+            if (cli_prep_option(CMD, argc, argv, &i, &scaling) == CLI_PREP_BAD) return LPM_ERR_USAGE;
+            as_fuse = 1;
         } else if (strcmp(a, "--only") == 0) {
             const char *v = cli_value(CMD, argc, argv, &i);
             if (!v) return LPM_ERR_USAGE;
@@ -142,6 +173,9 @@ int cmd_metrics(int argc, char **argv) {
         return LPM_ERR_USAGE;
     }
     if (npos < 3) return cli_missing(CMD, missing[npos], "lpmnet metrics A B F [options]");
+    if (as_fuse && !normalize)
+        return cli_error(CMD, LPM_ERR_USAGE, "--no-normalize scores A and B as they are; --clip and "
+                         "--ct-window scale them as fuse does: give one of the two");
     lpm_set_threads((int)threads);
     double t0 = lpm_seconds();
 
@@ -156,8 +190,9 @@ int cmd_metrics(int argc, char **argv) {
     if (!st) cli_detail(CMD, "read A, B and F in %.2f s", lpm_seconds() - t0);
     double t_score = lpm_seconds();
     if (!st && mask_path) st = lpm_mask_read(mask_path, &v[0], path[0], &mask);
+    if (!st && as_fuse) st = scale_as_fuse(v, path, &scaling);
     /* normalised here, in place (no copies), so that a message names the file */
-    for (int k = 0; k < 3 && !st && normalize; k++) st = lpm_normalize_minmax(&v[k], path[k]);
+    for (int k = 0; k < 3 && !st && normalize && !as_fuse; k++) st = lpm_normalize_minmax(&v[k], path[k]);
     if (!st && which) st = lpm_metrics_select(values, &v[0], &v[1], &v[2], mask, 0, which);
     if (!st && seam) st = lpm_seam_volume_why(seam_index, seam_why, &v[2], mask, 0);
     /* a metric that is not finite is undefined for these volumes: say so and why */
