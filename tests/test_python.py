@@ -70,7 +70,7 @@ def phantom():
     d = os.path.join(TMP, "ph")
     os.makedirs(TMP, exist_ok=True)
     run("phantom", "--out", d, "--shape", "32,40,36")
-    return {k: os.path.join(d, f"{k}.nii.gz") for k in ("t1", "t2", "labels")}
+    return {k: os.path.join(d, f"{k}.nii.gz") for k in ("t1", "t2", "ct", "labels")}
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +199,23 @@ def test_metrics_with_mask(phantom, tool_fused):
     like(nib.load(phantom["t1"]), mask.astype(np.uint8), mask_path)
     ours = lpmnet.metrics(f, a, b, mask=mask)
     assert_metrics_equal(ours, metrics_of_tool(phantom["t1"], phantom["t2"], tool_fused, "--mask", mask_path))
+
+
+def test_metrics_scaled_as_fuse_equal_tool(phantom):
+    """metrics(clip=, ct_window=) is `lpmnet metrics --clip/--ct-window`; prepare() gives the
+    inputs fuse scales (min-max of a CT's Hounsfield units would score differently)."""
+    ct, t1 = load(phantom["ct"]), load(phantom["t1"])
+    out = os.path.join(TMP, "ct_max.nii.gz")
+    run("fuse", phantom["ct"], phantom["t1"], "--method", "max", "--ct-window", "soft", "-o", out)
+    f = load(out)
+    ours = lpmnet.metrics(f, ct, t1, ct_window="soft")
+    assert_metrics_equal(ours, metrics_of_tool(phantom["ct"], phantom["t1"], out, "--ct-window", "soft"))
+    a01, b01 = lpmnet.prepare(ct, t1, ct_window="soft")
+    assert 0 <= a01.min() and a01.max() <= 1 and a01.shape == ct.shape
+    assert_close(lpmnet.fuse(ct, t1, method="max", ct_window="soft"), np.maximum(a01, b01))
+    assert lpmnet.metrics(f, ct, t1)["ssim"] != ours["ssim"]
+    with pytest.raises(lpmnet.Error, match="must lie in"):
+        lpmnet.metrics(ct, ct, t1, clip=(0.5, 100))
 
 
 def test_other_threads_run_during_a_fusion(phantom):

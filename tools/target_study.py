@@ -74,8 +74,7 @@ def main():
     for p in csv.DictReader(open(f"{splits}/{family}/val.csv")):
         a = np.squeeze(nib.load(p["a"]).get_fdata(dtype=np.float32))
         b = np.squeeze(nib.load(p["b"]).get_fdata(dtype=np.float32))
-        # each input scaled as fuse scales it: the average of a volume with itself
-        A, B = lpmnet.fuse(a, a, method="average"), lpmnet.fuse(b, b, method="average")
+        A, B = lpmnet.prepare(a, b)  # each input scaled as fuse scales it
         fused = {m: lpmnet.fuse(a, b, method=m) for m in CLASSIC}
         fused["lpmnet"] = lpmnet.fuse(a, b, model=model)
         fused.update(candidates(A, B, fused))

@@ -117,6 +117,8 @@ _SIGNATURES = {
     "lpm_volume_free": (None, [_P(_Volume)]),
     "lpm_fuse_pair": (ctypes.c_int, [_P(_Weights), _P(_Volume), ctypes.c_char_p, _P(_Volume),
                                      ctypes.c_char_p, _P(_Volume), _P(_FuseSettings)]),
+    "lpm_prepare_pair": (ctypes.c_int, [_P(_Volume), ctypes.c_char_p, _P(_Volume), ctypes.c_char_p,
+                                        _P(_FuseSettings), _P(_Volume), _P(_Volume)]),
     "lpm_fuse_files": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                       ctypes.c_char_p, _P(_FuseSettings)]),
     "lpm_metrics_volumes": (ctypes.c_int, [_P(ctypes.c_double), _P(_Volume), _P(_Volume),
@@ -313,12 +315,43 @@ def fuse_files(a_path, b_path, out_path, model="mri", method=None, exact=False, 
     return out_path
 
 
-def metrics(fused, a, b, mask=None, normalize=True, seam=True):
+def prepare(a, b, clip=None, ct_window=None, mask=None):
+    """a and b brought to [0, 1] as ``fuse`` brings them before fusing (clip, ct_window and
+    mask as for fuse; the default clip is (0.5, 100)): the inputs a fusion is scored against.
+    Returns two float32 arrays of a's shape (Fortran order)."""
+    lib = _library()
+    da, va = _as_volume(a, "a")
+    db, vb = _as_volume(b, "b")
+    settings = _settings(None, False, None, None, clip, ct_window, False, None)
+    m, settings.mask = _mask(mask, da.shape)
+    a01, b01 = _Volume(), _Volume()
+    try:
+        _check(lib.lpm_prepare_pair(ctypes.byref(va), b"a", ctypes.byref(vb), b"b",
+                                    ctypes.byref(settings), ctypes.byref(a01), ctypes.byref(b01)))
+        return _take_volume(a01), _take_volume(b01)
+    finally:
+        del da, db, m
+
+
+def metrics(fused, a, b, mask=None, normalize=True, seam=True, clip=None, ct_window=None):
     """The twelve fusion metrics of fused against its sources a and b, as ``lpmnet metrics A
     B F``: a dict {name: value} in METRICS order, then seam_x, seam_y, seam_z (seam=True).
-    normalize: min-max each volume first (the tool's default). mask: an array of the same
-    shape, nonzero inside. An undefined metric is nan (psnr inf when F equals A or B)."""
+    normalize: min-max each volume first (the tool's default). clip, ct_window (``--clip``,
+    ``--ct-window``): instead, a and b scaled as fuse scales them (``prepare``) and fused
+    scored as it is, which must then lie in [0, 1]: the numbers ``lpmnet eval`` reports.
+    mask: an array of the same shape, nonzero inside: where to score. An undefined metric is
+    nan (psnr inf when F equals A or B)."""
     lib = _library()
+    if clip is not None or ct_window is not None:
+        if not normalize:
+            raise Error("normalize=False scores a and b as they are; clip and ct_window scale "
+                        "them as fuse does: give one of the two", 1)
+        lo, hi = float(np.min(fused)), float(np.max(fused))
+        if not (lo >= 0 and hi <= 1):
+            raise Error(f"fused: values from {lo:g} to {hi:g}; with clip or ct_window it is scored "
+                        "as it is and must lie in [0, 1], as fuse returns it", 2)
+        a, b = prepare(a, b, clip, ct_window)
+        normalize = False
     df, vf = _as_volume(fused, "fused")
     da, va = _as_volume(a, "a")
     db, vb = _as_volume(b, "b")
