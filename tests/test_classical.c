@@ -187,6 +187,45 @@ static void test_detail_kept(void) {
     free(a), free(b), free(out);
 }
 
+/* lpm_box_axis against the mean written out voxel by voxel, along each axis of an odd-sized
+ * volume, for both ends' rules and radii from 0 to beyond the axis. */
+static void test_box_mean(void) {
+    const int64_t dims[3] = {7, 5, 9}, n = 7 * 5 * 9, radii[] = {0, 1, 2, 4, 12};
+    float *x = random_volume(n, 11, -1, 1), *got = lpm_malloc((size_t)n, sizeof(float));
+    float *want = lpm_malloc((size_t)n, sizeof(float));
+    if (!x || !got || !want) {
+        CHECK(0, "box mean: out of memory");
+        free(x), free(got), free(want);
+        return;
+    }
+    for (int edge = 0; edge < 2; edge++)
+        for (int axis = 0; axis < 3; axis++)
+            for (size_t k = 0; k < sizeof radii / sizeof radii[0]; k++) {
+                const int64_t r = radii[k], len = dims[axis];
+                const int64_t after = axis == 0 ? dims[1] * dims[2] : axis == 1 ? dims[2] : 1;
+                const int64_t before = n / (len * after);
+                for (int64_t a = 0; a < before; a++)
+                    for (int64_t i = 0; i < len; i++)
+                        for (int64_t b = 0; b < after; b++) {
+                            double s = 0;
+                            int count = 0;
+                            for (int64_t j = i - r; j <= i + r; j++) {
+                                if (edge == LPM_BOX_CLIP && (j < 0 || j >= len)) continue;
+                                const int64_t jj = j < 0 ? 0 : j >= len ? len - 1 : j;
+                                s += x[(a * len + jj) * after + b];
+                                count++;
+                            }
+                            want[(a * len + i) * after + b] = (float)(s / count);
+                        }
+                lpm_box_axis(x, got, before, len, after, r, (lpm_box_edge)edge);
+                char what[96];
+                snprintf(what, sizeof what, "box mean, %s ends, axis %d, radius %d",
+                         edge == LPM_BOX_CLIP ? "clipped" : "repeated", axis, (int)r);
+                CHECK_CLOSE(what, got, want, (size_t)n, 1e-6, 0);
+            }
+    free(x), free(got), free(want);
+}
+
 static void test_unknown_method(void) {
     float a[8] = {0}, out[8];
     lpm_status st = lpm_classical_fuse("wavelet", a, a, out, 2, 2, 2);
@@ -430,6 +469,7 @@ int main(void) {
     test_dwt();
     test_laplacian();
     test_detail_kept();
+    test_box_mean();
     test_unknown_method();
     test_montage(dir);
     test_phantom(dir);

@@ -1,4 +1,4 @@
-/* Dispatch and the pixel-level methods: average, max, PCA. */
+/* Dispatch, the pixel-level methods (average, max, PCA) and the box mean the others share. */
 #include "classical.h"
 #include "classical_impl.h"
 
@@ -95,6 +95,44 @@ static const struct {
     {"guided", lpm_fuse_guided},
 };
 enum { N_METHODS = sizeof methods / sizeof methods[0] };
+
+/* ------------------------------------------------------------------ box mean */
+
+enum { BOX_CHUNK = 256 }; /* lines summed side by side when the axis is not the fastest */
+
+static inline int64_t clamp_index(int64_t i, int64_t n) { return i < 0 ? 0 : i >= n ? n - 1 : i; }
+
+void lpm_box_axis(const float *in, float *out, int64_t A, int64_t n, int64_t B, int64_t r,
+                  lpm_box_edge edge) {
+    const int repeat = edge == LPM_BOX_REPLICATE;
+    const int64_t nchunks = (B + BOX_CHUNK - 1) / BOX_CHUNK;
+#pragma omp parallel for collapse(2) schedule(static) if (A * n * B >= PAR_MIN)
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t c = 0; c < nchunks; c++) {
+            const int64_t b0 = c * BOX_CHUNK, nb = B - b0 < BOX_CHUNK ? B - b0 : BOX_CHUNK;
+            const float *src = in + a * n * B + b0;
+            float *dst = out + a * n * B + b0;
+            double acc[BOX_CHUNK];
+            for (int64_t b = 0; b < nb; b++) acc[b] = 0;
+            /* the window of i = 0; a clipped window takes only the voxels inside the line */
+            for (int64_t j = -r; j <= r; j++)
+                if (repeat || (j >= 0 && j < n))
+                    for (int64_t b = 0; b < nb; b++) acc[b] += src[clamp_index(j, n) * B + b];
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t lo = i - r > 0 ? i - r : 0, hi = i + r < n - 1 ? i + r : n - 1;
+                const double inv = 1.0 / (double)(repeat ? 2 * r + 1 : hi - lo + 1);
+                for (int64_t b = 0; b < nb; b++) dst[i * B + b] = (float)(acc[b] * inv);
+                if (repeat || i + r + 1 < n) {
+                    const float *add = src + clamp_index(i + r + 1, n) * B;
+                    for (int64_t b = 0; b < nb; b++) acc[b] += add[b];
+                }
+                if (repeat || i - r >= 0) {
+                    const float *sub = src + clamp_index(i - r, n) * B;
+                    for (int64_t b = 0; b < nb; b++) acc[b] -= sub[b];
+                }
+            }
+        }
+}
 
 const char *lpm_classical_names(void) { return "average, max, pca, dwt, laplacian, guided"; }
 

@@ -36,6 +36,17 @@ lpm_status lpm_lap_build(lpm_lap_pyramid *p, const float *x, int64_t D, int64_t 
 lpm_status lpm_lap_collapse(const lpm_lap_pyramid *p, float *out);
 void lpm_lap_free(lpm_lap_pyramid *p);
 
+/* ---- a filter shared with the training objective (lpm_fusion_target) */
+
+/* How a box window meets the ends of a line: clipped to the line (the mean of the voxels it
+ * covers) or with the end voxels repeated (always the mean of 2r+1 values). */
+typedef enum { LPM_BOX_CLIP, LPM_BOX_REPLICATE } lpm_box_edge;
+
+/* out (A,n,B) = the mean over the window [i-r, i+r] along the middle axis of in, both in C
+ * order; in may not alias out. Running sums in double: O(voxels) whatever r. */
+void lpm_box_axis(const float *in, float *out, int64_t A, int64_t n, int64_t B, int64_t r,
+                  lpm_box_edge edge);
+
 /* Index into [0, n) with mirror reflection about the end samples (..., 2, 1, 0, 1, 2, ...). */
 static inline int64_t lpm_reflect(int64_t i, int64_t n) {
     if (n == 1) return 0;

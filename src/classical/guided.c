@@ -14,57 +14,15 @@
 #include <math.h>
 #include <string.h>
 
-enum { BASE_R = 15, GAUSS_R = 5, R1 = 45, R2 = 7, CHUNK = 256 };
+enum { BASE_R = 15, GAUSS_R = 5, R1 = 45, R2 = 7 };
 static const double GAUSS_SIGMA = 5.0, EPS1 = 0.3, EPS2 = 1e-6;
-
-/* out (A,n,B) = mean over the clipped window [i-r, i+r] along the middle axis of in. */
-static void box_axis(const float *in, float *out, int64_t A, int64_t n, int64_t B, int64_t r) {
-    if (B == 1) {
-        /* contiguous lines: one running sum each */
-#pragma omp parallel for schedule(static) if (A * n >= PAR_MIN)
-        for (int64_t a = 0; a < A; a++) {
-            const float *src = in + a * n;
-            float *dst = out + a * n;
-            double acc = 0;
-            for (int64_t j = 0; j <= r && j < n; j++) acc += src[j];
-            for (int64_t i = 0; i < n; i++) {
-                int64_t lo = i - r > 0 ? i - r : 0, hi = i + r < n - 1 ? i + r : n - 1;
-                dst[i] = (float)(acc / (double)(hi - lo + 1));
-                if (i + r + 1 < n) acc += src[i + r + 1];
-                if (i - r >= 0) acc -= src[i - r];
-            }
-        }
-        return;
-    }
-    int64_t nchunks = (B + CHUNK - 1) / CHUNK;
-#pragma omp parallel for collapse(2) schedule(static) if (A * n * B >= PAR_MIN)
-    for (int64_t a = 0; a < A; a++)
-        for (int64_t c = 0; c < nchunks; c++) {
-            int64_t b0 = c * CHUNK, nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-            const float *src = in + a * n * B + b0;
-            float *dst = out + a * n * B + b0;
-            double acc[CHUNK];
-            for (int64_t b = 0; b < nb; b++) acc[b] = 0;
-            for (int64_t j = 0; j <= r && j < n; j++)
-                for (int64_t b = 0; b < nb; b++) acc[b] += src[j * B + b];
-            for (int64_t i = 0; i < n; i++) {
-                int64_t lo = i - r > 0 ? i - r : 0, hi = i + r < n - 1 ? i + r : n - 1;
-                double inv = 1.0 / (double)(hi - lo + 1);
-                for (int64_t b = 0; b < nb; b++) dst[i * B + b] = (float)(acc[b] * inv);
-                if (i + r + 1 < n)
-                    for (int64_t b = 0; b < nb; b++) acc[b] += src[(i + r + 1) * B + b];
-                if (i - r >= 0)
-                    for (int64_t b = 0; b < nb; b++) acc[b] -= src[(i - r) * B + b];
-            }
-        }
-}
 
 /* out = 3-D box mean of in (radius r); tmp is scratch; in may not alias out or tmp. */
 static void box3(const float *in, float *out, float *tmp, int64_t D, int64_t H, int64_t W,
                  int64_t r) {
-    box_axis(in, out, D * H, W, 1, r);
-    box_axis(out, tmp, D, H, W, r);
-    box_axis(tmp, out, 1, D, H * W, r);
+    lpm_box_axis(in, out, D * H, W, 1, r, LPM_BOX_CLIP);
+    lpm_box_axis(out, tmp, D, H, W, r, LPM_BOX_CLIP);
+    lpm_box_axis(tmp, out, 1, D, H * W, r, LPM_BOX_CLIP);
 }
 
 /* out (A,n,B) = Gaussian (weights g[0..2R]) along the middle axis of in, mirror borders. */

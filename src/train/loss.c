@@ -5,6 +5,7 @@
  * and the partial sums are added in a fixed order, so a value does not depend on the
  * number of threads. */
 #include "loss.h"
+#include "classical/classical.h" /* the pyramid fusion and the box mean of lpm_fusion_target */
 #include "core/vmath.h"
 
 #include <math.h>
@@ -92,43 +93,17 @@ lpm_status lpm_edge(double *edge, const float *A, const float *B, const float *f
 
 /* ------------------------------------------------------------------ fusion target */
 
-/* x = the mean of x over [i-2, i+2] along one axis of the (D,H,W) volume, edges replicated.
- * Returns 0, or -1 when a line buffer could not be allocated. */
-static int mean5_axis(float *x, int64_t D, int64_t H, int64_t W, int axis) {
-    const int64_t n = axis == 0 ? D : axis == 1 ? H : W;
-    const int64_t step = axis == 0 ? H * W : axis == 1 ? W : 1;
-    const int64_t lines = D * H * W / n;
-    int oom = 0;
-#pragma omp parallel
-    {
-        float *line = lpm_malloc((size_t)n, sizeof(float));
-        if (!line) {
-#pragma omp atomic write
-            oom = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < lines; k++) {
-            if (!line) continue;
-            /* the k-th line starts at the voxel whose index along the axis is 0 */
-            int64_t base = axis == 0 ? k : axis == 1 ? (k / W) * H * W + k % W : k * W;
-            for (int64_t i = 0; i < n; i++) line[i] = x[base + i * step];
-            for (int64_t i = 0; i < n; i++) {
-                double s = 0.0;
-                for (int64_t j = i - 2; j <= i + 2; j++) s += line[j < 0 ? 0 : j >= n ? n - 1 : j];
-                x[base + i * step] = (float)(s / 5.0);
-            }
-        }
-        free(line);
+/* The 9-voxel triangle filter of x (D,H,W), in place: the 5-voxel mean (ends repeated) twice
+ * along each axis; tmp is scratch of the same size. */
+static void triangle9(float *x, float *tmp, int64_t D, int64_t H, int64_t W) {
+    /* along W, H, D, W, H, D: six passes between x and tmp end in x */
+    const int64_t before[3] = {D * H, D, 1}, len[3] = {W, H, D}, after[3] = {1, W, H * W};
+    float *from = x, *to = tmp;
+    for (int k = 0; k < 6; k++) {
+        lpm_box_axis(from, to, before[k % 3], len[k % 3], after[k % 3], 2, LPM_BOX_REPLICATE);
+        float *t = from;
+        from = to, to = t;
     }
-    return oom ? -1 : 0;
-}
-
-/* The 9-voxel triangle filter: the 5-voxel mean twice along each axis. */
-static int triangle9(float *x, int64_t D, int64_t H, int64_t W) {
-    for (int pass = 0; pass < 2; pass++)
-        for (int axis = 0; axis < 3; axis++)
-            if (mean5_axis(x, D, H, W, axis)) return -1;
-    return 0;
 }
 
 lpm_status lpm_fusion_target(float *T, const float *A, const float *B, int64_t D, int64_t H,
@@ -143,9 +118,9 @@ lpm_status lpm_fusion_target(float *T, const float *A, const float *B, int64_t D
     }
     memcpy(a, A, N * sizeof(float));
     memcpy(b, B, N * sizeof(float));
-    if (triangle9(a, D, H, W) || triangle9(b, D, H, W))
-        st = lpm_fail(LPM_ERR_INTERNAL, "lpm_fusion_target: out of memory");
-    if (!st) st = lpm_classical_fuse("laplacian", A, B, T, D, H, W);
+    triangle9(a, T, D, H, W); /* T is scratch until the pyramid fills it */
+    triangle9(b, T, D, H, W);
+    st = lpm_classical_fuse("laplacian", A, B, T, D, H, W);
     if (!st) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < (int64_t)N; i++) {
