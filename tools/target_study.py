@@ -6,7 +6,10 @@ Usage: tools/target_study.py SPLITS_DIR FAMILY [MODEL]
   SPLITS_DIR: what tools/splits.sh wrote; FAMILY: mri, ct-mr, pet-mr or pet-ct; MODEL: the
   LPM-Net weights scored beside them (default: the family's bundled model).
 Prints, per method and candidate, the medians over the pairs and on how many of the eight
-metrics it beats each classical method (rSFe by |rSFe|). Needs numpy, nibabel and the lpmnet
+metrics it beats each classical method (rSFe by |rSFe|). Beside the classical blends, two
+families of outputs made from LPM-Net's fusion F: F moved a fraction w of the way to the
+--target recipe T ("lpmnet_toward_target{w}"), and F sharpened by an unsharp mask of
+strength k ("lpmnet_unsharp{k}"): how close to T, or how much sharper, F would have to be. Needs numpy, nibabel and the lpmnet
 Python package (python/, with liblpmnet built)."""
 import csv
 import statistics
@@ -76,8 +79,13 @@ def main():
         b = np.squeeze(nib.load(p["b"]).get_fdata(dtype=np.float32))
         A, B = lpmnet.prepare(a, b)  # each input scaled as fuse scales it
         fused = {m: lpmnet.fuse(a, b, method=m) for m in CLASSIC}
-        fused["lpmnet"] = lpmnet.fuse(a, b, model=model)
+        fused["lpmnet"] = F = lpmnet.fuse(a, b, model=model)
         fused.update(candidates(A, B, fused))
+        T = fused["mix0.5_maxbase_d1.0_lap"]
+        for w in (0.25, 0.5, 0.75):
+            fused[f"lpmnet_toward_target{w}"] = np.clip((1 - w) * F + w * T, 0, 1).astype(np.float32)
+        for k in (0.25, 0.5, 1.0, 1.5):
+            fused[f"lpmnet_unsharp{k}"] = np.clip(F + k * (F - box3(F)), 0, 1).astype(np.float32)
         for name, f in fused.items():
             r = lpmnet.metrics(f, A, B, normalize=False, seam=False)
             rows.append({"method": name, **{k: r[k] for k in PAPER}})
