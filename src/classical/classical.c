@@ -105,6 +105,24 @@ static inline int64_t clamp_index(int64_t i, int64_t n) { return i < 0 ? 0 : i >
 void lpm_box_axis(const float *in, float *out, int64_t A, int64_t n, int64_t B, int64_t r,
                   lpm_box_edge edge) {
     const int repeat = edge == LPM_BOX_REPLICATE;
+    if (B == 1) {
+        /* contiguous lines: one running sum each, the same window rule as below */
+#pragma omp parallel for schedule(static) if (A * n >= PAR_MIN)
+        for (int64_t a = 0; a < A; a++) {
+            const float *src = in + a * n;
+            float *dst = out + a * n;
+            double acc = 0;
+            for (int64_t j = -r; j <= r; j++)
+                if (repeat || (j >= 0 && j < n)) acc += src[clamp_index(j, n)];
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t lo = i - r > 0 ? i - r : 0, hi = i + r < n - 1 ? i + r : n - 1;
+                dst[i] = (float)(acc / (double)(repeat ? 2 * r + 1 : hi - lo + 1));
+                if (repeat || i + r + 1 < n) acc += src[clamp_index(i + r + 1, n)];
+                if (repeat || i - r >= 0) acc -= src[clamp_index(i - r, n)];
+            }
+        }
+        return;
+    }
     const int64_t nchunks = (B + BOX_CHUNK - 1) / BOX_CHUNK;
 #pragma omp parallel for collapse(2) schedule(static) if (A * n * B >= PAR_MIN)
     for (int64_t a = 0; a < A; a++)
