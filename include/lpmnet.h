@@ -602,7 +602,9 @@ typedef struct {
     int64_t crop[3];       /* all > 0: random D,H,W crops instead of resizing [0,0,0] */
     int flip;              /* random flips [1] */
     int64_t batch;         /* samples per step, their gradients averaged [1] */
-    double lr, alpha, beta, gamma, edge, rec;  /* [1e-4, 0.05, 1, 0.5, 0, 0.2] */
+    double lr, alpha, beta, gamma, edge, rec;  /* [1e-4, 0.05, 1, 0.5, 0, 0.2]; the loss weights
+                                                * alpha ... edge and target each in
+                                                * [0, LPM_TRAIN_WEIGHT_MAX] */
     uint64_t seed;         /* [1] */
     int resume;            /* continue OUT/checkpoint.safetensors */
     int threads;           /* <= 0: all cores */
@@ -623,12 +625,13 @@ typedef struct {
                                * both 0: plain min-max, the authors' training [0, 0] */
     const char *ct_window;    /* NULL, or a CT window for the Hounsfield-like input of each case
                                * ("bone", "soft", "lung", "WIDTH,LEVEL") [NULL] */
-    double target;            /* weight of lpmnet's fusion-target term in [0, 1000]: the mean
+    double target;            /* weight of lpmnet's fusion-target term: the mean
                                * squared gap between the fusion and a classical target (the
                                * Laplacian-pyramid fusion averaged with the brighter source's
                                * low frequencies plus the stronger source's details) [0: the
                                * authors' objective] */
 } lpm_train_options;
+#define LPM_TRAIN_WEIGHT_MAX 10000.0 /* the largest loss weight lpm_train accepts */
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
 LPM_API void lpm_train_options_init(lpm_train_options *o);
 /* A whole training run, resumable, as `lpmnet train`. The options are checked as the tool

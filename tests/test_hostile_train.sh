@@ -84,10 +84,10 @@ refuse_opt() {  # refuse_opt PATTERN DESC -- train options...
 refuse_opt "--lr 1e\+30: must be in \(0, 1\]" "--lr 1e30" -- --lr 1e30
 refuse_opt "--lr.*must be in \(0, 1\]" "--lr 0" -- --lr 0
 refuse_opt "--lr.*finite" "--lr inf (parser)" -- --lr inf
-refuse_opt "--gamma -1e\+308: must be in \[0, 1000\]" "--gamma -1e308" -- --gamma -1e308
-refuse_opt "--alpha.*\[0, 1000\]" "--alpha 1e4" -- --alpha 1e4
-refuse_opt "--beta.*\[0, 1000\]" "--beta -1" -- --beta -1
-refuse_opt "--edge.*\[0, 1000\]" "--edge 1e9" -- --edge 1e9
+refuse_opt "--gamma -1e\+308: must be in \[0, 10000\]" "--gamma -1e308" -- --gamma -1e308
+refuse_opt "--alpha.*\[0, 10000\]" "--alpha 1e5" -- --alpha 1e5
+refuse_opt "--beta.*\[0, 10000\]" "--beta -1" -- --beta -1
+refuse_opt "--edge.*\[0, 10000\]" "--edge 1e9" -- --edge 1e9
 refuse_opt "--rec.*\[0, 1\)" "--rec 1" -- --rec 1
 refuse_opt "--crop.*at most 1024" "--crop 2048,16,16" -- --crop 2048,16,16
 refuse_opt "--force applies only with --resume" "--force without --resume" -- --force

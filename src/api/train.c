@@ -40,7 +40,7 @@ static lpm_status check_options(const lpm_train_options *o, const int64_t **size
     lpm_status st = check_range("lr", o->lr, 0, 1, 1);
     const char *names[] = {"alpha", "beta", "gamma", "edge", "target"};
     const double values[] = {o->alpha, o->beta, o->gamma, o->edge, o->target};
-    for (int i = 0; i < 5 && !st; i++) st = check_range(names[i], values[i], 0, 0, 1000);
+    for (int i = 0; i < 5 && !st; i++) st = check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX);
     if (!st && !(o->rec >= 0 && o->rec < 1)) st = lpm_fail(LPM_ERR_USAGE, "rec %g: must be in [0, 1)", o->rec);
     if (st) return st;
     if (o->force && !o->resume) return lpm_fail(LPM_ERR_USAGE, "force applies only with resume");

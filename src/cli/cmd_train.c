@@ -33,14 +33,14 @@ static void usage(FILE *out) {
             "                       fast on a CPU)\n"
             "  --no-flip            no random flips\n"
             "  --lr X               Adam learning rate in (0, 1] [1e-4], cosine-annealed per epoch\n"
-            "  --alpha X --beta X --gamma X   loss weights, each in [0, 1000] [0.05, 1, 0.5]\n"
+            "  --alpha X --beta X --gamma X   loss weights, each in [0, 10000] [0.05, 1, 0.5]\n"
             "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
-            "                       volume for the stronger source's edges, in [0, 1000] [0: the\n"
+            "                       volume for the stronger source's edges, in [0, 10000] [0: the\n"
             "                       authors' objective; the bundled models used 300-1000]\n"
             "  --target X           weight of lpmnet's fusion-target term, which asks the fused\n"
             "                       volume for a classical target: the Laplacian-pyramid fusion\n"
             "                       averaged with the brighter source's low frequencies plus the\n"
-            "                       stronger source's details, in [0, 1000] [0: the authors']\n"
+            "                       stronger source's details, in [0, 10000] [0: the authors']\n"
             "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
             "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation:\n"
@@ -92,7 +92,7 @@ static int check_ranges(const lpm_train_options *c) {
     const char *names[] = {"--alpha", "--beta", "--gamma", "--edge", "--target"};
     const double values[] = {c->alpha, c->beta, c->gamma, c->edge, c->target};
     for (int i = 0; i < 5; i++)
-        if (check_range(names[i], values[i], 0, 0, 1000)) return 1;
+        if (check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX)) return 1;
     if (!(c->rec >= 0 && c->rec < 1))
         return cli_error(CMD, LPM_ERR_USAGE, "--rec %g: must be in [0, 1)", c->rec);
     return 0;
