@@ -96,7 +96,7 @@ mkdir -p "$tmp/grid"
 printf 'a,b\ns1/t1.nii.gz,s1/t2.nii.gz\ns1/t1.nii.gz,grid/t2.nii.gz\n' > "$tmp/badgrid.csv"
 printf 'a,b\ns1/t1.nii.gz,s1/missing.nii.gz\n' > "$tmp/missing.csv"
 refuse 1 "edge" "a negative --edge" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --edge -1
-refuse 1 "target" "--target beyond 1000" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --target 1e4
+refuse 1 "target" "--target beyond 10000" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --target 1e5
 refuse 1 "multiple of 16" "crop not a multiple of 16" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 20,16,16
 refuse 2 "nope" "missing data folder" -- --data "$tmp/nope" --out "$tmp/d" --crop 16,16,16
 refuse 2 "dwi" "folder without the requested modalities" -- --data "$tmp/s1" --pair t1,dwi --out "$tmp/d" --crop 16,16,16
