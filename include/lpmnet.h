@@ -190,6 +190,10 @@ LPM_API lpm_status lpm_resample_to(const lpm_volume *src, const lpm_volume *ref,
 /* Min-max normalise in place to [0, 1]. A constant volume or a NaN/Inf voxel is
  * LPM_ERR_INPUT (name is used in the message). */
 LPM_API lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name);
+/* LPM_OK when every voxel of v is finite and in [0, 1] (a fusion as lpm_fuse_pair returns
+ * it, scored against inputs scaled by lpm_prepare_pair); else LPM_ERR_INPUT naming name and
+ * the first non-finite voxel or the range found. */
+LPM_API lpm_status lpm_check_unit_range(const lpm_volume *v, const char *name);
 
 /* A volume is taken for CT in Hounsfield units when its minimum is <= LPM_CT_LOOKS_MIN (air is
  * -1000) and its maximum >= LPM_CT_LOOKS_MAX (bone); MRI and PET intensities are not negative.

@@ -96,6 +96,7 @@ expect 2 "b_other_grid.nii.gz" "metrics: F on another grid" -- "$bin" metrics "$
 expect 2 "b_other_dims.nii.gz" "metrics: mask on another grid" -- "$bin" metrics "$A" "$B" "$B" --mask "$tmp/b_other_dims.nii.gz"
 expect 2 "empty_mask.nii.gz.*empty" "metrics: empty mask" -- "$bin" metrics "$A" "$B" "$B" --mask "$tmp/empty_mask.nii.gz"
 expect 2 "nan.nii.gz.*(nan|finite)" "metrics: NaN in F" -- "$bin" metrics "$A" "$B" "$tmp/nan.nii.gz"
+expect 2 "nan.nii.gz.*(nan|finite)" "metrics --clip: NaN in F" -- "$bin" metrics "$A" "$B" "$tmp/nan.nii.gz" --clip 0.5,100
 expect 1 "unknown" "metrics: unknown --only entry" -- "$bin" metrics "$A" "$B" "$B" --only ssim,frob
 
 # A good fusion: exit 0, output on A's grid with A's geometry, float32 in [0,1].

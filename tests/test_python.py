@@ -216,6 +216,10 @@ def test_metrics_scaled_as_fuse_equal_tool(phantom):
     assert lpmnet.metrics(f, ct, t1)["ssim"] != ours["ssim"]
     with pytest.raises(lpmnet.Error, match="must lie in"):
         lpmnet.metrics(ct, ct, t1, clip=(0.5, 100))
+    nan = f.copy()
+    nan[1, 2, 3] = np.nan
+    with pytest.raises(lpmnet.Error, match=r"fused: voxel \(1,2,3\) is NaN"):
+        lpmnet.metrics(nan, ct, t1, ct_window="soft")
 
 
 def test_other_threads_run_during_a_fusion(phantom):

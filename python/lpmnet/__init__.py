@@ -121,6 +121,7 @@ _SIGNATURES = {
                                         _P(_FuseSettings), _P(_Volume), _P(_Volume)]),
     "lpm_fuse_files": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                       ctypes.c_char_p, _P(_FuseSettings)]),
+    "lpm_check_unit_range": (ctypes.c_int, [_P(_Volume), ctypes.c_char_p]),
     "lpm_metrics_volumes": (ctypes.c_int, [_P(ctypes.c_double), _P(_Volume), _P(_Volume),
                                            _P(_Volume), _P(ctypes.c_uint8), ctypes.c_int]),
     "lpm_seam_volume": (ctypes.c_int, [_P(ctypes.c_double), _P(_Volume), _P(ctypes.c_uint8),
@@ -342,17 +343,14 @@ def metrics(fused, a, b, mask=None, normalize=True, seam=True, clip=None, ct_win
     mask: an array of the same shape, nonzero inside: where to score. An undefined metric is
     nan (psnr inf when F equals A or B)."""
     lib = _library()
+    df, vf = _as_volume(fused, "fused")
     if clip is not None or ct_window is not None:
         if not normalize:
             raise Error("normalize=False scores a and b as they are; clip and ct_window scale "
                         "them as fuse does: give one of the two", 1)
-        lo, hi = float(np.min(fused)), float(np.max(fused))
-        if not (lo >= 0 and hi <= 1):
-            raise Error(f"fused: values from {lo:g} to {hi:g}; with clip or ct_window it is scored "
-                        "as it is and must lie in [0, 1], as fuse returns it", 2)
+        _check(lib.lpm_check_unit_range(ctypes.byref(vf), b"fused"))
         a, b = prepare(a, b, clip, ct_window)
         normalize = False
-    df, vf = _as_volume(fused, "fused")
     da, va = _as_volume(a, "a")
     db, vb = _as_volume(b, "b")
     m, mptr = _mask(mask, df.shape)

@@ -108,18 +108,10 @@ static void undefined_reason(char *buf, size_t n, int i, double value, const int
 /* --clip, --ct-window: A and B replaced by the copies fuse would scale to [0, 1] (without a
  * mask: metrics' --mask says where to score, as eval's does), F checked to lie in [0, 1]. */
 static lpm_status scale_as_fuse(lpm_volume v[3], const char *const path[3], const lpm_fuse_settings *s) {
-    const int64_t n = lpm_volume_numel(&v[2]);
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        if (v[2].data[i] < lo) lo = v[2].data[i];
-        if (v[2].data[i] > hi) hi = v[2].data[i];
-    }
-    if (!(lo >= 0 && hi <= 1))
-        return lpm_fail(LPM_ERR_INPUT, "%s: values from %g to %g; with --clip or --ct-window F is "
-                        "scored as it is and must lie in [0, 1], as lpmnet fuse writes it (or leave "
-                        "them out to min-max normalise all three)", path[2], lo, hi);
+    lpm_status st = lpm_check_unit_range(&v[2], path[2]);
+    if (st) return st;
     lpm_volume a01 = {0}, b01 = {0};
-    lpm_status st = lpm_prepare_pair(&v[0], path[0], &v[1], path[1], s, &a01, &b01);
+    st = lpm_prepare_pair(&v[0], path[0], &v[1], path[1], s, &a01, &b01);
     if (st) return st;
     lpm_volume_free(&v[0]);
     lpm_volume_free(&v[1]);

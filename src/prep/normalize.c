@@ -37,6 +37,22 @@ lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name) {
     return LPM_OK;
 }
 
+lpm_status lpm_check_unit_range(const lpm_volume *v, const char *name) {
+    int64_t n = lpm_volume_numel(v);
+    if (!v->data || n <= 0) return lpm_fail(LPM_ERR_INPUT, "%s: empty volume", name);
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        float x = v->data[i];
+        if (!isfinite(x)) return refuse_non_finite(v, i, name);
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
+    }
+    if (!(lo >= 0 && hi <= 1))
+        return lpm_fail(LPM_ERR_INPUT, "%s: values from %g to %g; a fusion scored as it is (not "
+                        "min-max normalised) must lie in [0, 1], as lpmnet fuse writes it", name, lo, hi);
+    return LPM_OK;
+}
+
 /* ------------------------------------------------------------------ percentiles */
 
 /* Three-way partition of x[0..n) around pivot into [< pivot][== pivot][> pivot]; the middle part
