@@ -555,6 +555,7 @@ typedef struct {
     double total;
     double mse_af, mse_bf, ssim_af, ssim_bf, ssim_adet, ssim_bdet, sf_f, edge_f, mse_rec;
     double target_f;  /* MSE of the fusion against the fusion target (0 unless target is set) */
+    double qabf_f;    /* QABF of the fusion against its sources (0 unless qabf is set) */
 } lpm_step_losses;
 
 /* What the training run reports after each step. */
@@ -607,7 +608,7 @@ typedef struct {
     int flip;              /* random flips [1] */
     int64_t batch;         /* samples per step, their gradients averaged [1] */
     double lr, alpha, beta, gamma, edge, rec;  /* [1e-4, 0.05, 1, 0.5, 0, 0.2]; the loss weights
-                                                * alpha ... edge and target each in
+                                                * alpha ... edge, target and qabf each in
                                                 * [0, LPM_TRAIN_WEIGHT_MAX] */
     uint64_t seed;         /* [1] */
     int resume;            /* continue OUT/checkpoint.safetensors */
@@ -634,6 +635,8 @@ typedef struct {
                                * Laplacian-pyramid fusion averaged with the brighter source's
                                * low frequencies plus the stronger source's details) [0: the
                                * authors' objective] */
+    double qabf;              /* weight of lpmnet's edge-preservation term, qabf (1 - QABF(A,B,F)):
+                               * the fusion metric QABF, differentiated [0: the authors'] */
 } lpm_train_options;
 #define LPM_TRAIN_WEIGHT_MAX 10000.0 /* the largest loss weight lpm_train accepts */
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */

@@ -110,6 +110,28 @@ static void test_target_known(void) {
     free(a), free(b), free(t);
 }
 
+/* lpm_qabf's value is the metric's QABF, bit for bit, and its gradient accumulates */
+static void test_qabf_is_the_metric(void) {
+    const int64_t D = 5, H = 12, W = 10, N = D * H * W;
+    float *a = alloc_f(N), *b = alloc_f(N), *f = alloc_f(N), *df = alloc_f(N), *df2 = alloc_f(N);
+    lpm_rng r;
+    lpm_rng_seed(&r, 5);
+    fill_uniform(a, N, &r);
+    fill_uniform(b, N, &r);
+    for (int64_t i = 0; i < N; i++) f[i] = 0.5f * (a[i] + b[i]);
+    double q, nabf, want;
+    CHECK(lpm_metric_edges(&want, &nabf, a, b, f, D, H, W) == LPM_OK, "%s", lpm_last_error());
+    CHECK(lpm_qabf(&q, a, b, f, D, H, W, df, 1.0) == LPM_OK, "%s", lpm_last_error());
+    CHECK(q == want, "lpm_qabf %.17g, the metric %.17g", q, want);
+    for (int64_t i = 0; i < N; i++) df2[i] = 1.0f;
+    CHECK(lpm_qabf(&q, a, b, f, D, H, W, df2, -2.0) == LPM_OK, "%s", lpm_last_error());
+    double worst = 0;
+    for (int64_t i = 0; i < N; i++) worst = fmax(worst, fabs(df2[i] - (1.0 - 2.0 * df[i])));
+    CHECK(worst <= 1e-6 * fmax(1.0, max_abs(df, N)), "scale -2 onto 1: off by %g", worst);
+    CHECK(max_abs(df, N) > 0, "QABF gradient is all zero");
+    free(a), free(b), free(f), free(df), free(df2);
+}
+
 static void test_mse_known(void) {
     int64_t n = 1000;
     float *x = alloc_f(n), *y = alloc_f(n), *dy = alloc_f(n);
@@ -144,6 +166,12 @@ static const float *edge_b;
 static lpm_status edge_fn(double *v, const float *x, float *y, int64_t D, int64_t H, int64_t W,
                           float *dy) {
     return lpm_edge(v, x, edge_b, y, D, H, W, dy, 1.0);
+}
+
+/* QABF of (x, edge_b) -> y: the metric's value with its gradient */
+static lpm_status qabf_fn(double *v, const float *x, float *y, int64_t D, int64_t H, int64_t W,
+                          float *dy) {
+    return lpm_qabf(v, x, edge_b, y, D, H, W, dy, 1.0);
 }
 
 static void check_fd(const char *what, scalar_fn fn, float h) {
@@ -427,6 +455,7 @@ int main(void) {
     test_edge_known();
     test_target_known();
     test_mse_known();
+    test_qabf_is_the_metric();
     check_fd("SSIM gradient", ssim_fn, 1e-2f);
     check_fd("SF gradient", sf_fn, 1e-2f);
     {
@@ -436,6 +465,7 @@ int main(void) {
         fill_uniform(b, 7 * 8 * 9, &r);
         edge_b = b;
         check_fd("edge gradient", edge_fn, 1e-2f);
+        check_fd("QABF gradient", qabf_fn, 1e-3f);
         free(b);
     }
     test_cosine_closed();

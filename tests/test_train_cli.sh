@@ -46,6 +46,17 @@ if "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --qui
 "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --quiet --out "$tmp/tg" --resume 2>"$tmp/log"
 [ $? -eq 1 ] && grep -q -- "--target" "$tmp/log" && ok "resume without the run's --target refused, naming it" \
   || bad "resume without --target: $(cat "$tmp/log")"
+# the QABF term likewise
+qabf_col() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "qabf_f") c = i } NR > 1 { print $c }' "$1"; }
+[ "$(qabf_col "$tmp/a/train.csv" | awk '$1 == 0' | wc -l)" -ge 3 ] && ok "qabf_f is 0 without --qabf" \
+  || bad "qabf_f without --qabf: $(qabf_col "$tmp/a/train.csv" | tr '\n' ' ')"
+if "$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --quiet --out "$tmp/q" --qabf 2 \
+     2>"$tmp/log"; then ok "train with --qabf 2"; else bad "--qabf run: $(cat "$tmp/log")"; fi
+[ "$(qabf_col "$tmp/q/train.csv" | awk '$1 > 0 && $1 <= 1' | wc -l)" -eq 3 ] && ok "qabf_f logged, in (0, 1]" \
+  || bad "qabf_f with --qabf: $(qabf_col "$tmp/q/train.csv" | tr '\n' ' ')"
+"$bin" train --data "$tmp/pairs.csv" --crop 16,16,16 --iters 3 --seed 3 --quiet --out "$tmp/q" --resume 2>"$tmp/log"
+[ $? -eq 1 ] && grep -q -- "--qabf" "$tmp/log" && ok "resume without the run's --qabf refused, naming it" \
+  || bad "resume without --qabf: $(cat "$tmp/log")"
 "$bin" info "$tmp/a/model.safetensors" | grep -q "LPM-Net weights: yes" && ok "model.safetensors loads as LPM-Net weights" || bad "model.safetensors"
 "$bin" fuse "$tmp/s1/t1.nii.gz" "$tmp/s1/t2.nii.gz" -o "$tmp/f.nii.gz" -m "$tmp/a/model.safetensors" 2>/dev/null && ok "fuse with the trained model" || bad "fuse with the trained model"
 

@@ -74,7 +74,7 @@ class _FuseSettings(ctypes.Structure):
 class _StepLosses(ctypes.Structure):
     _fields_ = [(name, ctypes.c_double) for name in
                 ("total", "mse_af", "mse_bf", "ssim_af", "ssim_bf", "ssim_adet", "ssim_bdet",
-                 "sf_f", "edge_f", "mse_rec", "target_f")]
+                 "sf_f", "edge_f", "mse_rec", "target_f", "qabf_f")]
 
 
 class _TrainReport(ctypes.Structure):
@@ -99,7 +99,8 @@ class _TrainOptions(ctypes.Structure):
                 ("ctx", ctypes.c_void_p), ("force", ctypes.c_int), ("device", ctypes.c_int),
                 ("stop", ctypes.c_void_p), ("comm", ctypes.c_void_p),
                 ("clip_lo", ctypes.c_double), ("clip_hi", ctypes.c_double),
-                ("ct_window", ctypes.c_char_p), ("target", ctypes.c_double)]
+                ("ct_window", ctypes.c_char_p), ("target", ctypes.c_double),
+                ("qabf", ctypes.c_double)]
 
 
 class _ModelFamily(ctypes.Structure):
@@ -375,7 +376,7 @@ def train(data, out, pair=None, iters=3000, shape=None, crop=None, init=None, re
     (step, iters, epoch, lr, seconds and the loss terms: total, mse_af, ..., mse_rec). A
     callback that returns True, or raises, stops the run after a checkpoint (the exception
     is raised again here). Other options (mask_key, val, val_every, ckpt_every, batch, flip,
-    alpha, beta, gamma, edge, target, rec, force, device, clip_lo, clip_hi, ct_window) as in
+    alpha, beta, gamma, edge, target, qabf, rec, force, device, clip_lo, clip_hi, ct_window) as in
     lpm_train_options of include/lpmnet.h; clip_lo=0, clip_hi=99.5 is `--clip 0,99.5`."""
     lib = _library()
     o = _TrainOptions()

@@ -53,6 +53,11 @@ lpm_status lpm_metrics_compute(lpm_metrics *out, const float *a, const float *b,
 /* The families, on (cropped) volumes; m is the mask or NULL (used by the voxel statistics). */
 lpm_status lpm_metric_edges(double *qabf, double *nabf, const float *a, const float *b,
                             const float *f, int64_t D, int64_t H, int64_t W);
+/* QABF as lpm_metric_edges computes it, with its gradient: df += scale * dQABF/df (the sources
+ * held fixed; the slopes of edge_q's ratio and |angle difference| taken one-sided at their
+ * kinks, the angle's slope damped where F is flat). A loss term w (1 - QABF) passes -w. */
+lpm_status lpm_qabf(double *qabf, const float *a, const float *b, const float *f, int64_t D,
+                    int64_t H, int64_t W, float *df, double scale);
 lpm_status lpm_metric_mi(double *mi, const float *a, const float *b, const float *f, int64_t D,
                          int64_t H, int64_t W);
 lpm_status lpm_metric_vif(double *vif, const float *a, const float *b, const float *f, int64_t D,

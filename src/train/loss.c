@@ -196,6 +196,9 @@ lpm_status lpm_loss_fusion(lpm_loss_terms *t, const lpm_loss_weights *w, const f
     /* + edge E(A,B,F): lpmnet's optional term, 0 in the authors' objective */
     t->edge_f = 0.0;
     if (w->edge != 0.0 && (st = lpm_edge(&t->edge_f, A, B, F, D, H, W, dF, w->edge))) return st;
+    /* + qabf (1 - QABF(A,B,F)): lpmnet's optional term, 0 in the authors' objective */
+    t->qabf_f = 0.0;
+    if (w->qabf != 0.0 && (st = lpm_qabf(&t->qabf_f, A, B, F, D, H, W, dF, -w->qabf))) return st;
     /* + target MSE(T,F): lpmnet's optional term, 0 in the authors' objective */
     t->target_f = 0.0;
     if (w->target == 0.0) return LPM_OK;
@@ -229,6 +232,7 @@ double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w) {
          - w->gamma * w->lambda_s * t->sf_f
          + w->edge * t->edge_f
          + w->target * t->target_f
+         + (w->qabf != 0.0 ? w->qabf * (1 - t->qabf_f) : 0.0)
          + t->mse_rec;
 }
 

@@ -116,7 +116,7 @@ typedef struct {
  * spent in the status exchange before, waiting for the slowest process (both 0 in one process). */
 static const char *CSV_HEADER =
     "step,epoch,lr,loss,mse_af,mse_bf,ssim_af,ssim_bf,ssim_adet,ssim_bdet,sf_f,mse_rec,lambda_s,seconds,edge_f,"
-    "comm_seconds,wait_seconds,target_f\n";
+    "comm_seconds,wait_seconds,target_f,qabf_f\n";
 
 /* Bring the GPU's weights and Adam state to the host copy (checkpoints, validation). */
 static lpm_status sync_from_gpu(run_state *r) {
@@ -125,7 +125,7 @@ static lpm_status sync_from_gpu(run_state *r) {
 
 /* The data and the options that define a run, as its checkpoint records them: resuming with
  * other data or options would silently continue a different run. */
-enum { RECORD_KEYS = 17 };
+enum { RECORD_KEYS = 18 };
 typedef struct {
     const char *key;      /* metadata key */
     const char *option;   /* what the user changes, for messages */
@@ -153,6 +153,7 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("gamma", "--gamma", "%.17g", c->gamma);
     ENTRY("edge", "--edge", "%.17g", c->edge);
     ENTRY("target", "--target", "%.17g", c->target);
+    ENTRY("qabf", "--qabf", "%.17g", c->qabf);
     ENTRY("rec", "--rec", "%.17g", c->rec);
     ENTRY("batch", "--batch", "%" PRId64, r->batch);  /* not the number of processes: any resumes */
     const lpm_prep *p = &sp->prep;
@@ -216,6 +217,7 @@ static lpm_status check_record(const run_state *r, const lpm_st_file *f) {
         if (!was && !strcmp(rec[i].key, "batch")) was = "1";  /* before --batch: one sample per step */
         if (!was && !strcmp(rec[i].key, "scaling")) was = "min-max";  /* before --clip in train */
         if (!was && !strcmp(rec[i].key, "target")) was = "0";         /* before --target */
+        if (!was && !strcmp(rec[i].key, "qabf")) was = "0";           /* before --qabf */
         if (was && !strcmp(was, rec[i].value)) continue;
         int n = snprintf(diff + len, sizeof diff - len, "%s%s (checkpoint %s, this run %s)", len ? "; " : "",
                          rec[i].option, was ? was : "not recorded", rec[i].value);
@@ -331,7 +333,8 @@ static lpm_status open_log(run_state *r, const char *path, const char *header, F
 /* The run's loss weights, with lambda_s given. */
 static lpm_loss_weights run_weights(const lpm_train_config *c, double lambda_s) {
     return (lpm_loss_weights){.alpha = c->alpha, .beta = c->beta, .gamma = c->gamma,
-                              .lambda_s = lambda_s, .edge = c->edge, .target = c->target};
+                              .lambda_s = lambda_s, .edge = c->edge, .target = c->target,
+                              .qabf = c->qabf};
 }
 
 /* ------------------------------------------------------------------ exchanges between processes
@@ -502,14 +505,14 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
 static void add_terms(lpm_loss_terms *sum, const lpm_loss_terms *t, int first) {
 #define TERM(f) sum->f = first ? t->f : sum->f + t->f
     TERM(mse_af), TERM(mse_bf), TERM(ssim_af), TERM(ssim_bf), TERM(ssim_adet), TERM(ssim_bdet);
-    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(mse_rec), TERM(total);
+    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(qabf_f), TERM(mse_rec), TERM(total);
 #undef TERM
 }
 
 static void divide_terms(lpm_loss_terms *t, double n) {
 #define TERM(f) t->f /= n
     TERM(mse_af), TERM(mse_bf), TERM(ssim_af), TERM(ssim_bf), TERM(ssim_adet), TERM(ssim_bdet);
-    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(mse_rec), TERM(total);
+    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(qabf_f), TERM(mse_rec), TERM(total);
 #undef TERM
 }
 
@@ -700,10 +703,10 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         if (st || (st = check_step(&r, &terms, last_saved))) break;
         r.step++;
         if (r.rank == 0) {
-            fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f,%.8g,%.6f,%.6f,%.8g\n",
+            fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f,%.8g,%.6f,%.6f,%.8g,%.8g\n",
                     r.step, epoch, lr, terms.total, terms.mse_af, terms.mse_bf, terms.ssim_af, terms.ssim_bf,
                     terms.ssim_adet, terms.ssim_bdet, terms.sf_f, terms.mse_rec, lw.lambda_s, lpm_seconds() - t0,
-                    terms.edge_f, r.comm_seconds, r.wait_seconds, terms.target_f);
+                    terms.edge_f, r.comm_seconds, r.wait_seconds, terms.target_f, terms.qabf_f);
             fflush(csv);
             if (cfg->on_step && cfg->on_step(cfg->on_step_ctx, r.step, cfg->iters, epoch, lr, lpm_seconds() - t0, &terms))
                 hook_stop = 1;
