@@ -132,6 +132,10 @@ LPM_API lpm_status lpm_volume_read(const char *path, lpm_volume *out);
 /* The same checks and geometry without reading the voxels (out->data is NULL): cheap, for
  * validating a whole dataset before work starts. Free with lpm_volume_free. */
 LPM_API lpm_status lpm_volume_read_header(const char *path, lpm_volume *out);
+/* path's file name without its folder and volume extension (.nii, .hdr, .img, each with or
+ * without .gz, any case; or a bare .gz) into out, cut to n - 1 characters: "sub-01_T1w" of
+ * "data/sub-01_T1w.nii.gz", for naming outputs after their inputs. */
+LPM_API void lpm_volume_stem(const char *path, char *out, size_t n);
 
 /* Write v as float32 with the geometry (qform/sform, pixdim, units) of ref
  * (ref may be v itself or NULL for an identity geometry). The file is written to a

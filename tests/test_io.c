@@ -1241,6 +1241,21 @@ static void test_real(void) {
     }
 }
 
+/* lpm_volume_stem: folder and volume extension off (any case), nothing else; cut to n - 1 */
+static void test_volume_stem(void) {
+    const char *cases[][2] = {{"data/sub-01/sub-01_T1w.nii.gz", "sub-01_T1w"}, {"a.NII", "a"},
+                              {"x.hdr.gz", "x"}, {"x.img", "x"}, {"dir.v2/scan.tar.gz", "scan.tar"},
+                              {"noext", "noext"}, {".nii", ".nii"}, {"dir/", ""}, {"t1.nii.gz.bak", "t1.nii.gz.bak"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64];
+        lpm_volume_stem(cases[i][0], out, sizeof out);
+        CHECK(strcmp(out, cases[i][1]) == 0, "stem of '%s': '%s', want '%s'", cases[i][0], out, cases[i][1]);
+    }
+    char small[4];
+    lpm_volume_stem("abcdef.nii", small, sizeof small);
+    CHECK(strcmp(small, "abc") == 0, "stem cut to 3 characters: '%s'", small);
+}
+
 int main(void) {
     const char *base = test_env("LPM_TMP") ? test_env("LPM_TMP") : "/tmp";
     mkdir(base, 0777);
@@ -1249,6 +1264,7 @@ int main(void) {
         fprintf(stderr, "cannot make a scratch folder under %s: %s\n", base, strerror(errno));
         return 1;
     }
+    test_volume_stem();
     python = test_env("LPM_PYTHON") ? test_env("LPM_PYTHON") : "/usr/bin/python3";
     if (run_python("import numpy, nibabel\n", NULL, 0) != 0) {
         printf("  note: %s lacks numpy/nibabel; the cross-checks against them are skipped\n", python);

@@ -65,9 +65,6 @@ int cli_has_volume_extension(const char *path);
 int cli_volume_output_name(const char *cmd, const char *opt, const char *path, char *out, size_t n);
 /* The file name of path without its folder ("data/sub01/t1.nii.gz" -> "t1.nii.gz"). */
 const char *cli_base_name(const char *path);
-/* The file name without folder and volume extension (.nii, .hdr, .img, each with or without
- * .gz, any case; or a bare .gz) into out: "data/sub01/sub01_T1w.nii.gz" -> "sub01_T1w". */
-void cli_file_stem(const char *path, char *out, size_t n);
 /* Whether path ends in .png (any case): a picture is only written under a PNG name. */
 int cli_is_png_name(const char *path);
 

@@ -321,17 +321,3 @@ const char *cli_base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-void cli_file_stem(const char *path, char *out, size_t n) {
-    if (!n) return;
-    const char *name = cli_base_name(path);
-    size_t len = strlen(name);
-    static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", ".gz"};
-    for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++) {
-        size_t m = strlen(ext[k]);
-        if (len > m && strcasecmp(name + len - m, ext[k]) == 0) {
-            len -= m;
-            break;
-        }
-    }
-    snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), name);
-}

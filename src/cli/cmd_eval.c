@@ -297,8 +297,8 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         const float *vols[MAX_METHODS + 2];
         lpm_montage_column cols[MAX_METHODS + 2];
         char name_a[128], name_b[128], title[300];
-        cli_file_stem(cs->a, name_a, sizeof name_a);
-        cli_file_stem(cs->b, name_b, sizeof name_b);
+        lpm_volume_stem(cs->a, name_a, sizeof name_a);
+        lpm_volume_stem(cs->b, name_b, sizeof name_b);
         const char *comma = o->pair ? strchr(o->pair, ',') : NULL;
         if (comma) {
             snprintf(name_a, sizeof name_a, "%.*s", (int)(comma - o->pair), o->pair);

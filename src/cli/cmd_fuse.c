@@ -174,8 +174,8 @@ static lpm_status check_writable(const char *path) {
 static lpm_status write_preview(const fuse_args *o, const lpm_volume *a, const lpm_volume *b,
                                 const lpm_volume *f, const uint8_t *rgb) {
     char name_a[256], name_b[256];
-    cli_file_stem(o->a, name_a, sizeof name_a);
-    cli_file_stem(o->b, name_b, sizeof name_b);
+    lpm_volume_stem(o->a, name_a, sizeof name_a);
+    lpm_volume_stem(o->b, name_b, sizeof name_b);
     const lpm_montage_column cols[4] = {{name_a, a->data, NULL},
                                         {name_b, b->data, NULL},
                                         {o->method, f->data, NULL},

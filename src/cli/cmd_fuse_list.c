@@ -99,8 +99,8 @@ static lpm_status output_paths(const list_args *o, const lpm_dataset *ds, char *
         if (ds->cases[c].out) {
             snprintf(buf, sizeof buf, "%s", ds->cases[c].out);
         } else {
-            cli_file_stem(ds->cases[c].a, sa, sizeof sa);
-            cli_file_stem(ds->cases[c].b, sb, sizeof sb);
+            lpm_volume_stem(ds->cases[c].a, sa, sizeof sa);
+            lpm_volume_stem(ds->cases[c].b, sb, sizeof sb);
             snprintf(buf, sizeof buf, "%s/%s_%s.nii.gz", o->out, sa, sb);
         }
         if (!(paths[c] = malloc(strlen(buf) + 1))) return lpm_fail(LPM_ERR_INTERNAL, "out of memory");

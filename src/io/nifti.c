@@ -9,6 +9,7 @@
 #include <nifti2_io.h>
 #include <pthread.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -547,6 +548,23 @@ lpm_status lpm_volume_read(const char *path, lpm_volume *out) { return read_volu
 
 lpm_status lpm_volume_read_header(const char *path, lpm_volume *out) {
     return read_volume(path, out, 0);
+}
+
+/* ------------------------------------------------------------ names */
+
+void lpm_volume_stem(const char *path, char *out, size_t n) {
+    if (!n) return;
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    size_t len = strlen(name);
+    static const char *const ext[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", ".gz"};
+    for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++) {
+        size_t m = strlen(ext[k]);
+        if (len > m && strcasecmp(name + len - m, ext[k]) == 0) {
+            len -= m;
+            break;
+        }
+    }
+    snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), name);
 }
 
 /* ------------------------------------------------------------ write */

@@ -139,18 +139,8 @@ enum { NAME_PART_MAX = 80 };
  * without .gz, any case; or a bare .gz), at most NAME_PART_MAX characters, into out; "case"
  * when nothing is left (a path ending in '/'). */
 static void volume_stem(const char *path, char *out, size_t n) {
-    static const char *exts[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img", ".gz"};
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t len = strlen(base);
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        if (ends_with_ci(base, exts[i]) && len > strlen(exts[i])) {
-            len -= strlen(exts[i]);
-            break;
-        }
-    if (len > NAME_PART_MAX) len = NAME_PART_MAX;
-    snprintf(out, n, "%.*s", (int)len, base);
-    if (!len) snprintf(out, n, "case");
+    lpm_volume_stem(path, out, n < NAME_PART_MAX + 1 ? n : NAME_PART_MAX + 1);
+    if (!out[0]) snprintf(out, n, "case");
 }
 
 /* The name of the folder holding path ("" when there is none), at most NAME_PART_MAX
