@@ -43,6 +43,20 @@ static double edge_q(double gx, double ax, double gf, double af, const edge_cons
     return k->Tg / (1 + exp(k->kg * (G - k->Dg))) * k->Ta / (1 + exp(k->ka * (A - k->Da)));
 }
 
+/* QABF of one slice from the Sobel strengths and angles of A, B and F: the edge preservation
+ * of each source weighted by its strength; *den (if not NULL) receives the sum of the weights. */
+static double qabf_slice(const double *gA, const double *aA, const double *gB, const double *aB,
+                         const double *gF, const double *aF, size_t hw, double *den) {
+    double qn = 0, qd = 0;
+    for (size_t i = 0; i < hw; i++) {
+        qn += edge_q(gA[i], aA[i], gF[i], aF[i], &QABF_C) * gA[i] +
+              edge_q(gB[i], aB[i], gF[i], aF[i], &QABF_C) * gB[i];
+        qd += gA[i] + gB[i];
+    }
+    if (den) *den = qd;
+    return qn / qd;
+}
+
 lpm_status lpm_metric_edges(double *qabf, double *nabf, const float *a, const float *b,
                             const float *f, int64_t D, int64_t H, int64_t W) {
     int nt = lpm_get_threads();
@@ -64,22 +78,18 @@ lpm_status lpm_metric_edges(double *qabf, double *nabf, const float *a, const fl
         sobel(gA, aA, p, a + off, H, W, NULL, NULL);
         sobel(gB, aB, p, b + off, H, W, NULL, NULL);
         sobel(gF, aF, p, f + off, H, W, NULL, NULL);
-        double qn = 0, qd = 0, nn = 0, nd = 0;
+        double nn = 0, nd = 0;
+        slice[2 * d] = qabf_slice(gA, aA, gB, aB, gF, aF, hw, NULL);
         for (size_t i = 0; i < hw; i++) {
-            double qa = edge_q(gA[i], aA[i], gF[i], aF[i], &QABF_C);
-            double qb = edge_q(gB[i], aB[i], gF[i], aF[i], &QABF_C);
-            qn += qa * gA[i] + qb * gB[i];
-            qd += gA[i] + gB[i];
             double wa = gA[i] >= 2 ? pow(gA[i], 1.5) : 0.001;
             double wb = gB[i] >= 2 ? pow(gB[i], 1.5) : 0.001;
             nd += wa + wb;
             if (gF[i] > gA[i] && gF[i] > gB[i]) {
-                qa = edge_q(gA[i], aA[i], gF[i], aF[i], &NABF_C);
-                qb = edge_q(gB[i], aB[i], gF[i], aF[i], &NABF_C);
+                double qa = edge_q(gA[i], aA[i], gF[i], aF[i], &NABF_C);
+                double qb = edge_q(gB[i], aB[i], gF[i], aF[i], &NABF_C);
                 nn += (1 - qa) * wa + (1 - qb) * wb;
             }
         }
-        slice[2 * d] = qn / qd;
         slice[2 * d + 1] = nn / nd;
     }
     double sq = 0, sn = 0;
@@ -136,13 +146,8 @@ lpm_status lpm_qabf(double *qabf, const float *a, const float *b, const float *f
         sobel(gA, aA, p, a + off, H, W, NULL, NULL);
         sobel(gB, aB, p, b + off, H, W, NULL, NULL);
         sobel(gF, aF, p, f + off, H, W, sx, sy);
-        double qn = 0, qd = 0;
-        for (size_t i = 0; i < hw; i++) {
-            qn += edge_q(gA[i], aA[i], gF[i], aF[i], &QABF_C) * gA[i] +
-                  edge_q(gB[i], aB[i], gF[i], aF[i], &QABF_C) * gB[i];
-            qd += gA[i] + gB[i];
-        }
-        slice[d] = qn / qd;
+        double qd;
+        slice[d] = qabf_slice(gA, aA, gB, aB, gF, aF, hw, &qd);
         if (!df) continue;
         /* d slice[d] / d (sx, sy) at each pixel, then Sobel's adjoint onto the slice of f */
         const double c = scale / ((double)D * qd);

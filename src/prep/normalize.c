@@ -13,16 +13,26 @@ static lpm_status refuse_non_finite(const lpm_volume *v, int64_t i, const char *
                     (long long)w, (long long)h, (long long)d, isnan(v->data[i]) ? "NaN" : "infinite");
 }
 
-lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name) {
+/* v's smallest and largest voxel; LPM_ERR_INPUT, naming name, for an empty volume or at the
+ * first non-finite voxel. */
+static lpm_status checked_range(const lpm_volume *v, const char *name, double *lo, double *hi) {
     int64_t n = lpm_volume_numel(v);
     if (!v->data || n <= 0) return lpm_fail(LPM_ERR_INPUT, "%s: empty volume", name);
-    double lo = INFINITY, hi = -INFINITY;
+    *lo = INFINITY, *hi = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         float x = v->data[i];
         if (!isfinite(x)) return refuse_non_finite(v, i, name);
-        if (x < lo) lo = x;
-        if (x > hi) hi = x;
+        if (x < *lo) *lo = x;
+        if (x > *hi) *hi = x;
     }
+    return LPM_OK;
+}
+
+lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name) {
+    int64_t n = lpm_volume_numel(v);
+    double lo = 0, hi = 0;
+    lpm_status st = checked_range(v, name, &lo, &hi);
+    if (st) return st;
     if (lo == hi)
         return lpm_fail(LPM_ERR_INPUT, "%s: constant volume (all voxels = %g), nothing to fuse", name, lo);
     /* In float, as the authors' (x - x.min()) / (x.max() - x.min()) on a float32 tensor, which also
@@ -38,15 +48,9 @@ lpm_status lpm_normalize_minmax(lpm_volume *v, const char *name) {
 }
 
 lpm_status lpm_check_unit_range(const lpm_volume *v, const char *name) {
-    int64_t n = lpm_volume_numel(v);
-    if (!v->data || n <= 0) return lpm_fail(LPM_ERR_INPUT, "%s: empty volume", name);
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        float x = v->data[i];
-        if (!isfinite(x)) return refuse_non_finite(v, i, name);
-        if (x < lo) lo = x;
-        if (x > hi) hi = x;
-    }
+    double lo = 0, hi = 0;
+    lpm_status st = checked_range(v, name, &lo, &hi);
+    if (st) return st;
     if (!(lo >= 0 && hi <= 1))
         return lpm_fail(LPM_ERR_INPUT, "%s: values from %g to %g; a fusion scored as it is (not "
                         "min-max normalised) must lie in [0, 1], as lpmnet fuse writes it", name, lo, hi);
