@@ -40,10 +40,16 @@ install(TARGETS lpmnet)
 add_custom_command(TARGET lpmnet POST_BUILD
                    COMMAND ${CMAKE_COMMAND} -E create_symlink lpmnet ${CMAKE_BINARY_DIR}/lpmnet-fuse)
 install(CODE "execute_process(COMMAND ${CMAKE_COMMAND} -E create_symlink lpmnet \$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/lpmnet-fuse)")
-# The web viewer script that fuse --html and eval --html put into their pages (docs/viewer.md).
-install(FILES vendor/niivue/niivue.umd.js vendor/niivue/LICENSE vendor/niivue/THIRD-PARTY-LICENSES
-              vendor/niivue/README.md
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/lpmnet/niivue)
+# The web viewer script that fuse --html and eval --html put into their pages (docs/viewer.md),
+# fetched by scripts/fetch-niivue.sh (make does it); without it --html says so and stops.
+if(EXISTS ${CMAKE_SOURCE_DIR}/vendor/niivue/niivue.umd.js)
+  install(FILES vendor/niivue/niivue.umd.js vendor/niivue/LICENSE vendor/niivue/THIRD-PARTY-LICENSES
+                vendor/niivue/README.md
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/lpmnet/niivue)
+else()
+  message(WARNING "vendor/niivue/niivue.umd.js is missing (scripts/fetch-niivue.sh fetches it): "
+                  "the installed lpmnet's --html will say the viewer is not installed")
+endif()
 install(TARGETS lpmnet_lib lpmnet_shared EXPORT lpmnetTargets
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES include/lpmnet.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
