@@ -54,13 +54,13 @@ for fill, out in ((np.nan, "nan_w"), (9999, "huge_w")):
 PY
 
 A="$tmp/a.nii.gz"; B="$tmp/b.nii"; W="$src/models/lpmnet-mri.safetensors"
-mkdir -p "$tmp/keep"
+mkdir -p "$tmp/keep" "$tmp/listout"
 for f in a.nii.gz b.nii pa.hdr pa.img; do cp "$tmp/$f" "$tmp/keep/$f"; done
 ln -s a.nii.gz "$tmp/link_a.nii.gz"
 ln "$tmp/b.nii" "$tmp/hard_b.nii"
 mkdir -p "$tmp/comp"; cp "$A" "$tmp/comp/base.nii.gz"; cp "$A" "$tmp/keep/base.nii.gz"
 
-listing() { (cd "$tmp" && ls -A . comp) | sort; }
+listing() { (cd "$tmp" && ls -A . comp listout) | sort; }
 
 # refused CODE PATTERN DESC -- command...: exit code, message, inputs unchanged, no new file
 refused() {
@@ -106,10 +106,13 @@ refused 2 "inf.nii.*infinite" "fuse an input with an Inf voxel" -- "$bin" fuse "
 # (the writer's own refusal, below these checks, is tested in test_output_guards.c)
 refused 2 "nan_w.safetensors.*non-finite" "fuse with NaN weights" -- \
   "$bin" fuse "$A" "$B" -o "$tmp/out.nii.gz" -m "$tmp/nan_w.safetensors"
-refused 2 "non-finite" "fuse with weights whose result overflows to NaN" -- \
+refused 2 "huge_w.safetensors: .*non-finite" "fuse with weights whose result overflows to NaN" -- \
   "$bin" fuse "$A" "$B" -o "$tmp/out.nii.gz" -m "$tmp/huge_w.safetensors"
-refused 2 "non-finite" "the same with --components" -- \
+refused 2 "huge_w.safetensors: .*non-finite" "the same with --components" -- \
   "$bin" fuse "$A" "$B" -o "$tmp/out.nii.gz" -m "$tmp/huge_w.safetensors" --components "$tmp/comp"
+printf 'a,b\n%s,%s\n' "$A" "$B" >"$tmp/list.csv"
+refused 2 "huge_w.safetensors: .*non-finite" "the same with fuse --list" -- \
+  "$bin" fuse --list "$tmp/list.csv" --out "$tmp/listout" -m "$tmp/huge_w.safetensors"
 
 # ---- metrics: a metric that is not finite is reported as undefined with its reason, never
 # as a number, and the JSON stays valid (F = A: PSNR's MSE is 0)

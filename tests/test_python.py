@@ -157,6 +157,25 @@ def test_fuse_files(phantom, tool_fused):
     assert_close(load(out), load(tool_fused), 0)
 
 
+def test_fuse_files_names_overflowing_weights(phantom):
+    """Finite weights whose activations overflow: the error names the weights file, and
+    nothing is written."""
+    raw = open(lpmnet.model_path("mri"), "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    data = bytearray(raw)
+    for name, t in header.items():
+        if name != "__metadata__":
+            lo, hi = t["data_offsets"]
+            data[8 + n + lo:8 + n + hi] = np.full((hi - lo) // 4, 9999, np.float32).tobytes()
+    huge = os.path.join(TMP, "huge_weights.safetensors")
+    open(huge, "wb").write(bytes(data))
+    out = os.path.join(TMP, "huge_out.nii.gz")
+    with pytest.raises(lpmnet.Error, match="huge_weights.safetensors: .*non-finite") as e:
+        lpmnet.fuse_files(phantom["t1"], phantom["t2"], out, model=huge)
+    assert e.value.status == 2 and not os.path.exists(out)
+
+
 def test_errors_name_the_file(phantom):
     missing = os.path.join(TMP, "no_such_volume.nii.gz")
     with pytest.raises(lpmnet.Error) as e:

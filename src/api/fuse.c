@@ -174,12 +174,19 @@ lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const char *ou
                           (st = lpm_weights_load_model(&w, model_path))))
         goto done;
     if ((st = lpm_volume_read(path_a, &a)) || (st = lpm_volume_read(path_b, &b))) goto done;
-    st = lpm_fuse_pair(&w, &a, path_a, &b, path_b, &fused, &s);
-    if (st == LPM_ERR_INPUT && model_path[0] && strstr(lpm_last_error(), "non-finite")) {
-        char msg[1024];  /* the weights' fault: name them */
-        snprintf(msg, sizeof msg, "%s", lpm_last_error());
-        st = lpm_fail(st, "%s: %s", model_path, msg);
+    lpm_volume a01 = {0}, b01 = {0};
+    if (!(st = lpm_prepare_pair(&a, path_a, &b, path_b, &s, &a01, &b01))) {
+        st = lpm_fuse_prepared(&w, &a01, &b01, &s, &fused, NULL, NULL);
+        /* the inputs passed their checks, so a data error now is the weights' (a non-finite
+         * output): name them */
+        if (st == LPM_ERR_INPUT && model_path[0]) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", lpm_last_error());
+            st = lpm_fail(st, "%s: %s", model_path, msg);
+        }
     }
+    lpm_volume_free(&a01);
+    lpm_volume_free(&b01);
     if (st) goto done;
     /* the header's description says who made the file and how, as the tool writes it */
     char descrip[80];

@@ -127,10 +127,17 @@ static lpm_status fuse_pair(const list_args *o, const lpm_weights *w, const char
     lpm_fuse_settings s = o->fuse;
     s.mask_path = cs->mask;
     s.threads = (int)o->threads;
+    lpm_volume a01 = {0}, b01 = {0};
     lpm_status st = cli_read_pair(cs->a, &a, cs->b, &b);
-    if (!st) st = lpm_fuse_pair(w, &a, cs->a, &b, cs->b, &fused, &s);
-    /* a non-finite result of LPM-Net is the weights' fault: name them */
-    if (st == LPM_ERR_INPUT && model && strstr(lpm_last_error(), "non-finite")) st = cli_prefix_error(st, model);
+    if (!st) st = lpm_prepare_pair(&a, cs->a, &b, cs->b, &s, &a01, &b01);
+    if (!st) {
+        st = lpm_fuse_prepared(w, &a01, &b01, &s, &fused, NULL, NULL);
+        /* the inputs passed their checks, so a data error now is the weights' (a non-finite
+         * output): name them */
+        if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);
+    }
+    lpm_volume_free(&a01);
+    lpm_volume_free(&b01);
     if (!st) {
         char descrip[80];
         snprintf(descrip, sizeof descrip, "lpmnet %s %s%s", LPM_VERSION, model ? "LPM-Net" : o->method,
