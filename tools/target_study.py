@@ -9,8 +9,11 @@ Prints, per method and candidate, the medians over the pairs and on how many of 
 metrics it beats each classical method (rSFe by |rSFe|). Beside the classical blends, two
 families of outputs made from LPM-Net's fusion F: F moved a fraction w of the way to the
 --target recipe T ("lpmnet_toward_target{w}"), and F sharpened by an unsharp mask of
-strength k ("lpmnet_unsharp{k}"): how close to T, or how much sharper, F would have to be. Needs numpy, nibabel and the lpmnet
-Python package (python/, with liblpmnet built)."""
+strength k ("lpmnet_unsharp{k}"): how close to T, or how much sharper, F would have to be;
+and F averaged with LPM-Net's fusion of the inputs swapped ("lpmnet_swap_averaged"), of the
+inputs mirrored in x ("lpmnet_mirror_averaged"), or with both and their combination
+("lpmnet_averaged4"): what averaging at fusion time would give. Needs numpy, nibabel and the
+lpmnet Python package (python/, with liblpmnet built)."""
 import csv
 import statistics
 import sys
@@ -86,6 +89,12 @@ def main():
             fused[f"lpmnet_toward_target{w}"] = np.clip((1 - w) * F + w * T, 0, 1).astype(np.float32)
         for k in (0.25, 0.5, 1.0, 1.5):
             fused[f"lpmnet_unsharp{k}"] = np.clip(F + k * (F - box3(F)), 0, 1).astype(np.float32)
+        swapped = lpmnet.fuse(b, a, model=model)
+        mirrored = lpmnet.fuse(a[::-1].copy(), b[::-1].copy(), model=model)[::-1]
+        both = lpmnet.fuse(b[::-1].copy(), a[::-1].copy(), model=model)[::-1]
+        fused["lpmnet_swap_averaged"] = ((F + swapped) / 2).astype(np.float32)
+        fused["lpmnet_mirror_averaged"] = np.ascontiguousarray((F + mirrored) / 2, dtype=np.float32)
+        fused["lpmnet_averaged4"] = np.ascontiguousarray((F + swapped + mirrored + both) / 4, dtype=np.float32)
         for name, f in fused.items():
             r = lpmnet.metrics(f, A, B, normalize=False, seam=False)
             rows.append({"method": name, **{k: r[k] for k in PAPER}})
