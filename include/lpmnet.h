@@ -56,6 +56,13 @@ LPM_API int lpm_get_threads(void);
 __attribute__((format(printf, 2, 3)))
 #endif
 LPM_API lpm_status lpm_fail(lpm_status code, const char *fmt, ...);
+/* Put a prefix, formatted as by printf, and ": " in front of the recorded failure and return
+ * code: what the caller knows and the failing call did not (the file it was reading for):
+ *   return lpm_prefix_error(st, "%s", model_path); */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+LPM_API lpm_status lpm_prefix_error(lpm_status code, const char *fmt, ...);
 
 /* Wall-clock seconds (monotonic), for timing work. */
 LPM_API double lpm_seconds(void);

@@ -2,7 +2,9 @@
  *   - lpm_cpu_info_get: the CPU, the kernel sets offered, the one chosen and why (a bad
  *     LPM_ISA is checked by tests/test_info_cli.sh: the choice is made once per process);
  *   - lpm_volume_file_info_get: a written volume's header details, from lpm_volume_read and
- *     lpm_volume_read_header alike, and LPM_ERR_USAGE for a volume made in memory. */
+ *     lpm_volume_read_header alike, and LPM_ERR_USAGE for a volume made in memory;
+ *   - lpm_fail and lpm_prefix_error: a recorded message, a prefix put in front of it, and a
+ *     prefix longer than the message buffer cut, not overflowing it (ASan). */
 #include "test.h"
 #include "lpmnet.h"
 
@@ -82,8 +84,23 @@ static void check_volume_info(void) {
     }
 }
 
+static void check_error_prefix(void) {
+    CHECK(lpm_fail(LPM_ERR_INPUT, "bad value %d", 3) == LPM_ERR_INPUT, "lpm_fail returns its code");
+    CHECK(lpm_prefix_error(LPM_ERR_INPUT, "%s onto %s", "b.nii", "a.nii") == LPM_ERR_INPUT,
+          "lpm_prefix_error returns its code");
+    CHECK(!strcmp(lpm_last_error(), "b.nii onto a.nii: bad value 3"), "prefixed: '%s'", lpm_last_error());
+    char long_name[3000];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    lpm_fail(LPM_ERR_USAGE, "short");
+    CHECK(lpm_prefix_error(LPM_ERR_USAGE, "%s", long_name) == LPM_ERR_USAGE, "a long prefix keeps the code");
+    size_t n = strlen(lpm_last_error());
+    CHECK(n > 1000 && n < 1024 && lpm_last_error()[0] == 'x', "a long prefix is cut to the buffer: %zu", n);
+}
+
 int main(void) {
     check_cpu_info();
     check_volume_info();
+    check_error_prefix();
     return test_summary();
 }

@@ -81,9 +81,7 @@ lpm_status lpm_prepare_pair(const lpm_volume *a, const char *name_a, const lpm_v
     if ((st = copy_volume(a01, a))) goto done;
     if (s.resample) {
         if ((st = lpm_resample_to(b, a, b01))) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", lpm_last_error());
-            st = lpm_fail(st, "%s onto %s: %s", name_b, name_a, msg);
+            st = lpm_prefix_error(st, "%s onto %s", name_b, name_a);
             goto done;
         }
     } else if ((st = lpm_check_same_grid(a, b, name_a, name_b)) || (st = copy_volume(b01, b))) {
@@ -179,11 +177,7 @@ lpm_status lpm_fuse_files(const char *path_a, const char *path_b, const char *ou
         st = lpm_fuse_prepared(&w, &a01, &b01, &s, &fused, NULL, NULL);
         /* the inputs passed their checks, so a data error now is the weights' (a non-finite
          * output): name them */
-        if (st == LPM_ERR_INPUT && model_path[0]) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", lpm_last_error());
-            st = lpm_fail(st, "%s: %s", model_path, msg);
-        }
+        if (st == LPM_ERR_INPUT && model_path[0]) st = lpm_prefix_error(st, "%s", model_path);
     }
     lpm_volume_free(&a01);
     lpm_volume_free(&b01);

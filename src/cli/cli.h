@@ -22,9 +22,6 @@ int cmd_fuse_list(int argc, char **argv);
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Report a failed library call: prints lpm_last_error() and returns its status. */
 int cli_fail(const char *cmd, lpm_status st);
-/* Put "prefix: " before the recorded error of status st (e.g. the model file in front of
- * a library message that cannot know it); returns st. */
-lpm_status cli_prefix_error(lpm_status st, const char *prefix);
 /* True when arg is "-h" or "--help". */
 int cli_is_help(const char *arg);
 /* Parse helpers: return 0 on success, print a usage error and return 1 otherwise. */

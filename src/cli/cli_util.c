@@ -80,12 +80,6 @@ int cli_fail(const char *cmd, lpm_status st) {
     return cli_error(cmd, st, "%s", lpm_last_error()[0] ? lpm_last_error() : "failed");
 }
 
-lpm_status cli_prefix_error(lpm_status st, const char *prefix) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", lpm_last_error());
-    return lpm_fail(st, "%s: %s", prefix, msg);
-}
-
 int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
 
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long min, long max, long *out) {

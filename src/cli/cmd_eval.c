@@ -271,7 +271,7 @@ static lpm_status eval_case(const eval_args *o, const lpm_weights *w, const lpm_
         if (!whole_lines) fprintf(stderr, "lpmnet eval: case %d/%d %s: %s ...", c + 1, r->n_cases, cs->name, method);
         double t0 = lpm_seconds();
         st = lpm_fuse_prepared(w, &a, &b, &s, &fused[j], NULL, NULL);
-        if (st == LPM_ERR_INPUT && lpmnet) st = cli_prefix_error(st, o->model);
+        if (st == LPM_ERR_INPUT && lpmnet) st = lpm_prefix_error(st, "%s", o->model);
         double secs = lpm_seconds() - t0;
         r->seconds[c * r->n_methods + j] = secs;
         double *v = columns(r, c, j);

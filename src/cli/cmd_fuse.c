@@ -334,7 +334,7 @@ static int run(const fuse_args *o) {
     cli_progress_end(&progress);
     /* a non-finite result (refused by the library, so nothing is written) or a network that
      * overflows: the weights' fault */
-    if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);
+    if (st == LPM_ERR_INPUT && model) st = lpm_prefix_error(st, "%s", model);
     if (st) goto done;
     if (model)
         cli_detail(CMD, "LPM-Net%s, %d pass(es), on %s in %.2f s", o->exact ? " exact" : "",

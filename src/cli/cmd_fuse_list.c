@@ -134,7 +134,7 @@ static lpm_status fuse_pair(const list_args *o, const lpm_weights *w, const char
         st = lpm_fuse_prepared(w, &a01, &b01, &s, &fused, NULL, NULL);
         /* the inputs passed their checks, so a data error now is the weights' (a non-finite
          * output): name them */
-        if (st == LPM_ERR_INPUT && model) st = cli_prefix_error(st, model);
+        if (st == LPM_ERR_INPUT && model) st = lpm_prefix_error(st, "%s", model);
     }
     lpm_volume_free(&a01);
     lpm_volume_free(&b01);

@@ -29,6 +29,16 @@ lpm_status lpm_fail(lpm_status code, const char *fmt, ...) {
     return code;
 }
 
+lpm_status lpm_prefix_error(lpm_status code, const char *fmt, ...) {
+    char prefix[sizeof last_error], message[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(message, last_error, sizeof message);
+    return lpm_fail(code, "%s: %s", prefix, message);  /* cut to the buffer where too long */
+}
+
 size_t lpm_mul_size(size_t a, size_t b, int *ok) {
     if (a != 0 && b > SIZE_MAX / a) {
         if (ok) *ok = 0;

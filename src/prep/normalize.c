@@ -320,11 +320,7 @@ lpm_status lpm_prep_from_settings(lpm_prep *p, double clip_lo, double clip_hi, c
     }
     if (ct_window) {
         lpm_status st = lpm_ct_window_parse(ct_window, &p->ct_width, &p->ct_level);
-        if (st) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", lpm_last_error());
-            return lpm_fail(st, "CT window: %s", msg);
-        }
+        if (st) return lpm_prefix_error(st, "CT window");
         p->ct_window = 1;
     }
     return LPM_OK;

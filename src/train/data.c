@@ -514,11 +514,7 @@ lpm_status lpm_dataset_check(const lpm_dataset *ds, const int64_t *crop) {
         lpm_volume_free(&a);
         lpm_volume_free(&b);
         lpm_volume_free(&m);
-        if (st) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", lpm_last_error());
-            return lpm_fail(st, "case %s: %s", c->name, msg);
-        }
+        if (st) return lpm_prefix_error(st, "case %s", c->name);
     }
     return LPM_OK;
 }
