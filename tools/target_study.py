@@ -90,11 +90,11 @@ def main():
         for k in (0.25, 0.5, 1.0, 1.5):
             fused[f"lpmnet_unsharp{k}"] = np.clip(F + k * (F - box3(F)), 0, 1).astype(np.float32)
         swapped = lpmnet.fuse(b, a, model=model)
-        mirrored = lpmnet.fuse(a[::-1].copy(), b[::-1].copy(), model=model)[::-1]
-        both = lpmnet.fuse(b[::-1].copy(), a[::-1].copy(), model=model)[::-1]
+        mirrored = lpmnet.fuse(a[::-1].copy(), b[::-1].copy(), model=model)[::-1].copy()
+        both = lpmnet.fuse(b[::-1].copy(), a[::-1].copy(), model=model)[::-1].copy()
         fused["lpmnet_swap_averaged"] = ((F + swapped) / 2).astype(np.float32)
-        fused["lpmnet_mirror_averaged"] = np.ascontiguousarray((F + mirrored) / 2, dtype=np.float32)
-        fused["lpmnet_averaged4"] = np.ascontiguousarray((F + swapped + mirrored + both) / 4, dtype=np.float32)
+        fused["lpmnet_mirror_averaged"] = ((F + mirrored) / 2).astype(np.float32)
+        fused["lpmnet_averaged4"] = ((F + swapped + mirrored + both) / 4).astype(np.float32)
         for name, f in fused.items():
             r = lpmnet.metrics(f, A, B, normalize=False, seam=False)
             rows.append({"method": name, **{k: r[k] for k in PAPER}})
