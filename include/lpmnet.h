@@ -648,8 +648,12 @@ typedef struct {
                                * authors' objective] */
     double qabf;              /* weight of lpmnet's edge-preservation term, qabf (1 - QABF(A,B,F)):
                                * the fusion metric QABF, differentiated [0: the authors'] */
+    double aug_gamma;         /* random contrast: each input of a sample raised to its own power,
+                               * log-uniform in [1/aug_gamma, aug_gamma]; 1 (or 0): none; at most
+                               * LPM_TRAIN_AUG_GAMMA_MAX [1] */
 } lpm_train_options;
 #define LPM_TRAIN_WEIGHT_MAX 10000.0 /* the largest loss weight lpm_train accepts */
+#define LPM_TRAIN_AUG_GAMMA_MAX 4.0  /* the largest aug_gamma lpm_train accepts */
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
 LPM_API void lpm_train_options_init(lpm_train_options *o);
 /* A whole training run, resumable, as `lpmnet train`. The options are checked as the tool

@@ -1,8 +1,9 @@
 /* Training data: dataset discovery (folders, CSV, split files), epoch order, resize against
- * scikit-image, crops and flips. */
+ * scikit-image, and the random contrast curve of a sample (--aug-gamma). */
 #include "test.h"
 #include "train/data.h"
 
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -242,6 +243,72 @@ static void test_resize(void) {
     }
 }
 
+/* gamma_max > 1: A and B are each the plain sample raised to its own power in
+ * [1/gamma_max, gamma_max] (0 and 1 kept), the same for the same rng state; gamma_max 1
+ * changes nothing and draws nothing (a run without it keeps its crops). */
+static void test_random_contrast(void) {
+    lpm_volume a = {0}, b = {0};
+    if (lpm_volume_alloc(&a, 32, 32, 16) || lpm_volume_alloc(&b, 32, 32, 16)) {
+        CHECK(0, "alloc: %s", lpm_last_error());
+        return;
+    }
+    const size_t n = 32 * 32 * 16;
+    for (size_t i = 0; i < n; i++) {
+        a.data[i] = (float)(i % 97);
+        b.data[i] = (float)((i * 7) % 89) * 0.5f;
+    }
+    char pa[4200], pb[4200], csv[4200];
+    snprintf(pa, sizeof pa, "%s/contrast_a.nii", tmp);
+    snprintf(pb, sizeof pb, "%s/contrast_b.nii", tmp);
+    snprintf(csv, sizeof csv, "%s/contrast.csv", tmp);
+    FILE *f = fopen(csv, "w");
+    if (f) fprintf(f, "a,b\n%s,%s\n", pa, pb), fclose(f);
+    lpm_dataset ds = {0};
+    lpm_status st = lpm_volume_write(pa, &a, NULL);
+    if (!st) st = lpm_volume_write(pb, &b, NULL);
+    if (!st) st = lpm_dataset_open(&ds, csv, NULL, NULL, NULL);
+    lpm_volume_free(&a);
+    lpm_volume_free(&b);
+    CHECK(st == LPM_OK && ds.n == 1, "contrast data: %s", lpm_last_error());
+    if (st || ds.n != 1) return;
+    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .flip = 1};
+    lpm_sample plain, same, curved, again;
+    lpm_rng r1, r2, r3, r4;
+    lpm_rng_seed(&r1, 5), lpm_rng_seed(&r2, 5), lpm_rng_seed(&r3, 5), lpm_rng_seed(&r4, 5);
+    st = lpm_make_sample(&plain, &ds, 0, &spec, &r1);
+    spec.gamma_max = 1;
+    if (!st) st = lpm_make_sample(&same, &ds, 0, &spec, &r2);
+    spec.gamma_max = 2;
+    if (!st) st = lpm_make_sample(&curved, &ds, 0, &spec, &r3);
+    if (!st) st = lpm_make_sample(&again, &ds, 0, &spec, &r4);
+    CHECK(st == LPM_OK, "samples: %s", lpm_last_error());
+    if (!st) {
+        const size_t m = 16 * 16 * 16;
+        CHECK(!memcmp(plain.a, same.a, m * sizeof(float)) && !memcmp(plain.b, same.b, m * sizeof(float)) &&
+              !memcmp(&r1, &r2, sizeof r1), "gamma_max 1: the plain sample, the same random numbers drawn");
+        CHECK(!memcmp(curved.a, again.a, m * sizeof(float)) && !memcmp(curved.b, again.b, m * sizeof(float)),
+              "the same rng state, the same curves");
+        double g[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            const float *p = k ? plain.b : plain.a, *c = k ? curved.b : curved.a;
+            int fit = 1, zeros = 1, ones = 1, found = 0;
+            for (size_t i = 0; i < m; i++) {
+                if (p[i] == 0) zeros &= c[i] == 0;
+                else if (p[i] == 1) ones &= c[i] == 1;
+                else if (!found) g[k] = log(c[i]) / log(p[i]), found = 1;
+                else fit &= fabs(c[i] - pow(p[i], g[k])) < 2e-6;
+            }
+            CHECK(found && fit && zeros && ones && g[k] >= 0.5 - 1e-6 && g[k] <= 2 + 1e-6,
+                  "input %c: one power %.4f in [1/2, 2] for every voxel (fits %d), 0 and 1 kept (%d, %d)",
+                  "AB"[k], g[k], fit, zeros, ones);
+        }
+        CHECK(fabs(g[0] - g[1]) > 1e-4 && fabs(g[0] - 1) > 1e-4, "A and B get their own curves: %.4f, %.4f",
+              g[0], g[1]);
+    }
+    lpm_sample_free(&plain), lpm_sample_free(&same), lpm_sample_free(&curved), lpm_sample_free(&again);
+    lpm_dataset_free(&ds);
+}
+
 int main(void) {
     const char *base = test_env("LPM_TMP");
     snprintf(tmp, sizeof tmp, "%s/test_data.%d", base ? base : "/tmp", (int)getpid());
@@ -252,5 +319,6 @@ int main(void) {
     test_csv_names();
     test_epoch_order();
     test_resize();
+    test_random_contrast();
     return test_summary();
 }

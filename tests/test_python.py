@@ -311,6 +311,14 @@ def test_train_without_callbacks(phantom):
         assert f1.read() != f2.read()
     with pytest.raises(lpmnet.Error, match="clip"):
         lpmnet.train(csv, out + "_badclip", iters=1, crop=(16, 16, 16), clip_lo=50, clip_hi=10)
+    # the random contrast curve, as `lpmnet train --aug-gamma 2`: other weights; 5 refused
+    curved = os.path.join(TMP, "run_aug_gamma")
+    shutil.rmtree(curved, ignore_errors=True)
+    lpmnet.train(csv, curved, iters=1, crop=(16, 16, 16), threads=2, aug_gamma=2.0)
+    with open(model, "rb") as f1, open(os.path.join(curved, "model.safetensors"), "rb") as f2:
+        assert f1.read() != f2.read()
+    with pytest.raises(lpmnet.Error, match="aug_gamma"):
+        lpmnet.train(csv, out + "_badgamma", iters=1, crop=(16, 16, 16), aug_gamma=5.0)
     with pytest.raises(lpmnet.Error, match="unknown option 'stop'"):
         lpmnet.train(csv, out + "_stop", iters=1, crop=(16, 16, 16), stop=1)
 

@@ -115,15 +115,27 @@ refuse 2 "grid/t2.nii.gz" "a pair on different grids" -- --data "$tmp/badgrid.cs
 refuse 2 "missing.nii.gz" "a CSV naming a missing file" -- --data "$tmp/missing.csv" --out "$tmp/d" --crop 16,16,16
 refuse 2 "smaller than the crop" "crop larger than the volume" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 48,48,48
 refuse 2 "not-a-dir" "output folder under a file" -- --data "$tmp/pairs.csv" --out "$tmp/pairs.csv/not-a-dir" --crop 16,16,16
+refuse 1 "aug-gamma 5: must be in" "--aug-gamma beyond 4" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --aug-gamma 5
 refuse 1 "percentile range" "--clip with one number" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --clip 5
 refuse 1 "masks from the data" "--mask (masks come from the data)" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --mask x.nii
 refuse 2 "looks like CT" "--ct-window without a CT input" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --ct-window bone
+
+# the random contrast curve changes the samples and is part of the run's record
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/ag" --aug-gamma 2 2>"$tmp/log" || bad "--aug-gamma run: $(cat "$tmp/log")"
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/ag1" --aug-gamma 1 2>"$tmp/log" || bad "--aug-gamma 1 run: $(cat "$tmp/log")"
+cmp -s "$tmp/ag/model.safetensors" "$tmp/ag1/model.safetensors" && bad "--aug-gamma 2 trained the same weights as none" \
+  || ok "--aug-gamma 2 changes the training"
+"$bin" train "${args[@]}" --iters 3 --out "$tmp/ag" --resume 2>"$tmp/log"
+[ $? -eq 1 ] && grep -q -- "--aug-gamma (checkpoint 2, this run 1)" "$tmp/log" \
+  && ok "resume without the run's --aug-gamma refused, naming it" || bad "resume without --aug-gamma: $(cat "$tmp/log")"
 
 # the scaling of the inputs, as fuse's: --clip changes the run and is part of its record
 "$bin" train "${args[@]}" --iters 3 --out "$tmp/cl" --clip 0,99 2>"$tmp/log" || bad "--clip run: $(cat "$tmp/log")"
 "$bin" train "${args[@]}" --iters 3 --out "$tmp/mm" 2>"$tmp/log" || bad "min-max run: $(cat "$tmp/log")"
 cmp -s "$tmp/cl/model.safetensors" "$tmp/mm/model.safetensors" && bad "--clip 0,99 trained the same weights as min-max" \
   || ok "--clip 0,99 changes the training"
+cmp -s "$tmp/ag1/model.safetensors" "$tmp/mm/model.safetensors" && ok "--aug-gamma 1 trains what a run without it does" \
+  || bad "--aug-gamma 1 changed the training"
 "$bin" train "${args[@]}" --iters 3 --out "$tmp/cl" --resume 2>"$tmp/log"
 [ $? -eq 1 ] && grep -q "clip 0,99, this run min-max" "$tmp/log" && ok "resume without the run's --clip refused, naming it" \
   || bad "resume without --clip: $(cat "$tmp/log")"

@@ -100,7 +100,7 @@ class _TrainOptions(ctypes.Structure):
                 ("stop", ctypes.c_void_p), ("comm", ctypes.c_void_p),
                 ("clip_lo", ctypes.c_double), ("clip_hi", ctypes.c_double),
                 ("ct_window", ctypes.c_char_p), ("target", ctypes.c_double),
-                ("qabf", ctypes.c_double)]
+                ("qabf", ctypes.c_double), ("aug_gamma", ctypes.c_double)]
 
 
 class _ModelFamily(ctypes.Structure):
@@ -376,7 +376,8 @@ def train(data, out, pair=None, iters=3000, shape=None, crop=None, init=None, re
     (step, iters, epoch, lr, seconds and the loss terms: total, mse_af, ..., mse_rec). A
     callback that returns True, or raises, stops the run after a checkpoint (the exception
     is raised again here). Other options (mask_key, val, val_every, ckpt_every, batch, flip,
-    alpha, beta, gamma, edge, target, qabf, rec, force, device, clip_lo, clip_hi, ct_window) as in
+    alpha, beta, gamma, edge, target, qabf, rec, force, device, clip_lo, clip_hi, ct_window,
+    aug_gamma) as in
     lpm_train_options of include/lpmnet.h; clip_lo=0, clip_hi=99.5 is `--clip 0,99.5`."""
     lib = _library()
     o = _TrainOptions()

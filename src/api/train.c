@@ -14,7 +14,7 @@ enum { MAX_SIDE = 1024 };
 void lpm_train_options_init(lpm_train_options *o) {
     *o = (lpm_train_options){.iters = 3000, .ckpt_every = 25, .shape = {96, 160, 160}, .flip = 1,
                              .batch = 1, .lr = 1e-4, .alpha = 0.05, .beta = 1, .gamma = 0.5,
-                             .rec = 0.2, .seed = 1};
+                             .rec = 0.2, .seed = 1, .aug_gamma = 1};
 }
 
 static lpm_status check_range(const char *name, double value, double lo, int lo_open, double hi) {
@@ -42,6 +42,7 @@ static lpm_status check_options(const lpm_train_options *o, const int64_t **size
     const double values[] = {o->alpha, o->beta, o->gamma, o->edge, o->target, o->qabf};
     for (int i = 0; i < 6 && !st; i++) st = check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX);
     if (!st && !(o->rec >= 0 && o->rec < 1)) st = lpm_fail(LPM_ERR_USAGE, "rec %g: must be in [0, 1)", o->rec);
+    if (!st && o->aug_gamma != 0) st = check_range("aug_gamma", o->aug_gamma, 1, 0, LPM_TRAIN_AUG_GAMMA_MAX);
     if (st) return st;
     if (o->force && !o->resume) return lpm_fail(LPM_ERR_USAGE, "force applies only with resume");
     if (o->device != 0 && o->device != 1)
@@ -86,6 +87,7 @@ lpm_status lpm_train(const lpm_train_options *o) {
     if ((st = lpm_prep_from_settings(&c.sample.prep, o->clip_lo, o->clip_hi, o->ct_window))) return st;
     c.sample.mode = size == o->crop;
     c.sample.flip = o->flip;
+    c.sample.gamma_max = o->aug_gamma;
     memcpy(size == o->crop ? c.sample.crop : c.sample.shape, size, 3 * sizeof(int64_t));
     if (o->progress || o->on_step) c.on_step = report_step, c.on_step_ctx = (void *)o;
     const int prev_threads = lpm_get_threads();

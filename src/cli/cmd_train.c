@@ -32,6 +32,8 @@ static void usage(FILE *out) {
             "  --crop D,H,W         random crops of D,H,W instead (as --shape; multiples of 16;\n"
             "                       fast on a CPU)\n"
             "  --no-flip            no random flips\n"
+            "  --aug-gamma G        random contrast: raise each input of a sample to its own\n"
+            "                       power between 1/G and G (log-uniform), G in [1, 4] [1: none]\n"
             "  --lr X               Adam learning rate in (0, 1] [1e-4], cosine-annealed per epoch\n"
             "  --alpha X --beta X --gamma X   loss weights, each in [0, 10000] [0.05, 1, 0.5]\n"
             "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
@@ -45,7 +47,7 @@ static void usage(FILE *out) {
             "                       fused volume (the fusion metric, differentiated), in\n"
             "                       [0, 10000] [0: the authors']\n"
             "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
-            "  --seed N             seed of weights, data order, flips, crops, masks [1]\n"
+            "  --seed N             seed of weights, data order, flips, crops, contrast, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation:\n"
             "                       a file (not one this run writes in --out) or a bundled\n"
             "                       model's name, as for fuse -m (mri, ct-mr, pet-mr, pet-ct)\n"
@@ -98,7 +100,7 @@ static int check_ranges(const lpm_train_options *c) {
         if (check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX)) return 1;
     if (!(c->rec >= 0 && c->rec < 1))
         return cli_error(CMD, LPM_ERR_USAGE, "--rec %g: must be in [0, 1)", c->rec);
-    return 0;
+    return check_range("--aug-gamma", c->aug_gamma, 1, 0, LPM_TRAIN_AUG_GAMMA_MAX);
 }
 
 /* --init must not be a file the run overwrites: a rerun would read its own output, and a
@@ -187,6 +189,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.device)) return 1; }
         else if (!strcmp(s, "--no-flip")) c.flip = 0;
+        else if (!strcmp(s, "--aug-gamma")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.aug_gamma)) return 1; }
         else if (!strcmp(s, "--resume")) c.resume = 1;
         else if (!strcmp(s, "--force")) c.force = 1;
         else if (!strcmp(s, "--quiet")) c.quiet = 1;

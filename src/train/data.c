@@ -678,6 +678,14 @@ static lpm_status crop_pair(lpm_sample *s, const lpm_volume *a, const lpm_volume
     return LPM_OK;
 }
 
+/* v (in [0, 1]) raised to a power log-uniform in [1/gamma_max, gamma_max]: a random contrast
+ * curve that keeps 0, 1 and the order of the intensities. */
+static void random_power(float *v, size_t n, double gamma_max, lpm_rng *rng) {
+    const float g = (float)exp((2 * lpm_rng_uniform(rng) - 1) * log(gamma_max));
+    for (size_t i = 0; i < n; i++)
+        if (v[i] > 0) v[i] = powf(v[i], g);
+}
+
 /* Min-max normalise v to [0, 1] over the voxels inside the mask (nonzero) and set the voxels
  * outside it to 0: the network then learns from the masked region only (a brain mask keeps
  * the background, often a constant of a z-scored scan, out of every loss term). */
@@ -711,6 +719,12 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
         if (!st) st = lpm_resize(out->a, s[0], s[1], s[2], a.data, a.nz, a.ny, a.nx);
         if (!st) st = lpm_resize(out->b, s[0], s[1], s[2], b.data, b.nz, b.ny, b.nx);
         out->D = s[0], out->H = s[1], out->W = s[2];
+    }
+    /* drawn only when asked for, so runs without it keep their crops and masks */
+    if (!st && spec->gamma_max > 1) {
+        const size_t n = (size_t)(out->D * out->H * out->W);
+        random_power(out->a, n, spec->gamma_max, rng);
+        random_power(out->b, n, spec->gamma_max, rng);
     }
     lpm_volume_free(&a);
     lpm_volume_free(&b);

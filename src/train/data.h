@@ -20,6 +20,8 @@ typedef struct {
     int64_t crop[3];   /* random crop D,H,W, when mode == 1 */
     int mode;          /* 0 resize, 1 crop */
     int flip;          /* random flip of each axis with p = 0.5 (same for A and B) */
+    double gamma_max;  /* > 1: A and B each raised to its own random power g, log-uniform in
+                        * [1/gamma_max, gamma_max], after the crop (0 and 1 stay); else none */
     lpm_prep prep;     /* how A and B are brought to [0, 1] (lpm_prep_inputs); zero: min-max */
 } lpm_sample_spec;
 
@@ -31,7 +33,8 @@ typedef struct {
 } lpm_sample;
 void lpm_sample_free(lpm_sample *s);
 
-/* Read case i and make a sample (flip, min-max normalise, resize or crop), with randomness
+/* Read case i and make a sample (flip, min-max normalise, resize or crop, random intensity
+ * curve), with randomness
  * from rng only, so a sample is a function of (case, rng state). The pair is brought to [0, 1]
  * as spec->prep says (lpm_prep_inputs): inside the case's mask, 0 outside, when it has one. */
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,

@@ -125,7 +125,7 @@ static lpm_status sync_from_gpu(run_state *r) {
 
 /* The data and the options that define a run, as its checkpoint records them: resuming with
  * other data or options would silently continue a different run. */
-enum { RECORD_KEYS = 18 };
+enum { RECORD_KEYS = 19 };
 typedef struct {
     const char *key;      /* metadata key */
     const char *option;   /* what the user changes, for messages */
@@ -145,6 +145,7 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("sample", "--crop/--shape", "%s %lld,%lld,%lld", sp->mode == 1 ? "crop" : "shape", (long long)size[0],
           (long long)size[1], (long long)size[2]);
     ENTRY("flip", "--no-flip", "%d", sp->flip);
+    ENTRY("aug_gamma", "--aug-gamma", "%.17g", sp->gamma_max > 1 ? sp->gamma_max : 1.0);
     ENTRY("seed", "--seed", "%" PRIu64, c->seed);
     ENTRY("iters", "--iters", "%" PRId64, c->iters);
     ENTRY("lr", "--lr", "%.17g", c->lr);
@@ -218,6 +219,7 @@ static lpm_status check_record(const run_state *r, const lpm_st_file *f) {
         if (!was && !strcmp(rec[i].key, "scaling")) was = "min-max";  /* before --clip in train */
         if (!was && !strcmp(rec[i].key, "target")) was = "0";         /* before --target */
         if (!was && !strcmp(rec[i].key, "qabf")) was = "0";           /* before --qabf */
+        if (!was && !strcmp(rec[i].key, "aug_gamma")) was = "1";      /* before --aug-gamma */
         if (was && !strcmp(was, rec[i].value)) continue;
         int n = snprintf(diff + len, sizeof diff - len, "%s%s (checkpoint %s, this run %s)", len ? "; " : "",
                          rec[i].option, was ? was : "not recorded", rec[i].value);
@@ -470,7 +472,7 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
     if (st) return st;
     st = sync_from_gpu(r);
     lpm_sample_spec spec = r->cfg->sample;
-    spec.flip = 0;
+    spec.flip = 0, spec.gamma_max = 0;
     lpm_loss_weights lw = run_weights(r->cfg, 1.0);
     for (int64_t i = share_begin(r->val.n, r->rank, r->size); i < share_begin(r->val.n, r->rank + 1, r->size) && !st; i++) {
         lpm_sample s;
