@@ -33,10 +33,10 @@ typedef struct {
 } lpm_sample;
 void lpm_sample_free(lpm_sample *s);
 
-/* Read case i and make a sample (flip, min-max normalise, resize or crop, random intensity
- * curve), with randomness
- * from rng only, so a sample is a function of (case, rng state). The pair is brought to [0, 1]
- * as spec->prep says (lpm_prep_inputs): inside the case's mask, 0 outside, when it has one. */
+/* Read case i and make a sample (flip, min-max normalise, resize or crop, random contrast
+ * curve), with randomness from rng only, so a sample is a function of (case, rng state). The
+ * pair is brought to [0, 1] as spec->prep says (lpm_prep_inputs): inside the case's mask, 0
+ * outside, when it has one. */
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng);
 
