@@ -651,9 +651,17 @@ typedef struct {
     double aug_gamma;         /* random contrast: each input of a sample raised to its own power,
                                * log-uniform in [1/aug_gamma, aug_gamma]; 1 (or 0): none; at most
                                * LPM_TRAIN_AUG_GAMMA_MAX [1] */
+    double aug_noise;         /* random noise: each input of a sample gets Gaussian noise of its
+                               * own standard deviation, uniform in [0, aug_noise], on its nonzero
+                               * voxels (then clipped to [0, 1]); 0: none; at most
+                               * LPM_TRAIN_AUG_NOISE_MAX [0] */
+    int aug_rotate;           /* 1: each sample turned by a random number of quarter turns in the
+                               * plane of its rows and columns (A and B alike; the sample's H and
+                               * W must be equal) [0] */
 } lpm_train_options;
 #define LPM_TRAIN_WEIGHT_MAX 10000.0 /* the largest loss weight lpm_train accepts */
 #define LPM_TRAIN_AUG_GAMMA_MAX 4.0  /* the largest aug_gamma lpm_train accepts */
+#define LPM_TRAIN_AUG_NOISE_MAX 0.2  /* the largest aug_noise lpm_train accepts */
 /* Fills o with the defaults above (what `lpmnet train` uses); set data and out after it. */
 LPM_API void lpm_train_options_init(lpm_train_options *o);
 /* A whole training run, resumable, as `lpmnet train`. The options are checked as the tool

@@ -1,5 +1,6 @@
 /* Training data: dataset discovery (folders, CSV, split files), epoch order, resize against
- * scikit-image, and the random contrast curve of a sample (--aug-gamma). */
+ * scikit-image, and the augmentations of a sample: the random contrast curve (--aug-gamma),
+ * quarter turns (--aug-rotate) and noise (--aug-noise). */
 #include "test.h"
 #include "train/data.h"
 
@@ -246,31 +247,34 @@ static void test_resize(void) {
 /* gamma_max > 1: A and B are each the plain sample raised to its own power in
  * [1/gamma_max, gamma_max] (0 and 1 kept), the same for the same rng state; gamma_max 1
  * changes nothing and draws nothing (a run without it keeps its crops). */
-static void test_random_contrast(void) {
+/* One case of two 32x32x16 volumes with varied values, for the augmentation tests. */
+static lpm_status augmentation_data(lpm_dataset *ds, const char *name) {
     lpm_volume a = {0}, b = {0};
-    if (lpm_volume_alloc(&a, 32, 32, 16) || lpm_volume_alloc(&b, 32, 32, 16)) {
-        CHECK(0, "alloc: %s", lpm_last_error());
-        return;
-    }
+    if (lpm_volume_alloc(&a, 32, 32, 16) || lpm_volume_alloc(&b, 32, 32, 16)) return LPM_ERR_INTERNAL;
     const size_t n = 32 * 32 * 16;
     for (size_t i = 0; i < n; i++) {
         a.data[i] = (float)(i % 97);
         b.data[i] = (float)((i * 7) % 89) * 0.5f;
     }
     char pa[4200], pb[4200], csv[4200];
-    snprintf(pa, sizeof pa, "%s/contrast_a.nii", tmp);
-    snprintf(pb, sizeof pb, "%s/contrast_b.nii", tmp);
-    snprintf(csv, sizeof csv, "%s/contrast.csv", tmp);
+    snprintf(pa, sizeof pa, "%s/%s_a.nii", tmp, name);
+    snprintf(pb, sizeof pb, "%s/%s_b.nii", tmp, name);
+    snprintf(csv, sizeof csv, "%s/%s.csv", tmp, name);
     FILE *f = fopen(csv, "w");
     if (f) fprintf(f, "a,b\n%s,%s\n", pa, pb), fclose(f);
-    lpm_dataset ds = {0};
     lpm_status st = lpm_volume_write(pa, &a, NULL);
     if (!st) st = lpm_volume_write(pb, &b, NULL);
-    if (!st) st = lpm_dataset_open(&ds, csv, NULL, NULL, NULL);
+    if (!st) st = lpm_dataset_open(ds, csv, NULL, NULL, NULL);
     lpm_volume_free(&a);
     lpm_volume_free(&b);
-    CHECK(st == LPM_OK && ds.n == 1, "contrast data: %s", lpm_last_error());
-    if (st || ds.n != 1) return;
+    CHECK(st == LPM_OK && ds->n == 1, "%s data: %s", name, lpm_last_error());
+    return st ? st : ds->n == 1 ? LPM_OK : LPM_ERR_INTERNAL;
+}
+
+static void test_random_contrast(void) {
+    lpm_dataset ds = {0};
+    if (augmentation_data(&ds, "contrast")) return;
+    lpm_status st;
     lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .flip = 1};
     lpm_sample plain, same, curved, again;
     lpm_rng r1, r2, r3, r4;
@@ -309,6 +313,101 @@ static void test_random_contrast(void) {
     lpm_dataset_free(&ds);
 }
 
+/* rotate: A and B are the plain sample (drawn from the same rng state) turned alike by one of
+ * 0-3 quarter turns in the (H, W) plane, the same for the same state; over a few states more
+ * than one turn occurs. */
+static void test_quarter_turns(void) {
+    lpm_dataset ds = {0};
+    if (augmentation_data(&ds, "turns")) return;
+    const int64_t D = 16, N = 16;
+    int seen[4] = {0};
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        lpm_sample_spec spec = {.crop = {D, N, N}, .mode = 1, .flip = 1};
+        lpm_sample plain, turned, again;
+        lpm_rng r1, r2, r3;
+        lpm_rng_seed(&r1, seed), lpm_rng_seed(&r2, seed), lpm_rng_seed(&r3, seed);
+        lpm_status st = lpm_make_sample(&plain, &ds, 0, &spec, &r1);
+        spec.rotate = 1;
+        if (!st) st = lpm_make_sample(&turned, &ds, 0, &spec, &r2);
+        if (!st) st = lpm_make_sample(&again, &ds, 0, &spec, &r3);
+        CHECK(st == LPM_OK, "turned samples: %s", lpm_last_error());
+        if (st) return;
+        const size_t m = (size_t)(D * N * N);
+        int turns = -1;
+        for (int k = 0; k < 4 && turns < 0; k++) {
+            int same = 1;
+            for (int64_t z = 0; z < D && same; z++)
+                for (int64_t y = 0; y < N && same; y++)
+                    for (int64_t x = 0; x < N && same; x++) {
+                        /* k quarter turns of (y, x): each takes (y, x) from (x, N-1-y) */
+                        int64_t sy = y, sx = x;
+                        for (int t = 0; t < k; t++) {
+                            const int64_t ty = sx, tx = N - 1 - sy;
+                            sy = ty, sx = tx;
+                        }
+                        const size_t dst = (size_t)((z * N + y) * N + x), src = (size_t)((z * N + sy) * N + sx);
+                        same = turned.a[dst] == plain.a[src] && turned.b[dst] == plain.b[src];
+                    }
+            if (same) turns = k;
+        }
+        CHECK(turns >= 0, "seed %llu: A and B are the plain sample turned alike by 0-3 quarter turns",
+              (unsigned long long)seed);
+        CHECK(!memcmp(turned.a, again.a, m * sizeof(float)) && !memcmp(turned.b, again.b, m * sizeof(float)),
+              "seed %llu: the same rng state, the same turn", (unsigned long long)seed);
+        if (turns >= 0) seen[turns] = 1;
+        lpm_sample_free(&plain), lpm_sample_free(&turned), lpm_sample_free(&again);
+    }
+    CHECK(seen[0] + seen[1] + seen[2] + seen[3] >= 2, "6 seeds drew more than one number of turns");
+    lpm_sample_spec wide = {.crop = {16, 16, 32}, .mode = 1, .rotate = 1};
+    lpm_sample s;
+    lpm_rng r;
+    lpm_rng_seed(&r, 1);
+    CHECK(lpm_make_sample(&s, &ds, 0, &wide, &r) == LPM_ERR_USAGE, "a sample with H != W is refused");
+    lpm_dataset_free(&ds);
+}
+
+/* noise_max > 0: every nonzero voxel moves by at most a few standard deviations (<= 6 of
+ * noise_max), zeros stay 0, values stay in [0, 1], A and B get their own standard deviation,
+ * and the same rng state gives the same noise. */
+static void test_random_noise(void) {
+    lpm_dataset ds = {0};
+    if (augmentation_data(&ds, "noise")) return;
+    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .flip = 1};
+    lpm_sample plain, noisy, again;
+    lpm_rng r1, r2, r3;
+    lpm_rng_seed(&r1, 9), lpm_rng_seed(&r2, 9), lpm_rng_seed(&r3, 9);
+    lpm_status st = lpm_make_sample(&plain, &ds, 0, &spec, &r1);
+    spec.noise_max = 0.1;
+    if (!st) st = lpm_make_sample(&noisy, &ds, 0, &spec, &r2);
+    if (!st) st = lpm_make_sample(&again, &ds, 0, &spec, &r3);
+    CHECK(st == LPM_OK, "noisy samples: %s", lpm_last_error());
+    if (st) return;
+    const size_t m = 16 * 16 * 16;
+    double sd[2];
+    for (int k = 0; k < 2; k++) {
+        const float *p = k ? plain.b : plain.a, *q = k ? noisy.b : noisy.a;
+        int zeros = 1, range = 1, bounded = 1;
+        double sum2 = 0;
+        size_t count = 0;
+        for (size_t i = 0; i < m; i++) {
+            range &= q[i] >= 0 && q[i] <= 1;
+            if (p[i] == 0) zeros &= q[i] == 0;
+            else bounded &= fabs(q[i] - p[i]) <= 0.6;
+            if (p[i] > 0.2 && p[i] < 0.8) sum2 += (q[i] - p[i]) * (q[i] - p[i]), count++;
+        }
+        sd[k] = count ? sqrt(sum2 / (double)count) : 0;
+        CHECK(zeros && range && bounded && count > 1000 && sd[k] <= 0.1 * 1.1,
+              "input %c: zeros kept (%d), values in [0, 1] (%d), within 6 x noise_max (%d), "
+              "standard deviation %.4f in [0, 0.1]", "AB"[k], zeros, range, bounded, sd[k]);
+    }
+    CHECK(fabs(sd[0] - sd[1]) > 1e-3 && sd[0] > 1e-3 && sd[1] > 1e-3,
+          "A and B get their own standard deviation: %.4f, %.4f", sd[0], sd[1]);
+    CHECK(!memcmp(noisy.a, again.a, m * sizeof(float)) && !memcmp(noisy.b, again.b, m * sizeof(float)),
+          "the same rng state, the same noise");
+    lpm_sample_free(&plain), lpm_sample_free(&noisy), lpm_sample_free(&again);
+    lpm_dataset_free(&ds);
+}
+
 int main(void) {
     const char *base = test_env("LPM_TMP");
     snprintf(tmp, sizeof tmp, "%s/test_data.%d", base ? base : "/tmp", (int)getpid());
@@ -320,5 +419,7 @@ int main(void) {
     test_epoch_order();
     test_resize();
     test_random_contrast();
+    test_quarter_turns();
+    test_random_noise();
     return test_summary();
 }

@@ -319,6 +319,15 @@ def test_train_without_callbacks(phantom):
         assert f1.read() != f2.read()
     with pytest.raises(lpmnet.Error, match="aug_gamma"):
         lpmnet.train(csv, out + "_badgamma", iters=1, crop=(16, 16, 16), aug_gamma=5.0)
+    # noise and quarter turns, as `--aug-noise 0.05 --aug-rotate`: other weights; a crop
+    # with H != W refused for turns
+    turned = os.path.join(TMP, "run_aug_turns")
+    shutil.rmtree(turned, ignore_errors=True)
+    lpmnet.train(csv, turned, iters=1, crop=(16, 16, 16), threads=2, aug_noise=0.05, aug_rotate=1)
+    with open(model, "rb") as f1, open(os.path.join(turned, "model.safetensors"), "rb") as f2:
+        assert f1.read() != f2.read()
+    with pytest.raises(lpmnet.Error, match="aug_rotate"):
+        lpmnet.train(csv, out + "_badturn", iters=1, crop=(16, 16, 32), aug_rotate=1)
     with pytest.raises(lpmnet.Error, match="unknown option 'stop'"):
         lpmnet.train(csv, out + "_stop", iters=1, crop=(16, 16, 16), stop=1)
 

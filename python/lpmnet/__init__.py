@@ -100,7 +100,8 @@ class _TrainOptions(ctypes.Structure):
                 ("stop", ctypes.c_void_p), ("comm", ctypes.c_void_p),
                 ("clip_lo", ctypes.c_double), ("clip_hi", ctypes.c_double),
                 ("ct_window", ctypes.c_char_p), ("target", ctypes.c_double),
-                ("qabf", ctypes.c_double), ("aug_gamma", ctypes.c_double)]
+                ("qabf", ctypes.c_double), ("aug_gamma", ctypes.c_double),
+                ("aug_noise", ctypes.c_double), ("aug_rotate", ctypes.c_int)]
 
 
 class _ModelFamily(ctypes.Structure):
@@ -377,7 +378,8 @@ def train(data, out, pair=None, iters=3000, shape=None, crop=None, init=None, re
     callback that returns True, or raises, stops the run after a checkpoint (the exception
     is raised again here). Other options (mask_key, val, val_every, ckpt_every, batch, flip,
     alpha, beta, gamma, edge, target, qabf, rec, force, device, clip_lo, clip_hi, ct_window,
-    aug_gamma) as in lpm_train_options of include/lpmnet.h; clip_lo=0, clip_hi=99.5 is `--clip 0,99.5`."""
+    aug_gamma, aug_noise, aug_rotate) as in lpm_train_options of include/lpmnet.h; clip_lo=0,
+    clip_hi=99.5 is `--clip 0,99.5`."""
     lib = _library()
     o = _TrainOptions()
     lib.lpm_train_options_init(ctypes.byref(o))

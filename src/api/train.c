@@ -43,7 +43,14 @@ static lpm_status check_options(const lpm_train_options *o, const int64_t **size
     for (int i = 0; i < 6 && !st; i++) st = check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX);
     if (!st && !(o->rec >= 0 && o->rec < 1)) st = lpm_fail(LPM_ERR_USAGE, "rec %g: must be in [0, 1)", o->rec);
     if (!st && o->aug_gamma != 0) st = check_range("aug_gamma", o->aug_gamma, 1, 0, LPM_TRAIN_AUG_GAMMA_MAX);
+    if (!st) st = check_range("aug_noise", o->aug_noise, 0, 0, LPM_TRAIN_AUG_NOISE_MAX);
     if (st) return st;
+    if (o->aug_rotate != 0 && o->aug_rotate != 1)
+        return lpm_fail(LPM_ERR_USAGE, "aug_rotate %d: 0 or 1", o->aug_rotate);
+    if (o->aug_rotate && (*size)[1] != (*size)[2])
+        return lpm_fail(LPM_ERR_USAGE, "aug_rotate: quarter turns need a %s with as many rows as columns "
+                        "(%s %lld,%lld,%lld)", what, what, (long long)(*size)[0], (long long)(*size)[1],
+                        (long long)(*size)[2]);
     if (o->force && !o->resume) return lpm_fail(LPM_ERR_USAGE, "force applies only with resume");
     if (o->device != 0 && o->device != 1)
         return lpm_fail(LPM_ERR_USAGE, "device %d: 0 (the CPU) or 1 (CUDA)", o->device);
@@ -88,6 +95,8 @@ lpm_status lpm_train(const lpm_train_options *o) {
     c.sample.mode = size == o->crop;
     c.sample.flip = o->flip;
     c.sample.gamma_max = o->aug_gamma;
+    c.sample.noise_max = o->aug_noise;
+    c.sample.rotate = o->aug_rotate;
     memcpy(size == o->crop ? c.sample.crop : c.sample.shape, size, 3 * sizeof(int64_t));
     if (o->progress || o->on_step) c.on_step = report_step, c.on_step_ctx = (void *)o;
     const int prev_threads = lpm_get_threads();

@@ -34,6 +34,11 @@ static void usage(FILE *out) {
             "  --no-flip            no random flips\n"
             "  --aug-gamma G        random contrast: raise each input of a sample to its own\n"
             "                       power between 1/G and G (log-uniform), G in [1, 4] [1: none]\n"
+            "  --aug-noise S        random noise: add Gaussian noise to the nonzero voxels of\n"
+            "                       each input of a sample, its standard deviation drawn in\n"
+            "                       [0, S], S in [0, 0.2] [0: none]\n"
+            "  --aug-rotate         turn each sample by 0-3 random quarter turns in the plane of\n"
+            "                       its rows and columns (the sample's H and W must be equal)\n"
             "  --lr X               Adam learning rate in (0, 1] [1e-4], cosine-annealed per epoch\n"
             "  --alpha X --beta X --gamma X   loss weights, each in [0, 10000] [0.05, 1, 0.5]\n"
             "  --edge X             weight of lpmnet's edge-fidelity term, which asks the fused\n"
@@ -47,7 +52,7 @@ static void usage(FILE *out) {
             "                       fused volume (the fusion metric, differentiated), in\n"
             "                       [0, 10000] [0: the authors']\n"
             "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
-            "  --seed N             seed of weights, data order, flips, crops, contrast, masks [1]\n"
+            "  --seed N             seed of weights, data order, augmentation, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation:\n"
             "                       a file (not one this run writes in --out) or a bundled\n"
             "                       model's name, as for fuse -m (mri, ct-mr, pet-mr, pet-ct)\n"
@@ -100,7 +105,8 @@ static int check_ranges(const lpm_train_options *c) {
         if (check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX)) return 1;
     if (!(c->rec >= 0 && c->rec < 1))
         return cli_error(CMD, LPM_ERR_USAGE, "--rec %g: must be in [0, 1)", c->rec);
-    return check_range("--aug-gamma", c->aug_gamma, 1, 0, LPM_TRAIN_AUG_GAMMA_MAX);
+    if (check_range("--aug-gamma", c->aug_gamma, 1, 0, LPM_TRAIN_AUG_GAMMA_MAX)) return 1;
+    return check_range("--aug-noise", c->aug_noise, 0, 0, LPM_TRAIN_AUG_NOISE_MAX);
 }
 
 /* --init must not be a file the run overwrites: a rerun would read its own output, and a
@@ -190,6 +196,8 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.device)) return 1; }
         else if (!strcmp(s, "--no-flip")) c.flip = 0;
         else if (!strcmp(s, "--aug-gamma")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.aug_gamma)) return 1; }
+        else if (!strcmp(s, "--aug-noise")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.aug_noise)) return 1; }
+        else if (!strcmp(s, "--aug-rotate")) c.aug_rotate = 1;
         else if (!strcmp(s, "--resume")) c.resume = 1;
         else if (!strcmp(s, "--force")) c.force = 1;
         else if (!strcmp(s, "--quiet")) c.quiet = 1;
@@ -218,6 +226,10 @@ int cmd_train(int argc, char **argv) {
             return cli_error(CMD, LPM_ERR_USAGE, "%s %lld,%lld,%lld: each side must be at most %d",
                              crop ? "--crop" : "--shape", (long long)size[0], (long long)size[1],
                              (long long)size[2], MAX_SIDE);
+    if (c.aug_rotate && size[1] != size[2])
+        return cli_error(CMD, LPM_ERR_USAGE, "--aug-rotate: quarter turns need as many rows as columns "
+                         "(%s %lld,%lld,%lld)", crop ? "--crop" : "--shape", (long long)size[0],
+                         (long long)size[1], (long long)size[2]);
     if (check_ranges(&c)) return LPM_ERR_USAGE;
     if (c.force && !c.resume) return cli_error(CMD, LPM_ERR_USAGE, "--force applies only with --resume");
     if (check_init_not_output(&c)) return LPM_ERR_USAGE;

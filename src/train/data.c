@@ -686,6 +686,29 @@ static void random_power(float *v, size_t n, double gamma_max, lpm_rng *rng) {
         if (v[i] > 0) v[i] = powf(v[i], g);
 }
 
+/* v (in [0, 1]) plus Gaussian noise of a standard deviation uniform in [0, noise_max], on its
+ * nonzero voxels (a zero background, which fuse keeps at 0, stays 0), clipped to [0, 1]. */
+static void random_noise(float *v, size_t n, double noise_max, lpm_rng *rng) {
+    const double sd = lpm_rng_uniform(rng) * noise_max;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] > 0) {
+            const float x = v[i] + (float)(sd * lpm_rng_normal(rng));
+            v[i] = x < 0 ? 0 : x > 1 ? 1 : x;
+        }
+}
+
+/* Each (H, W) slice of v (D, H, W with H == W) turned by k quarter turns: out[y][x] =
+ * in[x][n-1-y] per turn. tmp holds one slice. */
+static void quarter_turns(float *v, int64_t D, int64_t n, int k, float *tmp) {
+    for (int t = 0; t < k; t++)
+        for (int64_t z = 0; z < D; z++) {
+            float *s = v + z * n * n;
+            memcpy(tmp, s, sizeof(float) * (size_t)(n * n));
+            for (int64_t y = 0; y < n; y++)
+                for (int64_t x = 0; x < n; x++) s[y * n + x] = tmp[x * n + (n - 1 - y)];
+        }
+}
+
 /* Min-max normalise v to [0, 1] over the voxels inside the mask (nonzero) and set the voxels
  * outside it to 0: the network then learns from the masked region only (a brain mask keeps
  * the background, often a constant of a z-scored scan, out of every loss term). */
@@ -720,11 +743,26 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
         if (!st) st = lpm_resize(out->b, s[0], s[1], s[2], b.data, b.nz, b.ny, b.nx);
         out->D = s[0], out->H = s[1], out->W = s[2];
     }
-    /* drawn only when asked for, so runs without it keep their crops and masks */
+    /* each drawn only when asked for, so runs without it keep their crops and masks */
+    const size_t n = st ? 0 : (size_t)(out->D * out->H * out->W);
+    if (!st && spec->rotate) {
+        if (out->H != out->W) st = lpm_fail(LPM_ERR_USAGE, "quarter turns need a sample with H == W");
+        float *tmp = st ? NULL : lpm_malloc((size_t)(out->H * out->W), sizeof(float));
+        if (!st && !tmp) st = lpm_fail(LPM_ERR_INTERNAL, "out of memory turning a sample");
+        const int k = st ? 0 : (int)(lpm_rng_u64(rng) % 4);
+        if (!st) {
+            quarter_turns(out->a, out->D, out->H, k, tmp);
+            quarter_turns(out->b, out->D, out->H, k, tmp);
+        }
+        free(tmp);
+    }
     if (!st && spec->gamma_max > 1) {
-        const size_t n = (size_t)(out->D * out->H * out->W);
         random_power(out->a, n, spec->gamma_max, rng);
         random_power(out->b, n, spec->gamma_max, rng);
+    }
+    if (!st && spec->noise_max > 0) {
+        random_noise(out->a, n, spec->noise_max, rng);
+        random_noise(out->b, n, spec->noise_max, rng);
     }
     lpm_volume_free(&a);
     lpm_volume_free(&b);

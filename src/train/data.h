@@ -22,6 +22,10 @@ typedef struct {
     int flip;          /* random flip of each axis with p = 0.5 (same for A and B) */
     double gamma_max;  /* > 1: A and B each raised to its own random power g, log-uniform in
                         * [1/gamma_max, gamma_max], after the crop (0 and 1 stay); else none */
+    double noise_max;  /* > 0: A and B each get Gaussian noise of their own standard deviation,
+                        * uniform in [0, noise_max], on their nonzero voxels, clipped to [0, 1] */
+    int rotate;        /* 1: A and B turned alike by 0-3 quarter turns in the (H, W) plane; the
+                        * sample's H and W must be equal */
     lpm_prep prep;     /* how A and B are brought to [0, 1] (lpm_prep_inputs); zero: min-max */
 } lpm_sample_spec;
 
@@ -33,10 +37,10 @@ typedef struct {
 } lpm_sample;
 void lpm_sample_free(lpm_sample *s);
 
-/* Read case i and make a sample (flip, min-max normalise, resize or crop, random contrast
- * curve), with randomness from rng only, so a sample is a function of (case, rng state). The
- * pair is brought to [0, 1] as spec->prep says (lpm_prep_inputs): inside the case's mask, 0
- * outside, when it has one. */
+/* Read case i and make a sample (flip, min-max normalise, resize or crop, quarter turn,
+ * random contrast curve, noise), with randomness from rng only, so a sample is a function
+ * of (case, rng state). The pair is brought to [0, 1] as spec->prep says (lpm_prep_inputs):
+ * inside the case's mask, 0 outside, when it has one. */
 lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
                            const lpm_sample_spec *spec, lpm_rng *rng);
 

@@ -125,10 +125,12 @@ static lpm_status sync_from_gpu(run_state *r) {
 
 /* The data and the options that define a run, as its checkpoint records them: resuming with
  * other data or options would silently continue a different run. */
-enum { RECORD_KEYS = 19 };
+enum { RECORD_KEYS = 21 };
 typedef struct {
     const char *key;      /* metadata key */
     const char *option;   /* what the user changes, for messages */
+    const char *absent;   /* the value a checkpoint without the key implies (written before the
+                           * option existed), or NULL: it must be there */
     char value[160];
 } record_entry;
 
@@ -137,7 +139,9 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     const lpm_sample_spec *sp = &c->sample;
     const int64_t *size = sp->mode == 1 ? sp->crop : sp->shape;
     int i = 0;
-#define ENTRY(k, opt, ...) (e[i].key = k, e[i].option = opt, snprintf(e[i].value, sizeof e[i].value, __VA_ARGS__), i++)
+#define ENTRY_SINCE(k, opt, absent_, ...) \
+    (e[i].key = k, e[i].option = opt, e[i].absent = absent_, snprintf(e[i].value, sizeof e[i].value, __VA_ARGS__), i++)
+#define ENTRY(k, opt, ...) ENTRY_SINCE(k, opt, NULL, __VA_ARGS__)
     ENTRY("data_hash", "--data (the case list: file names and sizes)", "%016" PRIx64, r->data_hash);
     ENTRY("cases", "--data (the number of cases)", "%d", r->train.n);
     ENTRY("pair", "--pair", "%s", c->pair ? c->pair : "");
@@ -145,7 +149,9 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("sample", "--crop/--shape", "%s %lld,%lld,%lld", sp->mode == 1 ? "crop" : "shape", (long long)size[0],
           (long long)size[1], (long long)size[2]);
     ENTRY("flip", "--no-flip", "%d", sp->flip);
-    ENTRY("aug_gamma", "--aug-gamma", "%.17g", sp->gamma_max > 1 ? sp->gamma_max : 1.0);
+    ENTRY_SINCE("aug_gamma", "--aug-gamma", "1", "%.17g", sp->gamma_max > 1 ? sp->gamma_max : 1.0);
+    ENTRY_SINCE("aug_noise", "--aug-noise", "0", "%.17g", sp->noise_max > 0 ? sp->noise_max : 0.0);
+    ENTRY_SINCE("aug_rotate", "--aug-rotate", "0", "%d", sp->rotate);
     ENTRY("seed", "--seed", "%" PRIu64, c->seed);
     ENTRY("iters", "--iters", "%" PRId64, c->iters);
     ENTRY("lr", "--lr", "%.17g", c->lr);
@@ -153,19 +159,20 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("beta", "--beta", "%.17g", c->beta);
     ENTRY("gamma", "--gamma", "%.17g", c->gamma);
     ENTRY("edge", "--edge", "%.17g", c->edge);
-    ENTRY("target", "--target", "%.17g", c->target);
-    ENTRY("qabf", "--qabf", "%.17g", c->qabf);
+    ENTRY_SINCE("target", "--target", "0", "%.17g", c->target);
+    ENTRY_SINCE("qabf", "--qabf", "0", "%.17g", c->qabf);
     ENTRY("rec", "--rec", "%.17g", c->rec);
-    ENTRY("batch", "--batch", "%" PRId64, r->batch);  /* not the number of processes: any resumes */
+    ENTRY_SINCE("batch", "--batch", "1", "%" PRId64, r->batch);  /* not the number of processes: any resumes */
     const lpm_prep *p = &sp->prep;
     if (p->ct_window)
-        ENTRY("scaling", "--ct-window/--clip", "ct-window %.17g,%.17g clip %.17g,%.17g", p->ct_width,
+        ENTRY_SINCE("scaling", "--ct-window/--clip", "min-max", "ct-window %.17g,%.17g clip %.17g,%.17g", p->ct_width,
               p->ct_level, p->clip ? p->clip_lo : 0, p->clip ? p->clip_hi : 100);
     else if (p->clip)
-        ENTRY("scaling", "--clip", "clip %.17g,%.17g", p->clip_lo, p->clip_hi);
+        ENTRY_SINCE("scaling", "--clip", "min-max", "clip %.17g,%.17g", p->clip_lo, p->clip_hi);
     else
-        ENTRY("scaling", "--clip/--ct-window", "%s", "min-max");
+        ENTRY_SINCE("scaling", "--clip/--ct-window", "min-max", "%s", "min-max");
 #undef ENTRY
+#undef ENTRY_SINCE
 }
 
 static lpm_status save_checkpoint(run_state *r) {
@@ -215,11 +222,7 @@ static lpm_status check_record(const run_state *r, const lpm_st_file *f) {
     size_t len = 0;
     for (int i = 0; i < RECORD_KEYS; i++) {
         const char *was = lpm_st_meta(f, rec[i].key);
-        if (!was && !strcmp(rec[i].key, "batch")) was = "1";  /* before --batch: one sample per step */
-        if (!was && !strcmp(rec[i].key, "scaling")) was = "min-max";  /* before --clip in train */
-        if (!was && !strcmp(rec[i].key, "target")) was = "0";         /* before --target */
-        if (!was && !strcmp(rec[i].key, "qabf")) was = "0";           /* before --qabf */
-        if (!was && !strcmp(rec[i].key, "aug_gamma")) was = "1";      /* before --aug-gamma */
+        if (!was) was = rec[i].absent;
         if (was && !strcmp(was, rec[i].value)) continue;
         int n = snprintf(diff + len, sizeof diff - len, "%s%s (checkpoint %s, this run %s)", len ? "; " : "",
                          rec[i].option, was ? was : "not recorded", rec[i].value);
@@ -472,7 +475,7 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
     if (st) return st;
     st = sync_from_gpu(r);
     lpm_sample_spec spec = r->cfg->sample;
-    spec.flip = 0, spec.gamma_max = 0;
+    spec.flip = 0, spec.gamma_max = 0, spec.noise_max = 0, spec.rotate = 0;
     lpm_loss_weights lw = run_weights(r->cfg, 1.0);
     for (int64_t i = share_begin(r->val.n, r->rank, r->size); i < share_begin(r->val.n, r->rank + 1, r->size) && !st; i++) {
         lpm_sample s;
