@@ -567,6 +567,8 @@ typedef struct {
     double mse_af, mse_bf, ssim_af, ssim_bf, ssim_adet, ssim_bdet, sf_f, edge_f, mse_rec;
     double target_f;  /* MSE of the fusion against the fusion target (0 unless target is set) */
     double qabf_f;    /* QABF of the fusion against its sources (0 unless qabf is set) */
+    double sf_ratio;  /* SF of the fusion over the sources' reference SF, rSFe + 1 (0 unless
+                       * sf_match is set) */
 } lpm_step_losses;
 
 /* What the training run reports after each step. */
@@ -658,6 +660,9 @@ typedef struct {
     int aug_rotate;           /* 1: each sample turned by a random number of quarter turns in the
                                * plane of its rows and columns (A and B alike; the sample's H and
                                * W must be equal) [0] */
+    double sf_match;          /* weight of lpmnet's spatial-frequency term, sf_match (SF(F)/SF_R -
+                               * 1)^2: the fusion metric rSFe, squared; SF_R the sources' reference
+                               * spatial frequency [0: the authors'] */
 } lpm_train_options;
 #define LPM_TRAIN_WEIGHT_MAX 10000.0 /* the largest loss weight lpm_train accepts */
 #define LPM_TRAIN_AUG_GAMMA_MAX 4.0  /* the largest aug_gamma lpm_train accepts */

@@ -132,6 +132,30 @@ static void test_qabf_is_the_metric(void) {
     free(a), free(b), free(f), free(df), free(df2);
 }
 
+/* lpm_sf_match's ratio is the rSFe metric + 1 (no mask), its value (ratio - 1)^2; constant
+ * sources give ratio 1 and no gradient */
+static void test_sf_match_is_the_metric(void) {
+    const int64_t D = 6, H = 9, W = 11, N = D * H * W;
+    float *a = alloc_f(N), *b = alloc_f(N), *f = alloc_f(N), *df = alloc_f(N);
+    lpm_rng r;
+    lpm_rng_seed(&r, 13);
+    fill_uniform(a, N, &r);
+    fill_uniform(b, N, &r);
+    for (int64_t i = 0; i < N; i++) f[i] = 0.3f * a[i] + 0.5f * b[i];
+    lpm_metrics m;
+    double value, ratio;
+    CHECK(lpm_metric_stats(&m, a, b, f, D, H, W, NULL, LPM_M_RSFE) == LPM_OK, "%s", lpm_last_error());
+    CHECK(lpm_sf_match(&value, &ratio, a, b, f, D, H, W, df, 1.0) == LPM_OK, "%s", lpm_last_error());
+    CHECK(fabs((ratio - 1) - m.rsfe) <= 1e-12 && ratio < 0.9, "SF ratio %.15g - 1, the metric's rSFe %.15g",
+          ratio, m.rsfe);
+    CHECK(fabs(value - (ratio - 1) * (ratio - 1)) <= 1e-15, "value %.15g = (ratio - 1)^2", value);
+    CHECK(max_abs(df, N) > 0, "the SF-match gradient is all zero");
+    for (int64_t i = 0; i < N; i++) a[i] = b[i] = 0.25f, df[i] = 0.0f;
+    CHECK(lpm_sf_match(&value, &ratio, a, b, f, D, H, W, df, 1.0) == LPM_OK && ratio == 1.0 && value == 0.0 &&
+          max_abs(df, N) == 0.0f, "constant sources: ratio %g, value %g, gradient %g", ratio, value, max_abs(df, N));
+    free(a), free(b), free(f), free(df);
+}
+
 static void test_mse_known(void) {
     int64_t n = 1000;
     float *x = alloc_f(n), *y = alloc_f(n), *dy = alloc_f(n);
@@ -166,6 +190,13 @@ static const float *edge_b;
 static lpm_status edge_fn(double *v, const float *x, float *y, int64_t D, int64_t H, int64_t W,
                           float *dy) {
     return lpm_edge(v, x, edge_b, y, D, H, W, dy, 1.0);
+}
+
+/* (SF(y)/SF_R(x, edge_b) - 1)^2 with its gradient */
+static lpm_status sf_match_fn(double *v, const float *x, float *y, int64_t D, int64_t H, int64_t W,
+                              float *dy) {
+    double ratio;
+    return lpm_sf_match(v, &ratio, x, edge_b, y, D, H, W, dy, 1.0);
 }
 
 /* QABF of (x, edge_b) -> y: the metric's value with its gradient */
@@ -456,6 +487,7 @@ int main(void) {
     test_target_known();
     test_mse_known();
     test_qabf_is_the_metric();
+    test_sf_match_is_the_metric();
     check_fd("SSIM gradient", ssim_fn, 1e-2f);
     check_fd("SF gradient", sf_fn, 1e-2f);
     {
@@ -466,6 +498,7 @@ int main(void) {
         edge_b = b;
         check_fd("edge gradient", edge_fn, 1e-2f);
         check_fd("QABF gradient", qabf_fn, 1e-3f);
+        check_fd("SF-match gradient", sf_match_fn, 1e-2f);
         free(b);
     }
     test_cosine_closed();

@@ -358,6 +358,11 @@ def test_train_session_steps():
             assert lib.lpm_train_session_step(session, a.ctypes.data, b.ctypes.data, ctypes.byref(options), 1.0,
                                               ctypes.byref(losses)) == 0
         assert math.isfinite(losses.total) and 0 < losses.ssim_af < 1
+        assert losses.sf_ratio == 0  # reported only when its term is on
+        options.sf_match = 100.0
+        assert lib.lpm_train_session_step(session, a.ctypes.data, b.ctypes.data, ctypes.byref(options), 1.0,
+                                          ctypes.byref(losses)) == 0
+        assert 0 < losses.sf_ratio < 10 and math.isfinite(losses.total)
         after = np.ctypeslib.as_array(w.data, shape=(26051,))
         assert np.isfinite(after).all() and not np.array_equal(before, after)
     finally:

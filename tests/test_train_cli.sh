@@ -116,6 +116,7 @@ refuse 2 "missing.nii.gz" "a CSV naming a missing file" -- --data "$tmp/missing.
 refuse 2 "smaller than the crop" "crop larger than the volume" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 48,48,48
 refuse 2 "not-a-dir" "output folder under a file" -- --data "$tmp/pairs.csv" --out "$tmp/pairs.csv/not-a-dir" --crop 16,16,16
 refuse 1 "aug-gamma 5: must be in" "--aug-gamma beyond 4" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --aug-gamma 5
+refuse 1 "sf-match -1: must be in" "a negative --sf-match" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --sf-match -1
 refuse 1 "aug-noise 0.5: must be in" "--aug-noise beyond 0.2" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --aug-noise 0.5
 refuse 1 "as many rows as columns" "--aug-rotate with a crop of H != W" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,32 --aug-rotate
 refuse 1 "percentile range" "--clip with one number" -- --data "$tmp/pairs.csv" --out "$tmp/d" --crop 16,16,16 --clip 5
@@ -131,8 +132,8 @@ cmp -s "$tmp/ag/model.safetensors" "$tmp/ag1/model.safetensors" && bad "--aug-ga
 [ $? -eq 1 ] && grep -q -- "--aug-gamma (checkpoint 2, this run 1)" "$tmp/log" \
   && ok "resume without the run's --aug-gamma refused, naming it" || bad "resume without --aug-gamma: $(cat "$tmp/log")"
 
-# noise and quarter turns likewise: other weights, part of the record
-for aug in "--aug-noise 0.05" "--aug-rotate"; do
+# noise, quarter turns and the SF-match term likewise: other weights, part of the record
+for aug in "--aug-noise 0.05" "--aug-rotate" "--sf-match 200"; do
   name=${aug%% *}
   "$bin" train "${args[@]}" --iters 3 --out "$tmp/aug" $aug 2>"$tmp/log" || bad "$aug run: $(cat "$tmp/log")"
   cmp -s "$tmp/aug/model.safetensors" "$tmp/ag1/model.safetensors" && bad "$aug trained the same weights as none" \

@@ -74,7 +74,7 @@ class _FuseSettings(ctypes.Structure):
 class _StepLosses(ctypes.Structure):
     _fields_ = [(name, ctypes.c_double) for name in
                 ("total", "mse_af", "mse_bf", "ssim_af", "ssim_bf", "ssim_adet", "ssim_bdet",
-                 "sf_f", "edge_f", "mse_rec", "target_f", "qabf_f")]
+                 "sf_f", "edge_f", "mse_rec", "target_f", "qabf_f", "sf_ratio")]
 
 
 class _TrainReport(ctypes.Structure):
@@ -101,7 +101,8 @@ class _TrainOptions(ctypes.Structure):
                 ("clip_lo", ctypes.c_double), ("clip_hi", ctypes.c_double),
                 ("ct_window", ctypes.c_char_p), ("target", ctypes.c_double),
                 ("qabf", ctypes.c_double), ("aug_gamma", ctypes.c_double),
-                ("aug_noise", ctypes.c_double), ("aug_rotate", ctypes.c_int)]
+                ("aug_noise", ctypes.c_double), ("aug_rotate", ctypes.c_int),
+                ("sf_match", ctypes.c_double)]
 
 
 class _ModelFamily(ctypes.Structure):
@@ -377,7 +378,7 @@ def train(data, out, pair=None, iters=3000, shape=None, crop=None, init=None, re
     (step, iters, epoch, lr, seconds and the loss terms: total, mse_af, ..., mse_rec). A
     callback that returns True, or raises, stops the run after a checkpoint (the exception
     is raised again here). Other options (mask_key, val, val_every, ckpt_every, batch, flip,
-    alpha, beta, gamma, edge, target, qabf, rec, force, device, clip_lo, clip_hi, ct_window,
+    alpha, beta, gamma, edge, target, qabf, sf_match, rec, force, device, clip_lo, clip_hi, ct_window,
     aug_gamma, aug_noise, aug_rotate) as in lpm_train_options of include/lpmnet.h; clip_lo=0,
     clip_hi=99.5 is `--clip 0,99.5`."""
     lib = _library()

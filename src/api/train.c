@@ -38,9 +38,9 @@ static lpm_status check_options(const lpm_train_options *o, const int64_t **size
     if (o->val_every < 0 || o->ckpt_every < 0 || o->batch < 0)
         return lpm_fail(LPM_ERR_USAGE, "val_every, ckpt_every and batch must not be negative");
     lpm_status st = check_range("lr", o->lr, 0, 1, 1);
-    const char *names[] = {"alpha", "beta", "gamma", "edge", "target", "qabf"};
-    const double values[] = {o->alpha, o->beta, o->gamma, o->edge, o->target, o->qabf};
-    for (int i = 0; i < 6 && !st; i++) st = check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX);
+    const char *names[] = {"alpha", "beta", "gamma", "edge", "target", "qabf", "sf_match"};
+    const double values[] = {o->alpha, o->beta, o->gamma, o->edge, o->target, o->qabf, o->sf_match};
+    for (int i = 0; i < 7 && !st; i++) st = check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX);
     if (!st && !(o->rec >= 0 && o->rec < 1)) st = lpm_fail(LPM_ERR_USAGE, "rec %g: must be in [0, 1)", o->rec);
     if (!st && o->aug_gamma != 0) st = check_range("aug_gamma", o->aug_gamma, 1, 0, LPM_TRAIN_AUG_GAMMA_MAX);
     if (!st) st = check_range("aug_noise", o->aug_noise, 0, 0, LPM_TRAIN_AUG_NOISE_MAX);
@@ -71,7 +71,7 @@ static int report_step(void *ctx, int64_t step, int64_t iters, int64_t epoch, do
     const lpm_train_report report = {
         .step = step, .iters = iters, .epoch = epoch, .lr = lr, .seconds = seconds,
         .losses = {t->total, t->mse_af, t->mse_bf, t->ssim_af, t->ssim_bf, t->ssim_adet,
-                   t->ssim_bdet, t->sf_f, t->edge_f, t->mse_rec, t->target_f, t->qabf_f}};
+                   t->ssim_bdet, t->sf_f, t->edge_f, t->mse_rec, t->target_f, t->qabf_f, t->sf_ratio}};
     if (o->progress) o->progress(o->ctx, step, iters);
     return o->on_step ? o->on_step(o->ctx, &report) : 0;
 }
@@ -86,7 +86,7 @@ lpm_status lpm_train(const lpm_train_options *o) {
                           .init = o->init ? init : NULL, .val = o->val, .iters = o->iters,
                           .val_every = o->val_every, .ckpt_every = o->ckpt_every ? o->ckpt_every : 25,
                           .ckpt_seconds = 300, .lr = o->lr, .alpha = o->alpha, .beta = o->beta,
-                          .gamma = o->gamma, .edge = o->edge, .target = o->target, .qabf = o->qabf, .rec = o->rec, .seed = o->seed,
+                          .gamma = o->gamma, .edge = o->edge, .target = o->target, .qabf = o->qabf, .sf_match = o->sf_match, .rec = o->rec, .seed = o->seed,
                           .resume = o->resume, .force = o->force, .quiet = o->quiet, .stop = o->stop,
                           .batch = o->batch, .comm = o->comm};
     /* the backend is chosen here, so the training loop and the caller depend on none */
@@ -143,13 +143,14 @@ lpm_status lpm_train_session_step(lpm_train_session *s, const float *a, const fl
     if (st) return st;
     const lpm_loss_weights lw = {.alpha = o->alpha, .beta = o->beta, .gamma = o->gamma,
                                  .lambda_s = lambda_s, .edge = o->edge, .target = o->target,
-                                 .qabf = o->qabf};
+                                 .qabf = o->qabf, .sf_match = o->sf_match};
     lpm_loss_terms terms = {0};
     st = lpm_train_step(&s->t, a, b, NULL, NULL, &s->rng, o->rec, &lw, o->lr, &terms);
     if (!st && losses)
         *losses = (lpm_step_losses){terms.total, terms.mse_af, terms.mse_bf, terms.ssim_af,
                                     terms.ssim_bf, terms.ssim_adet, terms.ssim_bdet, terms.sf_f,
-                                    terms.edge_f, terms.mse_rec, terms.target_f, terms.qabf_f};
+                                    terms.edge_f, terms.mse_rec, terms.target_f, terms.qabf_f,
+                                    terms.sf_ratio};
     return st;
 }
 

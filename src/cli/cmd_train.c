@@ -51,6 +51,10 @@ static void usage(FILE *out) {
             "  --qabf X             weight of lpmnet's edge-preservation term, 1 - QABF of the\n"
             "                       fused volume (the fusion metric, differentiated), in\n"
             "                       [0, 10000] [0: the authors']\n"
+            "  --sf-match X         weight of lpmnet's spatial-frequency term, (SF(F)/SF_R - 1)^2,\n"
+            "                       which asks the fused volume for the sources' reference\n"
+            "                       spatial frequency (the fusion metric rSFe, squared), in\n"
+            "                       [0, 10000] [0: the authors']\n"
             "  --rec X              reconstruction mask drop probability in [0, 1) [0.2]\n"
             "  --seed N             seed of weights, data order, augmentation, masks [1]\n"
             "  --init FILE          start from these weights instead of a fresh initialisation:\n"
@@ -99,9 +103,9 @@ static int check_range(const char *opt, double value, double lo, int lo_open, do
 
 static int check_ranges(const lpm_train_options *c) {
     if (check_range("--lr", c->lr, 0, 1, 1)) return 1;
-    const char *names[] = {"--alpha", "--beta", "--gamma", "--edge", "--target", "--qabf"};
-    const double values[] = {c->alpha, c->beta, c->gamma, c->edge, c->target, c->qabf};
-    for (int i = 0; i < 6; i++)
+    const char *names[] = {"--alpha", "--beta", "--gamma", "--edge", "--target", "--qabf", "--sf-match"};
+    const double values[] = {c->alpha, c->beta, c->gamma, c->edge, c->target, c->qabf, c->sf_match};
+    for (int i = 0; i < 7; i++)
         if (check_range(names[i], values[i], 0, 0, LPM_TRAIN_WEIGHT_MAX)) return 1;
     if (!(c->rec >= 0 && c->rec < 1))
         return cli_error(CMD, LPM_ERR_USAGE, "--rec %g: must be in [0, 1)", c->rec);
@@ -191,6 +195,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(s, "--edge")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.edge)) return 1; }
         else if (!strcmp(s, "--target")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.target)) return 1; }
         else if (!strcmp(s, "--qabf")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.qabf)) return 1; }
+        else if (!strcmp(s, "--sf-match")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.sf_match)) return 1; }
         else if (!strcmp(s, "--rec")) { VALUE(); if (cli_parse_double(CMD, s, v, &c.rec)) return 1; }
         else if (!strcmp(s, "--seed")) { VALUE(); if (cli_parse_u64(CMD, s, v, &c.seed)) return 1; }
         else if (!strcmp(s, "--device")) { VALUE(); if (cli_parse_device(CMD, v, &c.device)) return 1; }

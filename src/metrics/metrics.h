@@ -78,6 +78,14 @@ lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, i
 lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, float *df,
                   double scale);
 
+/* The rSFe metric as a loss term: *ratio = SF(f) / SF_R (rSFe + 1), SF_R the sources'
+ * reference spatial frequency (per axis and position the larger of |dA| and |dB|, each
+ * mean over its own count, as lpm_metric_stats computes it without a mask), and *value =
+ * (ratio - 1)^2. df += scale * dvalue/df. Where SF_R is 0 (both sources constant) the ratio
+ * is taken as 1: value 0, no gradient. */
+lpm_status lpm_sf_match(double *value, double *ratio, const float *a, const float *b, const float *f,
+                        int64_t D, int64_t H, int64_t W, float *df, double scale);
+
 /* SSIM's scratch: the five filtered volumes, the filter's temporary volume, per-thread
  * rows and per-slice sums. Kept across the SSIMs of one loss: mx and exx, x's statistics,
  * survive a call (the backward overwrites only the other three), so an SSIM against the

@@ -291,3 +291,35 @@ lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, f
     return LPM_OK;
 }
 
+lpm_status lpm_sf_match(double *value, double *ratio, const float *a, const float *b, const float *f,
+                        int64_t D, int64_t H, int64_t W, float *df, double scale) {
+    lpm_status st = check_dims("lpm_sf_match", a, b, D, H, W);
+    if (!st) st = check_dims("lpm_sf_match", f, value, D, H, W);
+    if (st) return st;
+    const int64_t step[3] = {H * W, W, 1}, size[3] = {D, H, W};
+    double ref = 0.0;
+    for (int k = 0; k < 3; k++) {
+        double s2 = 0.0;
+        int64_t count = 0;
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < W; w++) {
+                    const int64_t at[3] = {d, h, w};
+                    if (at[k] + 1 >= size[k]) continue;
+                    const int64_t i = (d * H + h) * W + w, j = i + step[k];
+                    const double da = fabs((double)a[j] - a[i]), db = fabs((double)b[j] - b[i]);
+                    const double m = da > db ? da : db;
+                    s2 += m * m, count++;
+                }
+        if (count) ref += s2 / (double)count;
+    }
+    ref = sqrt(ref);
+    double sf;
+    if ((st = lpm_sf(&sf, f, D, H, W, NULL, 0.0))) return st;
+    *ratio = ref > 0.0 ? sf / ref : 1.0;
+    *value = (*ratio - 1.0) * (*ratio - 1.0);
+    if (!df || ref == 0.0) return LPM_OK;
+    /* d(ratio - 1)^2/df = 2 (ratio - 1) / SF_R dSF/df */
+    return lpm_sf(&sf, f, D, H, W, df, scale * 2.0 * (*ratio - 1.0) / ref);
+}
+

@@ -193,6 +193,11 @@ lpm_status lpm_loss_fusion(lpm_loss_terms *t, const lpm_loss_weights *w, const f
     lpm_ssim_ws_free(&ws);
     /* - gamma lambda_s SF(F) */
     if ((st = lpm_sf(&t->sf_f, F, D, H, W, dF, -w->gamma * w->lambda_s))) return st;
+    /* + sf_match (SF(F)/SF_R - 1)^2: lpmnet's optional term, 0 in the authors' objective */
+    t->sf_ratio = 0.0;
+    double sf_gap;
+    if (w->sf_match != 0.0 && (st = lpm_sf_match(&sf_gap, &t->sf_ratio, A, B, F, D, H, W, dF, w->sf_match)))
+        return st;
     /* + edge E(A,B,F): lpmnet's optional term, 0 in the authors' objective */
     t->edge_f = 0.0;
     if (w->edge != 0.0 && (st = lpm_edge(&t->edge_f, A, B, F, D, H, W, dF, w->edge))) return st;
@@ -233,6 +238,7 @@ double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w) {
          + w->edge * t->edge_f
          + w->target * t->target_f
          + (w->qabf != 0.0 ? w->qabf * (1 - t->qabf_f) : 0.0)
+         + (w->sf_match != 0.0 ? w->sf_match * (t->sf_ratio - 1) * (t->sf_ratio - 1) : 0.0)
          + t->mse_rec;
 }
 

@@ -33,11 +33,12 @@ lpm_status lpm_fusion_target(float *T, const float *A, const float *B, int64_t D
 lpm_status lpm_mse(double *mse, const float *x, const float *y, int64_t n, float *dy,
                    double scale);
 
-/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5, edge, target and qabf 0 (their
- * objective has none of these terms); lambda_s from lpm_lambda_s. */
+/* Loss weights: authors' defaults alpha 0.05, beta 1, gamma 0.5, edge, target, qabf and
+ * sf_match 0 (their objective has none of these terms); lambda_s from lpm_lambda_s. */
 typedef struct {
     double alpha, beta, gamma, lambda_s, edge, target;
-    double qabf; /* weight of 1 - QABF(A,B,F) (lpm_qabf), lpmnet's addition */
+    double qabf;     /* weight of 1 - QABF(A,B,F) (lpm_qabf), lpmnet's addition */
+    double sf_match; /* weight of (SF(F)/SF_R - 1)^2 (lpm_sf_match), lpmnet's addition */
 } lpm_loss_weights;
 
 /* Every term of the objective, and the total (lpm_loss_total). */
@@ -49,6 +50,7 @@ typedef struct {
     double edge_f;                /* E(A,B,F), 0 unless the edge weight is set */
     double target_f;              /* MSE(T,F), T = lpm_fusion_target(A,B); 0 unless its weight is set */
     double qabf_f;                /* QABF(A,B,F), 0 unless its weight is set */
+    double sf_ratio;              /* SF(F)/SF_R (lpm_sf_match), 0 unless its weight is set */
     double mse_rec;               /* MSE(R, [A,B]), mean over both channels */
     double total;
 } lpm_loss_terms;
@@ -69,7 +71,8 @@ lpm_status lpm_loss_recon(lpm_loss_terms *t, const float *A, const float *B, con
 
 /* L = alpha (MSE(A,F) + MSE(B,F))/2 + beta (1 - (SSIM(A,F) + SSIM(B,F))/2)
  *     + (1 - (SSIM(A,Det) + SSIM(B,Det))/2) - gamma lambda_s SF(F) + edge E(A,B,F)
- *     + target MSE(T,F) + qabf (1 - QABF(A,B,F)) + MSE(R, [A,B]) */
+ *     + target MSE(T,F) + qabf (1 - QABF(A,B,F)) + sf_match (SF(F)/SF_R - 1)^2
+ *     + MSE(R, [A,B]) */
 double lpm_loss_total(const lpm_loss_terms *t, const lpm_loss_weights *w);
 
 /* Both passes' terms on given outputs, t->total set, dF, dDet, dR written (may be NULL). */

@@ -116,7 +116,7 @@ typedef struct {
  * spent in the status exchange before, waiting for the slowest process (both 0 in one process). */
 static const char *CSV_HEADER =
     "step,epoch,lr,loss,mse_af,mse_bf,ssim_af,ssim_bf,ssim_adet,ssim_bdet,sf_f,mse_rec,lambda_s,seconds,edge_f,"
-    "comm_seconds,wait_seconds,target_f,qabf_f\n";
+    "comm_seconds,wait_seconds,target_f,qabf_f,sf_ratio\n";
 
 /* Bring the GPU's weights and Adam state to the host copy (checkpoints, validation). */
 static lpm_status sync_from_gpu(run_state *r) {
@@ -125,7 +125,7 @@ static lpm_status sync_from_gpu(run_state *r) {
 
 /* The data and the options that define a run, as its checkpoint records them: resuming with
  * other data or options would silently continue a different run. */
-enum { RECORD_KEYS = 21 };
+enum { RECORD_KEYS = 22 };
 typedef struct {
     const char *key;      /* metadata key */
     const char *option;   /* what the user changes, for messages */
@@ -161,6 +161,7 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("edge", "--edge", "%.17g", c->edge);
     ENTRY_SINCE("target", "--target", "0", "%.17g", c->target);
     ENTRY_SINCE("qabf", "--qabf", "0", "%.17g", c->qabf);
+    ENTRY_SINCE("sf_match", "--sf-match", "0", "%.17g", c->sf_match);
     ENTRY("rec", "--rec", "%.17g", c->rec);
     ENTRY_SINCE("batch", "--batch", "1", "%" PRId64, r->batch);  /* not the number of processes: any resumes */
     const lpm_prep *p = &sp->prep;
@@ -339,7 +340,7 @@ static lpm_status open_log(run_state *r, const char *path, const char *header, F
 static lpm_loss_weights run_weights(const lpm_train_config *c, double lambda_s) {
     return (lpm_loss_weights){.alpha = c->alpha, .beta = c->beta, .gamma = c->gamma,
                               .lambda_s = lambda_s, .edge = c->edge, .target = c->target,
-                              .qabf = c->qabf};
+                              .qabf = c->qabf, .sf_match = c->sf_match};
 }
 
 /* ------------------------------------------------------------------ exchanges between processes
@@ -510,14 +511,14 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
 static void add_terms(lpm_loss_terms *sum, const lpm_loss_terms *t, int first) {
 #define TERM(f) sum->f = first ? t->f : sum->f + t->f
     TERM(mse_af), TERM(mse_bf), TERM(ssim_af), TERM(ssim_bf), TERM(ssim_adet), TERM(ssim_bdet);
-    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(qabf_f), TERM(mse_rec), TERM(total);
+    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(qabf_f), TERM(sf_ratio), TERM(mse_rec), TERM(total);
 #undef TERM
 }
 
 static void divide_terms(lpm_loss_terms *t, double n) {
 #define TERM(f) t->f /= n
     TERM(mse_af), TERM(mse_bf), TERM(ssim_af), TERM(ssim_bf), TERM(ssim_adet), TERM(ssim_bdet);
-    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(qabf_f), TERM(mse_rec), TERM(total);
+    TERM(sf_f), TERM(edge_f), TERM(target_f), TERM(qabf_f), TERM(sf_ratio), TERM(mse_rec), TERM(total);
 #undef TERM
 }
 
@@ -708,10 +709,10 @@ lpm_status lpm_train_run(const lpm_train_config *cfg) {
         if (st || (st = check_step(&r, &terms, last_saved))) break;
         r.step++;
         if (r.rank == 0) {
-            fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f,%.8g,%.6f,%.6f,%.8g,%.8g\n",
+            fprintf(csv, "%" PRId64 ",%" PRId64 ",%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.8g,%.4f,%.8g,%.6f,%.6f,%.8g,%.8g,%.8g\n",
                     r.step, epoch, lr, terms.total, terms.mse_af, terms.mse_bf, terms.ssim_af, terms.ssim_bf,
                     terms.ssim_adet, terms.ssim_bdet, terms.sf_f, terms.mse_rec, lw.lambda_s, lpm_seconds() - t0,
-                    terms.edge_f, r.comm_seconds, r.wait_seconds, terms.target_f, terms.qabf_f);
+                    terms.edge_f, r.comm_seconds, r.wait_seconds, terms.target_f, terms.qabf_f, terms.sf_ratio);
             fflush(csv);
             if (cfg->on_step && cfg->on_step(cfg->on_step_ctx, r.step, cfg->iters, epoch, lr, lpm_seconds() - t0, &terms))
                 hook_stop = 1;

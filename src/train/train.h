@@ -72,6 +72,7 @@ typedef struct {
     double lr, alpha, beta, gamma, edge, rec;  /* edge: lpmnet's edge-fidelity weight, 0 = authors' */
     double target;            /* lpmnet's fusion-target weight (lpm_fusion_target), 0 = authors' */
     double qabf;              /* lpmnet's edge-preservation weight (lpm_qabf), 0 = authors' */
+    double sf_match;          /* lpmnet's spatial-frequency weight (lpm_sf_match), 0 = authors' */
     uint64_t seed;
     int resume;
     int force;                /* resume even when the data or options differ from the checkpoint's record */
