@@ -79,8 +79,8 @@ static void open_split(const uint8_t *data, size_t size) {
 }
 
 static void sample_cases(const lpm_dataset *ds) {
-    lpm_sample_spec resize = {.shape = {4, 4, 4}, .mode = 0, .flip = 1};
-    lpm_sample_spec crop = {.crop = {2, 3, 4}, .mode = 1, .flip = 0};
+    lpm_sample_spec resize = {.shape = {4, 4, 4}, .mode = 0, .aug = {.flip = 1}};
+    lpm_sample_spec crop = {.crop = {2, 3, 4}, .mode = 1};
     lpm_rng rng;
     lpm_rng_seed(&rng, 1);
     for (int i = 0; i < ds->n && i < MAX_SAMPLED_CASES; i++) {

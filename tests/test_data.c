@@ -244,9 +244,6 @@ static void test_resize(void) {
     }
 }
 
-/* gamma_max > 1: A and B are each the plain sample raised to its own power in
- * [1/gamma_max, gamma_max] (0 and 1 kept), the same for the same rng state; gamma_max 1
- * changes nothing and draws nothing (a run without it keeps its crops). */
 /* One case of two 32x32x16 volumes with varied values, for the augmentation tests. */
 static lpm_status augmentation_data(lpm_dataset *ds, const char *name) {
     lpm_volume a = {0}, b = {0};
@@ -271,18 +268,21 @@ static lpm_status augmentation_data(lpm_dataset *ds, const char *name) {
     return st ? st : ds->n == 1 ? LPM_OK : LPM_ERR_INTERNAL;
 }
 
+/* gamma_max > 1: A and B are each the plain sample raised to its own power in
+ * [1/gamma_max, gamma_max] (0 and 1 kept), the same for the same rng state; gamma_max 1
+ * changes nothing and draws nothing (a run without it keeps its crops). */
 static void test_random_contrast(void) {
     lpm_dataset ds = {0};
     if (augmentation_data(&ds, "contrast")) return;
     lpm_status st;
-    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .flip = 1};
+    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .aug = {.flip = 1}};
     lpm_sample plain, same, curved, again;
     lpm_rng r1, r2, r3, r4;
     lpm_rng_seed(&r1, 5), lpm_rng_seed(&r2, 5), lpm_rng_seed(&r3, 5), lpm_rng_seed(&r4, 5);
     st = lpm_make_sample(&plain, &ds, 0, &spec, &r1);
-    spec.gamma_max = 1;
+    spec.aug.gamma_max = 1;
     if (!st) st = lpm_make_sample(&same, &ds, 0, &spec, &r2);
-    spec.gamma_max = 2;
+    spec.aug.gamma_max = 2;
     if (!st) st = lpm_make_sample(&curved, &ds, 0, &spec, &r3);
     if (!st) st = lpm_make_sample(&again, &ds, 0, &spec, &r4);
     CHECK(st == LPM_OK, "samples: %s", lpm_last_error());
@@ -322,12 +322,12 @@ static void test_quarter_turns(void) {
     const int64_t D = 16, N = 16;
     int seen[4] = {0};
     for (uint64_t seed = 1; seed <= 6; seed++) {
-        lpm_sample_spec spec = {.crop = {D, N, N}, .mode = 1, .flip = 1};
+        lpm_sample_spec spec = {.crop = {D, N, N}, .mode = 1, .aug = {.flip = 1}};
         lpm_sample plain, turned, again;
         lpm_rng r1, r2, r3;
         lpm_rng_seed(&r1, seed), lpm_rng_seed(&r2, seed), lpm_rng_seed(&r3, seed);
         lpm_status st = lpm_make_sample(&plain, &ds, 0, &spec, &r1);
-        spec.rotate = 1;
+        spec.aug.rotate = 1;
         if (!st) st = lpm_make_sample(&turned, &ds, 0, &spec, &r2);
         if (!st) st = lpm_make_sample(&again, &ds, 0, &spec, &r3);
         CHECK(st == LPM_OK, "turned samples: %s", lpm_last_error());
@@ -358,7 +358,7 @@ static void test_quarter_turns(void) {
         lpm_sample_free(&plain), lpm_sample_free(&turned), lpm_sample_free(&again);
     }
     CHECK(seen[0] + seen[1] + seen[2] + seen[3] >= 2, "6 seeds drew more than one number of turns");
-    lpm_sample_spec wide = {.crop = {16, 16, 32}, .mode = 1, .rotate = 1};
+    lpm_sample_spec wide = {.crop = {16, 16, 32}, .mode = 1, .aug = {.rotate = 1}};
     lpm_sample s;
     lpm_rng r;
     lpm_rng_seed(&r, 1);
@@ -372,12 +372,12 @@ static void test_quarter_turns(void) {
 static void test_random_noise(void) {
     lpm_dataset ds = {0};
     if (augmentation_data(&ds, "noise")) return;
-    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .flip = 1};
+    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .aug = {.flip = 1}};
     lpm_sample plain, noisy, again;
     lpm_rng r1, r2, r3;
     lpm_rng_seed(&r1, 9), lpm_rng_seed(&r2, 9), lpm_rng_seed(&r3, 9);
     lpm_status st = lpm_make_sample(&plain, &ds, 0, &spec, &r1);
-    spec.noise_max = 0.1;
+    spec.aug.noise_max = 0.1;
     if (!st) st = lpm_make_sample(&noisy, &ds, 0, &spec, &r2);
     if (!st) st = lpm_make_sample(&again, &ds, 0, &spec, &r3);
     CHECK(st == LPM_OK, "noisy samples: %s", lpm_last_error());

@@ -234,7 +234,7 @@ static void test_loader_resume(void) {
     CHECK(st == LPM_OK && ds.n == 3, "dataset %s: %s", path, lpm_last_error());
     if (st) return;
 
-    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .flip = 1};
+    lpm_sample_spec spec = {.crop = {16, 16, 16}, .mode = 1, .aug = {.flip = 1}};
     enum { K = 5 };
     lpm_sample s1[K], s2[K], s3, s4;
     memset(s1, 0, sizeof s1), memset(s2, 0, sizeof s2), memset(&s3, 0, sizeof s3), memset(&s4, 0, sizeof s4);

@@ -50,7 +50,7 @@ static lpm_train_config config(const char *out, int64_t batch) {
     lpm_train_config c = {.data = csv_path, .out = out, .iters = 3, .ckpt_every = 100, .ckpt_seconds = 1e9,
                           .lr = 1e-3, .alpha = 0.05, .beta = 1, .gamma = 0.5, .rec = 0.2, .seed = 7,
                           .quiet = 1, .batch = batch};
-    c.sample.mode = 1, c.sample.flip = 1;
+    c.sample.mode = 1, c.sample.aug.flip = 1;
     c.sample.crop[0] = c.sample.crop[1] = c.sample.crop[2] = 16;
     return c;
 }

@@ -93,10 +93,8 @@ lpm_status lpm_train(const lpm_train_options *o) {
     c.device = o->device == 1 ? lpm_cuda_train_device() : NULL;
     if ((st = lpm_prep_from_settings(&c.sample.prep, o->clip_lo, o->clip_hi, o->ct_window))) return st;
     c.sample.mode = size == o->crop;
-    c.sample.flip = o->flip;
-    c.sample.gamma_max = o->aug_gamma;
-    c.sample.noise_max = o->aug_noise;
-    c.sample.rotate = o->aug_rotate;
+    c.sample.aug = (lpm_augment){.flip = o->flip, .gamma_max = o->aug_gamma, .noise_max = o->aug_noise,
+                                 .rotate = o->aug_rotate};
     memcpy(size == o->crop ? c.sample.crop : c.sample.shape, size, 3 * sizeof(int64_t));
     if (o->progress || o->on_step) c.on_step = report_step, c.on_step_ctx = (void *)o;
     const int prev_threads = lpm_get_threads();

@@ -235,6 +235,39 @@ lpm_status lpm_ssim3d(double *ssim, const float *x, const float *y, int64_t D, i
 
 /* ------------------------------------------------------------------ SF */
 
+/* The per-axis factors of SF: 1 / (number of differences along the axis), 0 for an axis of
+ * size 1 (it has none and adds nothing). */
+static void sf_axis_weights(double inv[3], int64_t D, int64_t H, int64_t W) {
+    inv[0] = D > 1 ? 1.0 / (double)((D - 1) * H * W) : 0.0;
+    inv[1] = H > 1 ? 1.0 / (double)(D * (H - 1) * W) : 0.0;
+    inv[2] = W > 1 ? 1.0 / (double)(D * H * (W - 1)) : 0.0;
+}
+
+/* df += c sum_axes inv_axis D_axis^T d_axis: c dSF/df times SF. A difference
+ * d_i = f_(i+1) - f_i adds d_i at i+1 and subtracts it at i. */
+static void sf_backward(const float *f, int64_t D, int64_t H, int64_t W, float *df, double c) {
+    const int64_t HW = H * W;
+    double inv[3];
+    sf_axis_weights(inv, D, H, W);
+#pragma omp parallel for schedule(static)
+    for (int64_t d = 0; d < D; d++) {
+        for (int64_t h = 0; h < H; h++) {
+            const float *r = f + d * HW + h * W;
+            float *o = df + d * HW + h * W;
+            for (int64_t w = 0; w < W; w++) {
+                double v0 = r[w], gd = 0.0, gh = 0.0, gw = 0.0;
+                if (d > 0) gd += v0 - r[w - HW];
+                if (d + 1 < D) gd -= r[w + HW] - v0;
+                if (h > 0) gh += v0 - r[w - W];
+                if (h + 1 < H) gh -= r[w + W] - v0;
+                if (w > 0) gw += v0 - r[w - 1];
+                if (w + 1 < W) gw -= r[w + 1] - v0;
+                o[w] += (float)(c * (gd * inv[0] + gh * inv[1] + gw * inv[2]));
+            }
+        }
+    }
+}
+
 lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, float *df,
                   double scale) {
     lpm_status st = check_dims("lpm_sf", f, sf, D, H, W);
@@ -260,34 +293,12 @@ lpm_status lpm_sf(double *sf, const float *f, int64_t D, int64_t H, int64_t W, f
     for (int64_t d = 0; d < D; d++)
         for (int a = 0; a < 3; a++) sum[a] += part[3 * d + a];
     free(part);
-    /* each mean over its own count; an axis of size 1 has none and adds nothing */
-    double inv[3] = {D > 1 ? 1.0 / (double)((D - 1) * HW) : 0.0,
-                     H > 1 ? 1.0 / (double)(D * (H - 1) * W) : 0.0,
-                     W > 1 ? 1.0 / (double)(D * H * (W - 1)) : 0.0};
+    double inv[3];
+    sf_axis_weights(inv, D, H, W);
     double v = sqrt(sum[0] * inv[0] + sum[1] * inv[1] + sum[2] * inv[2]);
     *sf = v;
-    if (!df || v == 0.0) return LPM_OK;
-
-    /* dSF/df = (1/SF) sum_axes (1/N_axis) D_axis^T d_axis: a difference d_i = f_(i+1) - f_i
-     * adds d_i at i+1 and subtracts it at i */
-    double c = scale / v;
-#pragma omp parallel for schedule(static)
-    for (int64_t d = 0; d < D; d++) {
-        for (int64_t h = 0; h < H; h++) {
-            const float *r = f + d * HW + h * W;
-            float *o = df + d * HW + h * W;
-            for (int64_t w = 0; w < W; w++) {
-                double v0 = r[w], gd = 0.0, gh = 0.0, gw = 0.0;
-                if (d > 0) gd += v0 - r[w - HW];
-                if (d + 1 < D) gd -= r[w + HW] - v0;
-                if (h > 0) gh += v0 - r[w - W];
-                if (h + 1 < H) gh -= r[w + W] - v0;
-                if (w > 0) gw += v0 - r[w - 1];
-                if (w + 1 < W) gw -= r[w + 1] - v0;
-                o[w] += (float)(c * (gd * inv[0] + gh * inv[1] + gw * inv[2]));
-            }
-        }
-    }
+    /* dSF/df = (1/SF) sum_axes (1/N_axis) D_axis^T d_axis */
+    if (df && v != 0.0) sf_backward(f, D, H, W, df, scale / v);
     return LPM_OK;
 }
 
@@ -318,8 +329,7 @@ lpm_status lpm_sf_match(double *value, double *ratio, const float *a, const floa
     if ((st = lpm_sf(&sf, f, D, H, W, NULL, 0.0))) return st;
     *ratio = ref > 0.0 ? sf / ref : 1.0;
     *value = (*ratio - 1.0) * (*ratio - 1.0);
-    if (!df || ref == 0.0) return LPM_OK;
-    /* d(ratio - 1)^2/df = 2 (ratio - 1) / SF_R dSF/df */
-    return lpm_sf(&sf, f, D, H, W, df, scale * 2.0 * (*ratio - 1.0) / ref);
+    /* d(ratio - 1)^2/df = 2 (ratio - 1) / SF_R dSF/df, dSF/df as lpm_sf's */
+    if (df && ref > 0.0 && sf != 0.0) sf_backward(f, D, H, W, df, scale * 2.0 * (*ratio - 1.0) / ref / sf);
+    return LPM_OK;
 }
-

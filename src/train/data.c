@@ -725,7 +725,7 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
     if (!st && c->mask) st = lpm_mask_read(c->mask, &a, c->a, &mask);
     /* scaled (inside the mask, 0 outside) before the flips: the same voxels either way */
     if (!st) st = lpm_prep_inputs(&spec->prep, &a, c->a, &b, c->b, mask);
-    if (!st && spec->flip)
+    if (!st && spec->aug.flip)
         for (int ax = 0; ax < 3; ax++)
             if (lpm_rng_uniform(rng) < 0.5) {
                 flip_axis(a.data, a.nz, a.ny, a.nx, ax);
@@ -745,7 +745,7 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
     }
     /* each drawn only when asked for, so runs without it keep their crops and masks */
     const size_t n = st ? 0 : (size_t)(out->D * out->H * out->W);
-    if (!st && spec->rotate) {
+    if (!st && spec->aug.rotate) {
         if (out->H != out->W) st = lpm_fail(LPM_ERR_USAGE, "quarter turns need a sample with H == W");
         float *tmp = st ? NULL : lpm_malloc((size_t)(out->H * out->W), sizeof(float));
         if (!st && !tmp) st = lpm_fail(LPM_ERR_INTERNAL, "out of memory turning a sample");
@@ -756,13 +756,13 @@ lpm_status lpm_make_sample(lpm_sample *out, const lpm_dataset *ds, int i,
         }
         free(tmp);
     }
-    if (!st && spec->gamma_max > 1) {
-        random_power(out->a, n, spec->gamma_max, rng);
-        random_power(out->b, n, spec->gamma_max, rng);
+    if (!st && spec->aug.gamma_max > 1) {
+        random_power(out->a, n, spec->aug.gamma_max, rng);
+        random_power(out->b, n, spec->aug.gamma_max, rng);
     }
-    if (!st && spec->noise_max > 0) {
-        random_noise(out->a, n, spec->noise_max, rng);
-        random_noise(out->b, n, spec->noise_max, rng);
+    if (!st && spec->aug.noise_max > 0) {
+        random_noise(out->a, n, spec->aug.noise_max, rng);
+        random_noise(out->b, n, spec->aug.noise_max, rng);
     }
     lpm_volume_free(&a);
     lpm_volume_free(&b);

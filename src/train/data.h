@@ -14,11 +14,8 @@
  * what lpm_dataset_open was given. */
 lpm_status lpm_dataset_hash(const lpm_dataset *ds, const char *spec, uint64_t *hash);
 
-/* How a training sample is made from a case. */
+/* A sample's random augmentations, each off when zero. */
 typedef struct {
-    int64_t shape[3];  /* resize the whole volume to D,H,W (authors), when mode == 0 */
-    int64_t crop[3];   /* random crop D,H,W, when mode == 1 */
-    int mode;          /* 0 resize, 1 crop */
     int flip;          /* random flip of each axis with p = 0.5 (same for A and B) */
     double gamma_max;  /* > 1: A and B each raised to its own random power g, log-uniform in
                         * [1/gamma_max, gamma_max], after the crop (0 and 1 stay); else none */
@@ -26,6 +23,14 @@ typedef struct {
                         * uniform in [0, noise_max], on their nonzero voxels, clipped to [0, 1] */
     int rotate;        /* 1: A and B turned alike by 0-3 quarter turns in the (H, W) plane; the
                         * sample's H and W must be equal */
+} lpm_augment;
+
+/* How a training sample is made from a case. */
+typedef struct {
+    int64_t shape[3];  /* resize the whole volume to D,H,W (authors), when mode == 0 */
+    int64_t crop[3];   /* random crop D,H,W, when mode == 1 */
+    int mode;          /* 0 resize, 1 crop */
+    lpm_augment aug;   /* random changes of the sample; zero: none (validation) */
     lpm_prep prep;     /* how A and B are brought to [0, 1] (lpm_prep_inputs); zero: min-max */
 } lpm_sample_spec;
 

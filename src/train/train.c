@@ -148,10 +148,11 @@ static void run_record(const run_state *r, record_entry e[RECORD_KEYS]) {
     ENTRY("mask_key", "--mask-key", "%s", c->mask_key ? c->mask_key : "");
     ENTRY("sample", "--crop/--shape", "%s %lld,%lld,%lld", sp->mode == 1 ? "crop" : "shape", (long long)size[0],
           (long long)size[1], (long long)size[2]);
-    ENTRY("flip", "--no-flip", "%d", sp->flip);
-    ENTRY_SINCE("aug_gamma", "--aug-gamma", "1", "%.17g", sp->gamma_max > 1 ? sp->gamma_max : 1.0);
-    ENTRY_SINCE("aug_noise", "--aug-noise", "0", "%.17g", sp->noise_max > 0 ? sp->noise_max : 0.0);
-    ENTRY_SINCE("aug_rotate", "--aug-rotate", "0", "%d", sp->rotate);
+    const lpm_augment *aug = &sp->aug;
+    ENTRY("flip", "--no-flip", "%d", aug->flip);
+    ENTRY_SINCE("aug_gamma", "--aug-gamma", "1", "%.17g", aug->gamma_max > 1 ? aug->gamma_max : 1.0);
+    ENTRY_SINCE("aug_noise", "--aug-noise", "0", "%.17g", aug->noise_max > 0 ? aug->noise_max : 0.0);
+    ENTRY_SINCE("aug_rotate", "--aug-rotate", "0", "%d", aug->rotate);
     ENTRY("seed", "--seed", "%" PRIu64, c->seed);
     ENTRY("iters", "--iters", "%" PRId64, c->iters);
     ENTRY("lr", "--lr", "%.17g", c->lr);
@@ -476,7 +477,7 @@ static lpm_status validate(run_state *r, double *ssim, double *loss) {
     if (st) return st;
     st = sync_from_gpu(r);
     lpm_sample_spec spec = r->cfg->sample;
-    spec.flip = 0, spec.gamma_max = 0, spec.noise_max = 0, spec.rotate = 0;
+    spec.aug = (lpm_augment){0};
     lpm_loss_weights lw = run_weights(r->cfg, 1.0);
     for (int64_t i = share_begin(r->val.n, r->rank, r->size); i < share_begin(r->val.n, r->rank + 1, r->size) && !st; i++) {
         lpm_sample s;
